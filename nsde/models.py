@@ -1,0 +1,278 @@
+"""Neural-SDE classifiers: timm backbones whose residual blocks inject shaped noise.
+
+Each chosen residual block computes the Euler-Maruyama step
+
+    x_{k+1} = block(x_k) + sigma * xi_k,
+
+with xi_k a fresh field (see `nsde.noise`) for every sample and channel at the block's
+spatial size (Liu et al. 2019, "Neural SDE: stabilizing neural ODE networks with
+stochastic noise"; Jha et al. 2022 for shaped noise). The noise is added by forward
+hooks on the unmodified timm blocks, so the parameters and their names are exactly
+timm's, and with sigma = 0 (or no injected block) no hook exists at all: the model is
+the plain timm model (the baseline of the study).
+
+At evaluation the noise is off, on, or averaged: ``eval_mode="mc"`` returns
+log(mean_s softmax(f_s(x))) over `mc_samples` stochastic passes, which are valid
+logits (their softmax is the Monte-Carlo mean of the class probabilities).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import timm
+import torch
+from torch import nn
+
+from nsde.noise import FBM_METHODS, get_noise, sample_noise
+
+__all__ = [
+    "NoiseConfig",
+    "ModelConfig",
+    "NSDEModel",
+    "build_model",
+    "register_backbone",
+    "list_backbones",
+    "EVAL_MODES",
+]
+
+EVAL_MODES = ("off", "on", "mc")
+Depth = int | float | str | tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """The injected noise: shape, intensity, depth and evaluation behaviour.
+
+    Attributes:
+        shape: a registered noise shape (`nsde.noise.list_noises()`: "fbm", "white").
+        hurst: Hurst exponent in (0, 1), used by "fbm" only.
+        sigma: intensity >= 0; 0 is the deterministic baseline.
+        depth: which residual blocks (in forward order) get noise: an int k = the first
+            k blocks; a float f in (0, 1] = the first ceil(f * n) of the n blocks; a tuple
+            of stage indices (or the string "stages:0,1") = every block of those stages;
+            "all" = every block.
+        method: fBm method (`nsde.noise.FBM_METHODS`): "exact" (default; an exact algorithm
+            chosen by field size), "stein", "dense" or "spectral" (approximate).
+        eval_mode: noise at evaluation: "off", "on" or "mc" (mean softmax of passes).
+        mc_samples: passes averaged in "mc" mode.
+    """
+
+    shape: str = "fbm"
+    hurst: float | None = 0.5
+    sigma: float = 0.0
+    depth: Depth = "all"
+    method: str = "exact"
+    eval_mode: str = "off"
+    mc_samples: int = 8
+
+    def __post_init__(self) -> None:
+        noise = get_noise(self.shape)  # raises on an unknown name, listing the known ones
+        if isinstance(self.sigma, bool) or not isinstance(self.sigma, (int, float)) or not math.isfinite(self.sigma):
+            raise ValueError(f"`sigma` must be a finite number, but got sigma={self.sigma!r}")
+        if self.sigma < 0:
+            raise ValueError(f"`sigma >= 0` must hold, but got sigma={self.sigma}")
+        if noise.uses_hurst:
+            if self.hurst is None or not 0.0 < float(self.hurst) < 1.0:
+                raise ValueError(f"`0 < hurst < 1` must hold for shape {self.shape!r}, but got hurst={self.hurst}")
+        if self.method not in FBM_METHODS:
+            raise ValueError(f"unknown fBm method {self.method!r}; known methods: {list(FBM_METHODS)}")
+        if self.eval_mode not in EVAL_MODES:
+            raise ValueError(f"unknown eval_mode {self.eval_mode!r}; known modes: {list(EVAL_MODES)}")
+        if isinstance(self.mc_samples, bool) or not isinstance(self.mc_samples, int) or self.mc_samples < 1:
+            raise ValueError(f"`mc_samples >= 1` must hold, but got mc_samples={self.mc_samples!r}")
+        _check_depth(self.depth)
+
+    @property
+    def sampler_options(self) -> dict:
+        return {"method": self.method} if self.shape == "fbm" else {}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A classifier: timm backbone, classes, input channels, drop-path and the noise."""
+
+    backbone: str = "convnext_atto"
+    num_classes: int = 16
+    in_chans: int = 1
+    drop_path_rate: float = 0.0
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+
+    def __post_init__(self) -> None:
+        if self.backbone not in _BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; known backbones: {list_backbones()}")
+        if self.num_classes < 2:
+            raise ValueError(f"`num_classes >= 2` must hold, but got num_classes={self.num_classes}")
+        if self.in_chans < 1:
+            raise ValueError(f"`in_chans >= 1` must hold, but got in_chans={self.in_chans}")
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise ValueError(f"`0 <= drop_path_rate < 1` must hold, but got drop_path_rate={self.drop_path_rate}")
+
+
+# ------------------------------------------------------------------ backbone registry
+
+# A block lister returns the residual blocks of a built timm model, grouped by stage,
+# in forward order: [[(qualified_name, module), ...] per stage].
+BlockLister = Callable[[nn.Module], list[list[tuple[str, nn.Module]]]]
+_BACKBONES: dict[str, BlockLister] = {}
+
+
+def register_backbone(*names: str) -> Callable[[BlockLister], BlockLister]:
+    """Decorator: backbones `names` support injection; `fn` lists their residual blocks."""
+
+    def _register(fn: BlockLister) -> BlockLister:
+        for name in names:
+            _BACKBONES[name] = fn
+        return fn
+
+    return _register
+
+
+def list_backbones() -> list[str]:
+    """Backbones that support noise injection, sorted."""
+    return sorted(_BACKBONES)
+
+
+@register_backbone(
+    "convnext_atto", "convnext_femto", "convnext_pico", "convnext_nano", "convnext_tiny", "convnext_small", "convnext_base"
+)
+def _convnext_blocks(model: nn.Module) -> list[list[tuple[str, nn.Module]]]:
+    return [[(f"stages.{i}.blocks.{j}", b) for j, b in enumerate(stage.blocks)] for i, stage in enumerate(model.stages)]
+
+
+@register_backbone("resnet18", "resnet34", "resnet50")
+def _resnet_blocks(model: nn.Module) -> list[list[tuple[str, nn.Module]]]:
+    layers = [model.layer1, model.layer2, model.layer3, model.layer4]
+    return [[(f"layer{i + 1}.{j}", b) for j, b in enumerate(layer)] for i, layer in enumerate(layers)]
+
+
+# ----------------------------------------------------------------------- depth rules
+
+
+def _check_depth(depth: Depth) -> None:
+    if isinstance(depth, bool):
+        raise ValueError(f"`depth` must be an int, a float in (0, 1], stage indices or 'all', but got {depth!r}")
+    if isinstance(depth, int) and depth < 0:
+        raise ValueError(f"`depth >= 0` must hold for a block count, but got depth={depth}")
+    if isinstance(depth, float) and not 0.0 < depth <= 1.0:
+        raise ValueError(f"a fractional `depth` must lie in (0, 1], but got depth={depth}")
+    if isinstance(depth, str):
+        _parse_stages(depth)
+    if isinstance(depth, tuple) and not all(isinstance(s, int) and not isinstance(s, bool) for s in depth):
+        raise ValueError(f"stage indices in `depth` must be ints, but got depth={depth!r}")
+    if not isinstance(depth, (int, float, str, tuple)):
+        raise ValueError(f"`depth` must be an int, a float in (0, 1], stage indices or 'all', but got {depth!r}")
+
+
+def _parse_stages(spec: str) -> tuple[int, ...] | None:
+    """'all' -> None (every block); 'stages:0,2' -> (0, 2)."""
+    if spec == "all":
+        return None
+    prefix = "stages:"
+    try:
+        if not spec.startswith(prefix):
+            raise ValueError
+        return tuple(int(s) for s in spec[len(prefix) :].split(","))
+    except ValueError:
+        raise ValueError(f"a string `depth` must be 'all' or 'stages:I,J,...', but got {spec!r}") from None
+
+
+def select_blocks(stages: list[list[tuple[str, nn.Module]]], depth: Depth) -> list[tuple[str, nn.Module]]:
+    """The residual blocks that `depth` selects, in forward order."""
+    flat = [b for stage in stages for b in stage]
+    if isinstance(depth, str):
+        depth = _parse_stages(depth) or tuple(range(len(stages)))
+    if isinstance(depth, tuple):
+        bad = [s for s in depth if not 0 <= s < len(stages)]
+        if bad:
+            raise ValueError(f"stage indices must lie in [0, {len(stages)}), but got {bad} in depth={depth}")
+        return [b for s in sorted(set(depth)) for b in stages[s]]
+    if isinstance(depth, float):
+        return flat[: math.ceil(depth * len(flat))]
+    if depth > len(flat):
+        raise ValueError(f"`depth <= {len(flat)}` (the number of residual blocks) must hold, but got depth={depth}")
+    return flat[:depth]
+
+
+# ----------------------------------------------------------------------------- model
+
+
+class NSDEModel(nn.Module):
+    """A timm classifier with noise hooks on its chosen residual blocks.
+
+    `backbone` is the unmodified timm model; `injected` names the blocks that get noise.
+    """
+
+    def __init__(self, backbone: nn.Module, cfg: ModelConfig, blocks: Sequence[tuple[str, nn.Module]]) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.cfg = cfg
+        self.generator: torch.Generator | None = None
+        self.injected: tuple[str, ...] = tuple(name for name, _ in blocks) if cfg.noise.sigma > 0 else ()
+        if self.injected:
+            for _, block in blocks:
+                block.register_forward_hook(self._inject)
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether forward passes in the current mode draw noise."""
+        if not self.injected:
+            return False
+        return self.training or self.cfg.noise.eval_mode != "off"
+
+    def set_noise_generator(self, generator: torch.Generator | None) -> None:
+        """Draw the injected noise from `generator` (None: the global RNG) for reproducibility."""
+        self.generator = generator
+
+    def _inject(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        if not self.stochastic:
+            return output
+        noise_cfg = self.cfg.noise
+        h, w = output.shape[-2:]
+        if h < 2 or w < 2:
+            name = next(n for n, m in self.backbone.named_modules() if m is module)
+            raise ValueError(
+                f"block {name!r} has a {h}x{w} feature map; noise fields need >= 2x2: "
+                "use a larger input image or a `depth` that leaves this block out"
+            )
+        xi = self._draw(output)  # (B, C, h, w), one field per sample and channel
+        if not output.is_contiguous() and output.is_contiguous(memory_format=torch.channels_last):
+            xi = xi.contiguous(memory_format=torch.channels_last)
+        return output + noise_cfg.sigma * xi
+
+    # Noise is drawn eagerly under torch.compile: inductor has no complex-FFT codegen, and
+    # the sampler's cached numpy set-up must not be traced.
+    @torch.compiler.disable
+    def _draw(self, output: torch.Tensor) -> torch.Tensor:
+        noise_cfg = self.cfg.noise
+        return sample_noise(
+            noise_cfg.shape,
+            output.shape,
+            noise_cfg.hurst,
+            generator=self.generator,
+            device=output.device,
+            dtype=output.dtype,
+            **noise_cfg.sampler_options,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or self.cfg.noise.eval_mode != "mc" or not self.injected:
+            return self.backbone(x)
+        # (S passes of (B, K)) -> (B, K): log of the Monte-Carlo mean of the softmax.
+        log_probs = torch.stack([self.backbone(x).float().log_softmax(-1) for _ in range(self.cfg.noise.mc_samples)])
+        return torch.logsumexp(log_probs, dim=0) - math.log(self.cfg.noise.mc_samples)
+
+
+def build_model(cfg: ModelConfig) -> NSDEModel:
+    """Create the timm backbone of `cfg` (random weights) and attach the noise hooks."""
+    backbone = timm.create_model(
+        cfg.backbone,
+        pretrained=False,
+        num_classes=cfg.num_classes,
+        in_chans=cfg.in_chans,
+        drop_path_rate=cfg.drop_path_rate,
+    )
+    blocks = select_blocks(_BACKBONES[cfg.backbone](backbone), cfg.noise.depth)
+    return NSDEModel(backbone, cfg, blocks)

@@ -1,0 +1,521 @@
+"""Shaped noise for Neural-SDE blocks: 2-D fractional Brownian surfaces and white noise.
+
+The exact method is the intrinsic circulant embedding of
+
+    M. L. Stein (2002), "Fast and exact simulation of fractional Brownian surfaces",
+    Journal of Computational and Graphical Statistics 11(3), 587-599
+    (also D. P. Kroese & Z. I. Botev (2015), "Spatial process simulation").
+
+A fractional Brownian surface B with Hurst exponent H has the variogram
+E[(B(s) - B(t))^2] = 2 |s - t|^(2H). Stein embeds the *stationary* covariance
+
+    rho(r) = c0 - r^a + c2 r^2          for 0 <= r <= 1
+           = beta (R - r)^3 / r          for 1 <= r <= R        (a = 2H)
+           = 0                           for r > R
+
+in a block-circulant matrix with non-negative eigenvalues (R = 1 for a <= 1.5,
+R = 2 above), samples the stationary field Z by FFT and adds the linear term
+sqrt(2 c2) (N1 x + N2 y) with N1, N2 ~ N(0, 1). Then for every pair of points at
+distance r <= 1, E[(B(s) - B(t))^2] = 2 (rho(0) - rho(r)) + 2 c2 r^2 = 2 r^a: the
+surface is exact on any point set of diameter <= 1. We therefore lay the h x w grid
+out with spacing delta = 1 / sqrt((h-1)^2 + (w-1)^2), so that its *diagonal* is 1
+(keeping the [0, 1]^2 corner instead would make the pairs at distance (1, sqrt 2]
+wrong), and embed over a torus of side >= 2R (periodising a positive-definite
+function over such a torus keeps every eigenvalue non-negative, so the torus may be
+padded to an FFT-friendly size). The eigenvalues are checked: a negative one beyond
+float rounding raises instead of being clamped.
+
+Normalisation: every field has its spatial mean removed and is multiplied by one
+deterministic factor 1 / sqrt(E[V]) where V is the spatial variance. Because
+V = 1 / (2 n^2) sum_{i,j} (B_i - B_j)^2, E[V] follows exactly from the variogram of
+the method's law, so the expected spatial variance is 1 and sigma alone sets the
+intensity. Fields are *not* standardised by their own sample std, which would couple
+the scale to the increments and bias the Hurst exponent.
+
+A second exact algorithm, ``dense``, factors the exact covariance of the mean-removed
+field once per (H, h, w) and draws fields as one matrix product; it needs n^2 work per
+field but only n normals and a GEMM, and is several times faster than the FFT for small
+maps (measured in ``docs/noise.md``). ``method="exact"`` picks ``dense`` for fields of at
+most ``DENSE_MAX_POINTS`` points and Stein's embedding above.
+
+The approximate ``spectral`` method (power spectrum ~ |k|^-(2H+2), random phases, on a
+2x padded periodic grid) is cheaper and biased; its measured error in H is in
+``docs/noise.md`` (``bench/bench_noise_hurst.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+__all__ = [
+    "NoiseShape",
+    "register_noise",
+    "list_noises",
+    "get_noise",
+    "sample_noise",
+    "fractional_brownian_field",
+    "white_field",
+    "estimate_hurst",
+    "stein_embedding",
+    "SteinEmbedding",
+    "dense_factor",
+    "DENSE_MAX_POINTS",
+    "FBM_METHODS",
+]
+
+# A sampler draws `n` fields of size (h, w); its keyword arguments are documented at
+# `sample_noise`.
+NoiseSampler = Callable[..., torch.Tensor]
+
+FBM_METHODS = ("exact", "stein", "dense", "spectral")
+# "exact" picks the faster exact algorithm by field size: the dense factor for fields of
+# at most this many points (its one-off eigendecomposition stays well under a second),
+# Stein's circulant embedding above.
+DENSE_MAX_POINTS = 1024
+
+
+@dataclass(frozen=True)
+class NoiseShape:
+    """A registered noise shape: whether it uses the Hurst exponent, and its sampler."""
+
+    name: str
+    uses_hurst: bool
+    sampler: NoiseSampler
+
+
+_NOISE_REGISTRY: dict[str, NoiseShape] = {}
+
+
+def register_noise(name: str, *, uses_hurst: bool) -> Callable[[NoiseSampler], NoiseSampler]:
+    """Decorator: register a sampler ``fn(shape, hurst, *, generator, device, dtype)``."""
+
+    def _register(fn: NoiseSampler) -> NoiseSampler:
+        if name in _NOISE_REGISTRY:
+            raise ValueError(f"noise shape {name!r} is already registered")
+        _NOISE_REGISTRY[name] = NoiseShape(name=name, uses_hurst=uses_hurst, sampler=fn)
+        return fn
+
+    return _register
+
+
+def list_noises() -> list[str]:
+    """Names of the registered noise shapes, sorted."""
+    return sorted(_NOISE_REGISTRY)
+
+
+def get_noise(name: str) -> NoiseShape:
+    """The registered noise shape `name`; an unknown name lists the known ones."""
+    try:
+        return _NOISE_REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown noise shape {name!r}; known shapes: {list_noises()}") from None
+
+
+def sample_noise(
+    name: str,
+    shape: Sequence[int],
+    hurst: float | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    **options,
+) -> torch.Tensor:
+    """Draw noise of the registered shape `name`: zero spatial mean, expected spatial variance 1.
+
+    `options` go to the shape's sampler (e.g. ``method="spectral"`` for ``fbm``).
+    """
+    noise = get_noise(name)
+    if noise.uses_hurst and hurst is None:
+        raise ValueError(f"noise shape {name!r} needs a Hurst exponent, but got hurst=None")
+    return noise.sampler(shape, hurst, generator=generator, device=device, dtype=dtype, **options)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < 2:
+        raise ValueError(f"`shape` must have at least 2 dimensions (..., H, W), but got {shape}")
+    if shape[-1] < 2 or shape[-2] < 2:
+        raise ValueError(f"the spatial sizes must be >= 2, but got shape={shape}")
+    if any(s < 0 for s in shape[:-2]):
+        raise ValueError(f"batch dimensions must be >= 0, but got shape={shape}")
+    return shape
+
+
+def _check_hurst(hurst: float) -> float:
+    if isinstance(hurst, bool) or not isinstance(hurst, (int, float)):
+        raise ValueError(f"`hurst` must be a real number in (0, 1), but got {hurst!r}")
+    hurst = float(hurst)
+    if not 0.0 < hurst < 1.0:
+        raise ValueError(f"`0 < hurst < 1` must hold, but got hurst={hurst}")
+    return hurst
+
+
+def _resolve(device, dtype, generator) -> tuple[torch.device, torch.dtype]:
+    if device is None:
+        device = generator.device if generator is not None else torch.device("cpu")
+    device = torch.device(device)
+    dtype = dtype or torch.get_default_dtype()
+    if not dtype.is_floating_point:
+        raise ValueError(f"`dtype` must be a floating-point dtype, but got {dtype}")
+    return device, dtype
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    # FFTs run in float32 (or float64 when asked); half types are cast at the end.
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _nice_fft_size(n: int) -> int:
+    """Smallest m >= n whose prime factors are 2, 3, 5 or 7 (fast for cuFFT / pocketfft)."""
+    m = max(n, 1)
+    while True:
+        k = m
+        for p in (2, 3, 5, 7):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
+
+
+# ------------------------------------------------------------ normalisation helper
+
+
+def _expected_spatial_variance(variogram: Callable[[np.ndarray, np.ndarray], np.ndarray], h: int, w: int) -> float:
+    """E[spatial variance] of an h x w field whose law has the stationary-increment variogram.
+
+    V = 1/(2 n^2) sum_{i,j} (B_i - B_j)^2, so E[V] = 1/(2 n^2) sum_{i,j} gamma(x_i - x_j);
+    an offset (dy, dx) occurs (h - |dy|) (w - |dx|) times among the ordered pairs.
+    """
+    dy = np.arange(-(h - 1), h)[:, None]
+    dx = np.arange(-(w - 1), w)[None, :]
+    counts = (h - np.abs(dy)) * (w - np.abs(dx))  # (2h-1, 2w-1)
+    n = h * w
+    return float((counts * variogram(dy, dx)).sum() / (2.0 * n * n))
+
+
+# ----------------------------------------------------------- Stein exact embedding
+
+
+@dataclass(frozen=True)
+class SteinEmbedding:
+    """Everything about Stein's embedding that depends only on (H, h, w), in float64.
+
+    `sqrt_eig` holds sqrt(lambda / (Lh * Lw)) on the (Lh, Lw) torus, `delta` the grid
+    spacing in the embedding's units, `c2` the coefficient of the linear correction and
+    `scale` the deterministic factor 1 / sqrt(E[V]).
+    """
+
+    hurst: float
+    size: tuple[int, int]
+    radius: float
+    delta: float
+    c0: float
+    c2: float
+    beta: float
+    torus: tuple[int, int]
+    sqrt_eig: np.ndarray
+    min_eig_ratio: float
+    scale: float
+
+    def covariance(self, r: np.ndarray) -> np.ndarray:
+        """Stein's stationary covariance rho(r) (vectorised)."""
+        return _stein_rho(r, self.hurst, self.radius, self.c0, self.c2, self.beta)
+
+
+def _stein_rho(r: np.ndarray, hurst: float, radius: float, c0: float, c2: float, beta: float) -> np.ndarray:
+    r = np.asarray(r, dtype=np.float64)
+    inner = c0 - r ** (2.0 * hurst) + c2 * r**2
+    outer = beta * np.clip(radius - r, 0.0, None) ** 3 / np.maximum(r, 1e-300)
+    return np.where(r <= 1.0, inner, np.where(r <= radius, outer, 0.0))
+
+
+def _stein_coefficients(hurst: float, radius: float) -> tuple[float, float, float]:
+    """(c0, c2, beta) of Stein's intrinsic embedding for a = 2H over radius R."""
+    a = 2.0 * hurst
+    if radius == 1.0:
+        return 1.0 - a / 2.0, a / 2.0, 0.0
+    beta = a * (2.0 - a) / (3.0 * radius * (radius**2 - 1.0))
+    c2 = (a - beta * (radius - 1.0) ** 2 * (radius + 2.0)) / 2.0
+    c0 = beta * (radius - 1.0) ** 3 + 1.0 - c2
+    return c0, c2, beta
+
+
+# Eigenvalues below -tol * max are not float rounding: the embedding is invalid.
+_EIG_TOL = 1e-9
+
+
+@lru_cache(maxsize=256)
+def stein_embedding(hurst: float, h: int, w: int, radius: float | None = None) -> SteinEmbedding:
+    """Stein's embedding for an h x w grid (cached; `radius` overrides R for tests only).
+
+    Raises:
+        ValueError: if the circulant has a negative eigenvalue (the embedding is not valid).
+    """
+    hurst = _check_hurst(hurst)
+    _check_shape((h, w))
+    if radius is None:
+        radius = 1.0 if 2.0 * hurst <= 1.5 else 2.0
+    radius = float(radius)
+    c0, c2, beta = _stein_coefficients(hurst, radius)
+    delta = 1.0 / math.hypot(h - 1, w - 1)  # the grid's diagonal has length 1
+    # The torus side must be >= 2R so that periodised copies of rho do not overlap.
+    torus = tuple(_nice_fft_size(max(math.ceil(2.0 * radius / delta - 1e-9), 2 * n)) for n in (h, w))
+    ky = np.arange(torus[0])
+    kx = np.arange(torus[1])
+    dy = np.minimum(ky, torus[0] - ky)[:, None]
+    dx = np.minimum(kx, torus[1] - kx)[None, :]
+    first_row = _stein_rho(delta * np.hypot(dy, dx), hurst, radius, c0, c2, beta)  # (Lh, Lw)
+    eig = np.fft.fft2(first_row).real
+    ratio = float(eig.min() / eig.max())
+    if ratio < -_EIG_TOL:
+        raise ValueError(
+            f"Stein's circulant embedding is not valid for hurst={hurst}, size=({h}, {w}), "
+            f"R={radius}: smallest eigenvalue / largest = {ratio:.3e} < -{_EIG_TOL:g}; "
+            "clamping it would make the method inexact (H > 0.75 needs R = 2)"
+        )
+    sqrt_eig = np.sqrt(np.clip(eig, 0.0, None) / (torus[0] * torus[1]))
+    a = 2.0 * hurst
+    evar = _expected_spatial_variance(lambda y, x: 2.0 * (delta * np.hypot(y, x)) ** a, h, w)
+    return SteinEmbedding(hurst, (h, w), radius, delta, c0, c2, beta, torus, sqrt_eig, ratio, 1.0 / math.sqrt(evar))
+
+
+@lru_cache(maxsize=256)
+def _stein_tensors(hurst: float, h: int, w: int, device: torch.device, dtype: torch.dtype):
+    emb = stein_embedding(hurst, h, w)
+    sqrt_eig = torch.as_tensor(emb.sqrt_eig, dtype=dtype, device=device)
+    ys = torch.arange(h, dtype=dtype, device=device) * emb.delta
+    xs = torch.arange(w, dtype=dtype, device=device) * emb.delta
+    return emb, sqrt_eig, ys, xs
+
+
+# Complex elements per FFT chunk (2^24 complex64 = 128 MiB): bounds the peak memory of a
+# draw of many fields (batch 128 x 128 channels at 56x56 with H > 0.75 would otherwise
+# need ~13 GB of FFT buffers at once).
+_CHUNK_ELEMS = 1 << 24
+
+
+def _chunks(n_pairs: int, torus: tuple[int, int]) -> list[int]:
+    per = max(1, _CHUNK_ELEMS // (torus[0] * torus[1]))
+    return [min(per, n_pairs - i) for i in range(0, n_pairs, per)]
+
+
+def _circulant_fields(amp: torch.Tensor, n: int, h: int, w: int, generator, device, dtype) -> torch.Tensor:
+    """n stationary fields (n, h, w) with spectrum amp^2 on amp's torus, two per complex FFT."""
+    torus = tuple(amp.shape)
+    parts = []
+    for m in _chunks((n + 1) // 2, torus):
+        z = _complex_normal((m, *torus), generator, device, dtype)
+        parts.append(_fft2_corner(amp * z, h, w))  # (m, h, w) complex
+    corner = torch.cat(parts)
+    return torch.cat([corner.real, corner.imag], dim=0)[:n]  # (2m, h, w) -> (n, h, w)
+
+
+def _complex_normal(shape, generator, device, dtype) -> torch.Tensor:
+    # Real and imaginary parts independent N(0, 1): Re and Im of the FFT are then two
+    # independent fields, each with the circulant covariance.
+    parts = torch.randn((*shape, 2), generator=generator, device=device, dtype=dtype)
+    return torch.view_as_complex(parts)
+
+
+def _fft2_corner(spectrum: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """fft2 of (..., Lh, Lw), returning only the (..., h, w) corner (prunes the 2nd pass)."""
+    out = torch.fft.fft(spectrum, dim=-2)[..., :h, :]  # (..., Lh, Lw) -> (..., h, Lw)
+    return torch.fft.fft(out, dim=-1)[..., :w]  # (..., h, Lw) -> (..., h, w)
+
+
+def _normalise(fields: torch.Tensor, scale: float) -> torch.Tensor:
+    return (fields - fields.mean(dim=(-2, -1), keepdim=True)) * scale
+
+
+def _stein_fbm(shape, hurst, generator, device, dtype) -> torch.Tensor:
+    *batch, h, w = shape
+    n = math.prod(batch)
+    work = _work_dtype(dtype)
+    emb, sqrt_eig, ys, xs = _stein_tensors(hurst, h, w, device, work)
+    fields = _circulant_fields(sqrt_eig, n, h, w, generator, device, work)  # (n, h, w)
+    # Stein's correction: a *linear* term sqrt(2 c2) (N1 x + N2 y), not a product of normals.
+    slopes = torch.randn((n, 2), generator=generator, device=device, dtype=work) * math.sqrt(2.0 * emb.c2)
+    fields = fields + slopes[:, 0, None, None] * xs[None, None, :] + slopes[:, 1, None, None] * ys[None, :, None]
+    return _normalise(fields, emb.scale).reshape(shape).to(dtype)
+
+
+# ------------------------------------------------- exact dense covariance factor
+
+
+@lru_cache(maxsize=64)
+def dense_factor(hurst: float, h: int, w: int) -> np.ndarray:
+    """(n, n) factor F with F^T F = the covariance of a mean-removed, normalised fBm field.
+
+    For a field with variogram 2 r^(2H), the covariance after spatial-mean removal is
+    C = -P D P with D_ij = |x_i - x_j|^(2H) and P the centring matrix (no anchoring point,
+    no embedding: this is the exact law on the grid). E[V] = trace(C) / n, so C / E[V] is
+    the normalised covariance; F = sqrt(Lambda) U^T from its eigendecomposition, and
+    z @ F with z ~ N(0, I) has exactly that covariance.
+
+    Raises:
+        ValueError: if C has an eigenvalue below float rounding (it never should).
+    """
+    hurst = _check_hurst(hurst)
+    _check_shape((h, w))
+    ys, xs = (a.ravel() for a in np.meshgrid(np.arange(h), np.arange(w), indexing="ij"))
+    d = np.hypot(ys[:, None] - ys[None, :], xs[:, None] - xs[None, :]) ** (2.0 * hurst)  # (n, n)
+    cov = -(d - d.mean(0, keepdims=True) - d.mean(1, keepdims=True) + d.mean())  # -P D P
+    cov /= np.trace(cov) / cov.shape[0]  # expected spatial variance 1
+    eig, vecs = np.linalg.eigh(cov)
+    if eig.min() < -_EIG_TOL * eig.max():
+        raise ValueError(f"fBm covariance for hurst={hurst}, size=({h}, {w}) is not positive semi-definite")
+    return (vecs * np.sqrt(np.clip(eig, 0.0, None))).T
+
+
+@lru_cache(maxsize=64)
+def _dense_tensor(hurst: float, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.as_tensor(dense_factor(hurst, h, w), dtype=dtype, device=device)
+
+
+def _dense_fbm(shape, hurst, generator, device, dtype) -> torch.Tensor:
+    *batch, h, w = shape
+    n = math.prod(batch)
+    work = _work_dtype(dtype)
+    factor = _dense_tensor(hurst, h, w, device, work)
+    z = torch.randn((n, h * w), generator=generator, device=device, dtype=work)
+    return (z @ factor).reshape(shape).to(dtype)  # (n, h*w) @ (h*w, h*w) -> (..., h, w)
+
+
+# ------------------------------------------------------ approximate spectral method
+
+
+@lru_cache(maxsize=256)
+def _spectral_setup(hurst: float, h: int, w: int) -> tuple[np.ndarray, tuple[int, int], float]:
+    """sqrt of the |k|^-(2H+2) spectrum on a 2x padded torus, and the exact E[V] scale."""
+    torus = (_nice_fft_size(2 * h), _nice_fft_size(2 * w))
+    ky = np.fft.fftfreq(torus[0])[:, None]
+    kx = np.fft.fftfreq(torus[1])[None, :]
+    k2 = ky**2 + kx**2
+    with np.errstate(divide="ignore"):
+        power = np.where(k2 > 0, k2 ** (-(hurst + 1.0)), 0.0)  # |k|^-(2H+2), no DC
+    power /= torus[0] * torus[1]
+    # Covariance of the stationary (periodic) field, then its variogram on offsets.
+    cov = np.fft.ifft2(power).real * (torus[0] * torus[1])
+
+    def variogram(dy, dx):
+        return 2.0 * (cov[0, 0] - cov[dy % torus[0], dx % torus[1]])
+
+    evar = _expected_spatial_variance(variogram, h, w)
+    return np.sqrt(power), torus, 1.0 / math.sqrt(evar)
+
+
+@lru_cache(maxsize=256)
+def _spectral_amplitude(hurst: float, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.as_tensor(_spectral_setup(hurst, h, w)[0], dtype=dtype, device=device)
+
+
+def _spectral_fbm(shape, hurst, generator, device, dtype) -> torch.Tensor:
+    *batch, h, w = shape
+    n = math.prod(batch)
+    work = _work_dtype(dtype)
+    scale = _spectral_setup(hurst, h, w)[2]
+    amp = _spectral_amplitude(hurst, h, w, device, work)
+    fields = _circulant_fields(amp, n, h, w, generator, device, work)
+    return _normalise(fields, scale).reshape(shape).to(dtype)
+
+
+# ----------------------------------------------------------------- public samplers
+
+
+@register_noise("fbm", uses_hurst=True)
+def fractional_brownian_field(
+    shape: Sequence[int],
+    hurst: float,
+    *,
+    method: str = "exact",
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Fractional Brownian surfaces over the last two dims; leading dims are independent samples.
+
+    Args:
+        shape: (..., H, W) with H, W >= 2.
+        hurst: Hurst exponent, strictly inside (0, 1).
+        method: "exact" (the faster exact algorithm for the size: "dense" up to
+            `DENSE_MAX_POINTS` points, "stein" above), "stein" (Stein 2002 circulant
+            embedding), "dense" (factor of the exact covariance) or "spectral" (approximate).
+        generator: a torch.Generator on `device`, for reproducible draws.
+        device, dtype: of the result (default: the generator's device, default dtype).
+
+    Returns:
+        A tensor of `shape`; each field has zero spatial mean and expected spatial variance 1.
+    """
+    shape = _check_shape(shape)
+    hurst = _check_hurst(hurst)
+    if method not in FBM_METHODS:
+        raise ValueError(f"unknown fBm method {method!r}; known methods: {list(FBM_METHODS)}")
+    device, dtype = _resolve(device, dtype, generator)
+    if math.prod(shape) == 0:
+        return torch.empty(shape, device=device, dtype=dtype)
+    if method == "exact":
+        method = "dense" if shape[-1] * shape[-2] <= DENSE_MAX_POINTS else "stein"
+    return _SAMPLERS[method](shape, hurst, generator, device, dtype)
+
+
+_SAMPLERS = {"stein": _stein_fbm, "dense": _dense_fbm, "spectral": _spectral_fbm}
+
+
+@register_noise("white", uses_hurst=False)
+def white_field(
+    shape: Sequence[int],
+    hurst: float | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """White Gaussian noise, normalised like the fBm fields (the H-independent baseline).
+
+    `hurst` is accepted for a uniform sampler signature and ignored.
+    """
+    shape = _check_shape(shape)
+    device, dtype = _resolve(device, dtype, generator)
+    h, w = shape[-2:]
+    # Variogram 2 off the diagonal: E[V] = 1 - 1/n after mean removal.
+    scale = 1.0 / math.sqrt(1.0 - 1.0 / (h * w))
+    work = _work_dtype(dtype)
+    fields = torch.randn(shape, generator=generator, device=device, dtype=work)
+    return _normalise(fields, scale).to(dtype)
+
+
+# ---------------------------------------------------------------------- statistics
+
+
+def estimate_hurst(fields: torch.Tensor, max_lag: int | None = None) -> float:
+    """Hurst exponent from the mean variogram: half the slope of log gamma(l) against log l.
+
+    The variogram is averaged over all fields and over both axes, at lags 1..max_lag
+    (default: a quarter of the smaller spatial size, at least 2).
+    """
+    if fields.dim() < 2:
+        raise ValueError(f"`fields` must have shape (..., H, W), but got {tuple(fields.shape)}")
+    h, w = fields.shape[-2:]
+    max_lag = max_lag or max(2, min(h, w) // 4)
+    if not 2 <= max_lag < min(h, w):
+        raise ValueError(f"`2 <= max_lag < min(H, W)` must hold, but got max_lag={max_lag}, H={h}, W={w}")
+    f = fields.detach().to(torch.float64)
+    lags = np.arange(1, max_lag + 1)
+    gamma = []
+    for lag in lags:
+        dx = (f[..., :, lag:] - f[..., :, :-lag]).pow(2).mean()
+        dy = (f[..., lag:, :] - f[..., :-lag, :]).pow(2).mean()
+        gamma.append(float((dx + dy) / 2))
+    slope = np.polyfit(np.log(lags), np.log(gamma), 1)[0]
+    return float(slope / 2.0)
