@@ -48,7 +48,8 @@ def test_sigma_zero_is_exactly_plain_timm(backbone):
         for train in (True, False):
             plain.train(train)
             model.train(train)
-            assert torch.equal(plain(_x()), model(_x()))
+            # The same fixed input standardisation in front of the plain timm model.
+            assert torch.equal(plain((_x() - 0.5) / 0.25), model(_x()))
 
 
 def test_eval_modes_behave_as_documented():
@@ -146,6 +147,8 @@ def test_bad_model_config_raises():
         ModelConfig(backbone="vit_base")
     with pytest.raises(ValueError, match="num_classes >= 2"):
         ModelConfig(num_classes=1)
+    with pytest.raises(ValueError, match="input_std > 0"):
+        ModelConfig(input_std=0.0)
 
 
 def test_feature_map_too_small_names_the_block():

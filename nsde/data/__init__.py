@@ -1,0 +1,23 @@
+"""The harmonic-signals spectrogram data set: synthetic stand-in, recordings loader, cache, splits."""
+
+from nsde.data.dataset import PRESETS, SPLITS, DataConfig, Split, SpectrogramData, load, prepare
+from nsde.data.spectrogram import SpectrogramConfig, row_frequencies, spectrogram
+from nsde.data.synthetic import CLASS_NAMES, LOCATIONS, WAVEFORMS, SynthConfig, synthesize
+
+__all__ = [
+    "CLASS_NAMES",
+    "LOCATIONS",
+    "WAVEFORMS",
+    "PRESETS",
+    "SPLITS",
+    "DataConfig",
+    "SpectrogramConfig",
+    "SpectrogramData",
+    "Split",
+    "SynthConfig",
+    "load",
+    "prepare",
+    "row_frequencies",
+    "spectrogram",
+    "synthesize",
+]

@@ -1,0 +1,218 @@
+"""A seeded stand-in for the ORNL "harmonic signals" data set: waveforms through a building.
+
+Known waveforms are injected into a building's wiring and re-collected by sensors at six
+locations through its power system. This module synthesises that in the time domain at
+800 kHz: the source waveform (`CLASS_NAMES`), then the channel of one sensor location
+(`LOCATIONS`): attenuation, the sensor's frequency response, 60 Hz mains with harmonics,
+switching transients, narrow-band interferers and coloured broadband noise at a SNR
+drawn from the location's range. Everything is documented in docs/data.md.
+
+Classes (16): the four pure waveforms, and the 12 ordered time-multiplexed pairs "A>B"
+(waveform A, then a switch at a random time in the middle third of the window, then
+waveform B, each with its own fundamental).
+
+Waveforms are generated from their exact phase functions at 8x the sample rate and
+band-limited to 0.45 fs in the frequency domain before decimation (an anti-aliasing
+filter, as a data-acquisition front end has), so their harmonic series are the real ones:
+odd 1/n for the 50 % square, all but every 4th for the 75/25 square, odd 1/n^2 for the
+triangle.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = [
+    "WAVEFORMS",
+    "CLASS_NAMES",
+    "Location",
+    "LOCATIONS",
+    "SynthConfig",
+    "waveform",
+    "clean_waveform",
+    "synthesize",
+]
+
+WAVEFORMS = ("sine", "square", "square_75", "triangle")
+CLASS_NAMES: tuple[str, ...] = WAVEFORMS + tuple(f"{a}>{b}" for a, b in itertools.permutations(WAVEFORMS, 2))
+OVERSAMPLE = 8
+
+
+@dataclass(frozen=True)
+class Location:
+    """One sensor location: its channel, as ranges that each example draws from."""
+
+    name: str
+    gain: float  # attenuation of the injected signal
+    lowpass_hz: float | None  # sensor / wiring bandwidth (2nd-order magnitude response)
+    tilt: float  # spectral tilt exponent of the sensor (Rogowski coils rise with f)
+    snr_db: tuple[float, float]  # signal / broadband-noise power
+    noise_colour: tuple[float, float]  # noise power spectrum ~ f^-beta
+    mains_db: float  # 60 Hz mains amplitude, dB re full scale
+    transients: float  # mean number of switching transients per example
+    interferers: float  # mean number of narrow-band interferers per example
+
+
+LOCATIONS: tuple[Location, ...] = (
+    Location("signal_injection", 1.0, None, 0.0, (25.0, 40.0), (0.0, 0.0), -70.0, 0.0, 0.0),
+    Location("outlet_strip", 0.5, 200_000.0, 0.0, (5.0, 20.0), (0.0, 1.0), -20.0, 1.0, 0.5),
+    Location("panel", 0.3, 120_000.0, 0.0, (0.0, 15.0), (0.5, 1.0), -12.0, 1.5, 1.0),
+    Location("transformer_ct", 0.15, 60_000.0, 0.0, (-5.0, 10.0), (0.5, 1.5), -6.0, 2.0, 1.0),
+    Location("transformer_rogowski", 0.15, 250_000.0, 0.5, (-5.0, 10.0), (0.5, 1.5), -12.0, 2.0, 1.5),
+    Location("main_power", 0.08, 40_000.0, 0.0, (-10.0, 5.0), (1.0, 2.0), -3.0, 3.0, 2.0),
+)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What one synthetic example is made of."""
+
+    sample_rate: float = 800_000.0
+    samples: int = 32_768  # 40.96 ms at 800 kHz
+    f0_range: tuple[float, float] = (500.0, 50_000.0)
+    amplitude_range: tuple[float, float] = (0.3, 1.0)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.f0_range
+        if not 0 < lo <= hi < self.sample_rate * 0.45:
+            raise ValueError(f"`0 < f0_min <= f0_max < 0.45 * sample_rate` must hold, but got f0_range={self.f0_range}")
+        if self.samples < 16:
+            raise ValueError(f"`samples >= 16` must hold, but got samples={self.samples}")
+
+
+def waveform(kind: str, phase: torch.Tensor) -> torch.Tensor:
+    """A periodic waveform of unit amplitude (zero mean) from its phase in [0, 1)."""
+    if kind == "sine":
+        return torch.sin(2 * math.pi * phase)
+    if kind == "square":
+        return torch.where(phase < 0.5, 1.0, -1.0)
+    if kind == "square_75":
+        return torch.where(phase < 0.75, 0.5, -1.5)  # 75 % high, mean removed
+    if kind == "triangle":
+        return 4.0 * (phase - 0.5).abs() - 1.0
+    raise ValueError(f"unknown waveform {kind!r}; known waveforms: {list(WAVEFORMS)}")
+
+
+def _render(kinds: np.ndarray, f0: np.ndarray, phase0: np.ndarray, t: torch.Tensor) -> torch.Tensor:
+    """(B,) waveform indices, fundamentals and start phases -> (B, T) waveforms at times t."""
+    # Phase in float64 (thousands of cycles per window), the waveform in float32.
+    phase = torch.frac(torch.from_numpy(f0)[:, None] * t + torch.from_numpy(phase0)[:, None]).float()
+    out = torch.empty_like(phase)
+    for k in np.unique(kinds):
+        rows = torch.from_numpy(np.flatnonzero(kinds == k))
+        out[rows] = waveform(WAVEFORMS[k], phase[rows])
+    return out
+
+
+def _class_parts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per label: first waveform, second waveform, whether it is multiplexed."""
+    first = np.array([WAVEFORMS.index(CLASS_NAMES[c].split(">")[0]) for c in labels])
+    second = np.array([WAVEFORMS.index(CLASS_NAMES[c].split(">")[-1]) for c in labels])
+    return first, second, labels >= len(WAVEFORMS)
+
+
+def _source(labels: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> torch.Tensor:
+    """The injected waveforms at OVERSAMPLE x the sample rate: (B, T * OVERSAMPLE)."""
+    b = len(labels)
+    first, second, muxed = _class_parts(labels)
+    t = torch.arange(cfg.samples * OVERSAMPLE, dtype=torch.float64) / (cfg.sample_rate * OVERSAMPLE)
+    lo, hi = np.log(cfg.f0_range)
+    f0 = np.exp(rng.uniform(lo, hi, size=(b, 2)))
+    phase0 = rng.uniform(0, 1, size=(b, 2))
+    switch = rng.uniform(1 / 3, 2 / 3, size=b) * cfg.samples / cfg.sample_rate
+    amp = torch.from_numpy(rng.uniform(*cfg.amplitude_range, size=(b, 1))).float()
+    x = _render(first, f0[:, 0], phase0[:, 0], t)
+    if muxed.any():
+        rows = np.flatnonzero(muxed)
+        after = t[None, :] >= torch.from_numpy(switch[rows])[:, None]  # (M, T_os)
+        rows_t = torch.from_numpy(rows)
+        x[rows_t] = torch.where(after, _render(second[rows], f0[rows, 1], phase0[rows, 1], t), x[rows_t])
+    return amp * x
+
+
+def _band_limit_and_filter(x_os: torch.Tensor, locs: list[Location], cfg: SynthConfig) -> torch.Tensor:
+    """Anti-alias to 0.45 fs, decimate by OVERSAMPLE, apply each location's gain and response."""
+    n = cfg.samples
+    spec = torch.fft.rfft(x_os)[:, : n // 2 + 1] / OVERSAMPLE  # (B, T_os/2+1) -> (B, T/2+1)
+    f = torch.fft.rfftfreq(n, d=1.0 / cfg.sample_rate)
+    response = torch.stack([_response(loc, f) for loc in locs]) * (f < 0.45 * cfg.sample_rate)
+    return torch.fft.irfft(spec * response, n=n)
+
+
+def clean_waveform(kind: str, f0: float, cfg: SynthConfig, *, phase: float = 0.0) -> torch.Tensor:
+    """One band-limited waveform of unit amplitude as injected (no channel): (T,) float32."""
+    t = torch.arange(cfg.samples * OVERSAMPLE, dtype=torch.float64) / (cfg.sample_rate * OVERSAMPLE)
+    x = _render(np.array([WAVEFORMS.index(kind)]), np.array([f0]), np.array([phase]), t)
+    return _band_limit_and_filter(x, [LOCATIONS[0]], cfg)[0]
+
+
+def _response(loc: Location, f: torch.Tensor) -> torch.Tensor:
+    r = torch.full_like(f, loc.gain)
+    if loc.lowpass_hz is not None:
+        r = r / torch.sqrt(1.0 + (f / loc.lowpass_hz) ** 4)
+    if loc.tilt:
+        r = r * (f.clamp_min(1.0) / 50_000.0) ** loc.tilt
+    return r
+
+
+def _coloured_noise(b: int, n: int, beta: np.ndarray, fs: float, rng: np.random.Generator) -> torch.Tensor:
+    """(B, T) noise of unit power with spectrum ~ f^-beta (per example)."""
+    white = torch.from_numpy(rng.standard_normal((b, n)).astype(np.float32))
+    f = torch.fft.rfftfreq(n, d=1.0 / fs).clamp_min(fs / n)
+    shaped = torch.fft.irfft(torch.fft.rfft(white) * f[None, :] ** (-torch.from_numpy(beta)[:, None] / 2), n=n)
+    return shaped / shaped.pow(2).mean(dim=1, keepdim=True).sqrt()
+
+
+def _mains(b: int, cfg: SynthConfig, level: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    """60 Hz mains with its odd harmonics up to the 15th (amplitude ~ n^-1.5)."""
+    t = torch.arange(cfg.samples, dtype=torch.float64) / cfg.sample_rate
+    out = torch.zeros(b, cfg.samples, dtype=torch.float64)
+    for n in range(1, 16, 2):
+        phase = torch.from_numpy(rng.uniform(0, 2 * math.pi, size=(b, 1)))
+        out += n**-1.5 * torch.sin(2 * math.pi * 60.0 * n * t + phase)
+    return (out * torch.from_numpy(10 ** (level / 20))[:, None]).float()
+
+
+def _events(b: int, cfg: SynthConfig, rate: np.ndarray, scale: torch.Tensor, rng: np.random.Generator, kind: str):
+    """Switching transients (damped ringing) or narrow-band interferers (slowly wobbling tones)."""
+    t = torch.arange(cfg.samples, dtype=torch.float64) / cfg.sample_rate
+    out = torch.zeros(b, cfg.samples, dtype=torch.float64)
+    counts = rng.poisson(rate)
+    for i in np.flatnonzero(counts):
+        for _ in range(counts[i]):
+            freq = math.exp(rng.uniform(math.log(10_000), math.log(350_000)))
+            phase = rng.uniform(0, 2 * math.pi)
+            if kind == "transient":
+                start, tau = rng.uniform(0, t[-1]), rng.uniform(10e-6, 100e-6)
+                dt = (t - start).clamp_min(0)
+                env = torch.where(t >= start, torch.exp(-dt / tau), torch.zeros(()))
+                out[i] += rng.uniform(0.5, 3.0) * env * torch.sin(2 * math.pi * freq * dt + phase)
+            else:
+                wobble = 0.002 * freq / 50.0 * torch.sin(2 * math.pi * 50.0 * t)  # 0.2 % FM at 50 Hz
+                out[i] += 10 ** (rng.uniform(-20, 0) / 20) * torch.sin(2 * math.pi * freq * t + wobble + phase)
+    return out.float() * scale
+
+
+def synthesize(
+    labels: np.ndarray, locations: np.ndarray, cfg: SynthConfig, rng: np.random.Generator
+) -> torch.Tensor:
+    """(B,) class indices and location indices -> (B, T) waveforms as the sensors record them."""
+    labels, locations = np.asarray(labels), np.asarray(locations)
+    locs = [LOCATIONS[i] for i in locations]
+    b = len(labels)
+    x = _band_limit_and_filter(_source(labels, cfg, rng), locs, cfg)  # (B, T)
+    power = x.pow(2).mean(dim=1, keepdim=True)
+    rms = power.sqrt()
+    snr = np.array([rng.uniform(*loc.snr_db) for loc in locs])
+    beta = np.array([rng.uniform(*loc.noise_colour) for loc in locs])
+    noise = _coloured_noise(b, cfg.samples, beta, cfg.sample_rate, rng)
+    x = x + noise * (power / torch.from_numpy(10 ** (snr / 10)).float()[:, None]).sqrt()
+    x = x + _mains(b, cfg, np.array([loc.mains_db for loc in locs]), rng)
+    x = x + _events(b, cfg, np.array([loc.transients for loc in locs]), rms, rng, "transient")
+    x = x + _events(b, cfg, np.array([loc.interferers for loc in locs]), rms, rng, "interferer")
+    return x

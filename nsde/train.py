@@ -1,0 +1,452 @@
+"""One training run: an NSDE (or plain, sigma = 0) classifier on a prepared spectrogram set.
+
+    python -m nsde.train --backbone convnext_atto --sigma 0.1 --hurst 0.5 --epochs 15 --out runs/one
+
+AdamW with linear warm-up then cosine decay (per step), optional label smoothing and
+gradient clipping; bf16 autocast and channels_last on CUDA, fp32 on CPU; optional
+torch.compile. Seeded: on CPU two runs with the same seed give the same weights, and a
+run resumed from a checkpoint ends where the uninterrupted run ends (the data order of
+every epoch is derived from (seed, epoch), and the checkpoint holds the optimiser,
+schedule and every RNG state, the noise generator's included). A non-finite loss stops
+the run with `NonFiniteLossError` naming the epoch and step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from nsde.data import PRESETS, DataConfig, Split, SpectrogramData, prepare
+from nsde.models import EVAL_MODES, ModelConfig, NoiseConfig, NSDEModel, build_model, list_backbones, parse_depth
+
+__all__ = [
+    "TrainConfig",
+    "EpochMetrics",
+    "TrainResult",
+    "NonFiniteLossError",
+    "train",
+    "predict",
+    "accuracy",
+    "resolve_device",
+]
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and run settings (None = decided by the device)."""
+
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    device: str | None = None
+    amp: bool | None = None  # bf16 autocast; default: on CUDA only
+    channels_last: bool | None = None  # default: on CUDA only
+    compile: bool = False
+    eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name} >= 1` must hold, but got {name}={getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"`lr > 0` must hold, but got lr={self.lr}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ValueError(
+                f"`weight_decay >= 0` and `warmup_epochs >= 0` must hold, but got "
+                f"weight_decay={self.weight_decay}, warmup_epochs={self.warmup_epochs}"
+            )
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"`0 <= label_smoothing < 1` must hold, but got {self.label_smoothing}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"`grad_clip > 0` (or None) must hold, but got {self.grad_clip}")
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """What the per-epoch callback receives (and the checkpoint's history holds)."""
+
+    epoch: int  # 1-based
+    train_loss: float
+    val_accuracy: float
+    lr: float
+    seconds: float
+    examples_per_second: float
+
+
+@dataclass
+class TrainResult:
+    model: NSDEModel
+    history: list[EpochMetrics]
+    checkpoint: Path | None
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or inf."""
+
+    def __init__(self, epoch: int, step: int, loss: float) -> None:
+        super().__init__(f"non-finite training loss {loss} at epoch {epoch}, step {step}; the run was stopped")
+        self.epoch, self.step, self.loss = epoch, step, loss
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def resolve_device(name: str | None) -> torch.device:
+    if name:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} was asked for, but CUDA is not available")
+        return device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _memory_format(cfg: TrainConfig, device: torch.device) -> torch.memory_format:
+    use = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    return torch.channels_last if use else torch.contiguous_format
+
+
+def _use_amp(cfg: TrainConfig, device: torch.device) -> bool:
+    return cfg.amp if cfg.amp is not None else device.type == "cuda"
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=_use_amp(cfg, device))
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 256, device=None, amp: bool = False):
+    """Logits of `model` (in its current mode) for x (N, 1, S, S), batched: (N, K) float32 on CPU."""
+    device = device or next(model.parameters()).device
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start : start + batch_size].to(device, non_blocking=True).contiguous(memory_format=fmt)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out.append(model(xb).float().cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def accuracy(model: torch.nn.Module, split: Split, *, batch_size: int = 256, amp: bool = False) -> float:
+    """Top-1 accuracy of `model` in eval mode (its configured evaluation noise) on `split`."""
+    was_training = model.training
+    model.eval()
+    try:
+        logits = predict(model, split.x, batch_size=batch_size, amp=amp)
+    finally:
+        model.train(was_training)
+    return float((logits.argmax(-1) == split.y).float().mean())
+
+
+def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    total = cfg.epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1.0, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """This epoch's shuffled batches, a function of (seed, epoch) only (so resume replays them)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) < 2:  # BatchNorm cannot train on one example
+        batches.pop()
+    return batches
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------ train
+
+
+def train(
+    model_cfg: ModelConfig,
+    data: SpectrogramData,
+    cfg: TrainConfig,
+    *,
+    callback: Callable[[EpochMetrics, Path | None], None] | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume_from: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train `model_cfg` on `data`'s train split, validating every epoch.
+
+    Args:
+        callback: called after every epoch with its metrics and the checkpoint path (the
+            search reports to Ray Tune through it).
+        checkpoint_dir: where `checkpoint.pt` is written after every epoch (atomically).
+        resume_from: a checkpoint file or folder to continue from.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN or inf.
+    """
+    device = resolve_device(cfg.device)
+    fmt = _memory_format(cfg, device)
+    torch.manual_seed(cfg.seed)
+    model = build_model(model_cfg).to(device, memory_format=fmt)
+    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    model.set_noise_generator(noise_gen)
+    train_split, val_split = data.split("train"), data.split("val")
+    steps_per_epoch = len(_batches(len(train_split), cfg.batch_size, cfg.seed, 0))
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (decay if p.dim() > 1 else no_decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
+    history: list[EpochMetrics] = []
+    start_epoch = 0
+    if resume_from is not None:
+        start_epoch, history = _restore(Path(resume_from), model, opt, sched, noise_gen, model_cfg, cfg)
+    step_model = torch.compile(model, dynamic=False) if cfg.compile else model
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt_dir is not None:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = None
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        metrics = _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, device, fmt, epoch, progress)
+        history.append(metrics)
+        if ckpt_dir is not None:
+            ckpt_path = ckpt_dir / CHECKPOINT
+            _save_atomic(_checkpoint(model, opt, sched, noise_gen, model_cfg, cfg, data, epoch, history), ckpt_path)
+        if callback is not None:
+            callback(metrics, ckpt_path)
+    return TrainResult(model=model, history=history, checkpoint=ckpt_path)
+
+
+def _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, device, fmt, epoch, progress):
+    model.train()
+    start = time.perf_counter()
+    batches = _batches(len(train_split), cfg.batch_size, cfg.seed, epoch)
+    loss_sum = torch.zeros((), device=device)
+    seen = 0
+    bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not progress)
+    for step, idx in enumerate(bar, start=1):
+        x = train_split.x[idx].to(device, non_blocking=True).contiguous(memory_format=fmt)
+        y = train_split.y[idx].to(device, non_blocking=True)
+        with _autocast(cfg, device):
+            logits = step_model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        if not torch.isfinite(loss.detach()):  # one sync per step: cheap next to a training step
+            raise NonFiniteLossError(epoch, step, float(loss.detach()))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        loss_sum += loss.detach() * len(idx)
+        seen += len(idx)
+    train_seconds = time.perf_counter() - start
+    val_acc = accuracy(model, val_split, batch_size=cfg.eval_batch_size, amp=_use_amp(cfg, device))
+    return EpochMetrics(
+        epoch=epoch,
+        train_loss=float(loss_sum) / max(seen, 1),
+        val_accuracy=val_acc,
+        lr=sched.get_last_lr()[0],
+        seconds=time.perf_counter() - start,
+        examples_per_second=seen / train_seconds,
+    )
+
+
+# ------------------------------------------------------------------------ checkpoints
+
+
+def _checkpoint(model, opt, sched, noise_gen, model_cfg, cfg, data, epoch, history) -> dict:
+    return {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "noise": noise_gen.get_state(),
+        },
+        "model_config": dataclasses.asdict(model_cfg),
+        "train_config": dataclasses.asdict(cfg),
+        "data": {"path": str(data.path), "config": data.meta["config"]},
+        "history": [dataclasses.asdict(m) for m in history],
+    }
+
+
+def _restore(path, model, opt, sched, noise_gen, model_cfg, cfg) -> tuple[int, list[EpochMetrics]]:
+    path = path / CHECKPOINT if path.is_dir() else path
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint to resume from at {path}")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if ckpt["model_config"] != dataclasses.asdict(model_cfg):
+        raise ValueError(f"checkpoint {path} was written for another model config: {ckpt['model_config']}")
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if ckpt["rng"]["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    noise_gen.set_state(ckpt["rng"]["noise"])
+    return ckpt["epoch"], [EpochMetrics(**m) for m in ckpt["history"]]
+
+
+def load_checkpoint(path: str | os.PathLike, *, device: str | None = None) -> NSDEModel:
+    """The model of a checkpoint file (or a folder holding `checkpoint.pt`), in eval mode."""
+    path = Path(path)
+    path = path / CHECKPOINT if path.is_dir() else path
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    mc = dict(ckpt["model_config"])
+    noise = dict(mc.pop("noise"))
+    if isinstance(noise.get("depth"), list):
+        noise["depth"] = tuple(noise["depth"])
+    model = build_model(ModelConfig(**mc, noise=NoiseConfig(**noise)))
+    model.load_state_dict(ckpt["model"])
+    return model.to(resolve_device(device)).eval()
+
+
+# --------------------------------------------------------------------------------- CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m nsde.train",
+        description="Train and evaluate one baseline (sigma 0) or NSDE classifier on the spectrogram data set.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    d, m, n, t = DataConfig(), ModelConfig(), NoiseConfig(), TrainConfig()
+    g = p.add_argument_group("data")
+    g.add_argument("--preset", choices=sorted(PRESETS), default="default", help="data preset to start from")
+    g.add_argument("--examples-per-class", type=int, default=None, help="override the preset's count (synthetic)")
+    g.add_argument("--image-size", type=int, default=None, help="override the preset's image side")
+    g.add_argument("--data-seed", type=int, default=d.seed, help="seed of the generator and the split")
+    g.add_argument("--recordings", default=None, help="folder/file of your recordings instead of synthetic data")
+    g.add_argument("--window", type=int, default=None, help="samples per example cut from recordings")
+    g.add_argument("--cache-dir", default=None, help="data cache (default: $NSDE_CACHE_DIR or ~/.cache/nsde)")
+    g = p.add_argument_group("model")
+    g.add_argument("--backbone", choices=list_backbones(), default=m.backbone)
+    g.add_argument("--drop-path", type=float, default=m.drop_path_rate, help="stochastic-depth rate")
+    g.add_argument("--shape", default=n.shape, help="noise shape: fbm or white")
+    g.add_argument("--hurst", type=float, default=n.hurst, help="Hurst exponent in (0, 1) (fbm)")
+    g.add_argument("--sigma", type=float, default=0.1, help="noise intensity; 0 = the deterministic baseline")
+    g.add_argument("--depth", default="all", help="noisy blocks: k (first k), f in (0,1] (fraction), 'stages:0,1', 'all'")
+    g.add_argument("--method", default=n.method, help="fBm method: exact, stein, dense or spectral")
+    g.add_argument("--eval-mode", choices=EVAL_MODES, default=n.eval_mode, help="noise at evaluation")
+    g.add_argument("--mc-samples", type=int, default=n.mc_samples, help="passes averaged by --eval-mode mc")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=t.epochs)
+    g.add_argument("--batch-size", type=int, default=t.batch_size)
+    g.add_argument("--lr", type=float, default=t.lr, help="peak AdamW learning rate")
+    g.add_argument("--weight-decay", type=float, default=t.weight_decay)
+    g.add_argument("--warmup-epochs", type=float, default=t.warmup_epochs)
+    g.add_argument("--label-smoothing", type=float, default=t.label_smoothing)
+    g.add_argument("--grad-clip", type=float, default=t.grad_clip, help="max gradient norm (<= 0: off)")
+    g.add_argument("--seed", type=int, default=t.seed, help="seeds weights, data order and noise")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--out", default=None, help="output folder (default: runs/train-<time>)")
+    g.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+    """The three frozen configs that the command-line options describe."""
+    data = PRESETS[args.preset]
+    overrides = {"seed": args.data_seed, "cache_dir": args.cache_dir}
+    if args.examples_per_class is not None:
+        overrides["examples_per_class"] = args.examples_per_class
+    if args.image_size is not None:
+        overrides["image_size"] = args.image_size
+    if args.recordings:
+        overrides.update(source="recordings", path=args.recordings, window=args.window)
+    data = dataclasses.replace(data, **overrides)
+    noise = NoiseConfig(
+        shape=args.shape,
+        hurst=args.hurst,
+        sigma=args.sigma,
+        depth=parse_depth(args.depth),
+        method=args.method,
+        eval_mode=args.eval_mode,
+        mc_samples=args.mc_samples,
+    )
+    model = ModelConfig(backbone=args.backbone, drop_path_rate=args.drop_path, noise=noise)
+    run = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing,
+        grad_clip=args.grad_clip if args.grad_clip and args.grad_clip > 0 else None,
+        seed=args.seed,
+        device=args.device,
+        compile=args.compile,
+    )
+    return data, model, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        data_cfg, model_cfg, train_cfg = configs_from_args(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    data = prepare(data_cfg, progress=not args.quiet)
+    print(f"data: {data.path} ({data.meta['counts']})")
+
+    def report(m: EpochMetrics, _ckpt) -> None:
+        print(
+            f"epoch {m.epoch:3d}  loss {m.train_loss:.4f}  val acc {m.val_accuracy:.4f}  "
+            f"lr {m.lr:.2e}  {m.examples_per_second:7.1f} ex/s  {m.seconds:6.1f} s",
+            flush=True,
+        )
+
+    resume = out / CHECKPOINT if args.resume else None
+    result = train(model_cfg, data, train_cfg, callback=report, checkpoint_dir=out, resume_from=resume,
+                   progress=not args.quiet)
+    test_acc = accuracy(result.model, data.split("test"), batch_size=train_cfg.eval_batch_size)
+    summary = {
+        "model_config": dataclasses.asdict(model_cfg),
+        "train_config": dataclasses.asdict(train_cfg),
+        "data": {"path": str(data.path), "counts": data.meta["counts"], "config": data.meta["config"]},
+        "history": [dataclasses.asdict(m) for m in result.history],
+        "val_accuracy": result.history[-1].val_accuracy if result.history else None,
+        "test_accuracy": test_acc,
+        "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(f"test accuracy {test_acc:.4f} (n={len(data.indices('test'))}); summary: {out / 'summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

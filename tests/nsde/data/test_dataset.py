@@ -1,0 +1,183 @@
+"""nsde.data: the synthetic set's balance, splits, determinism, range, harmonics, cache and recordings."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import nsde.data.dataset as dataset_mod
+from nsde.data import CLASS_NAMES, LOCATIONS, PRESETS, DataConfig, SpectrogramConfig, prepare, row_frequencies
+from nsde.data.recordings import DataFormatError
+from nsde.data.spectrogram import spectrogram
+from nsde.data.synthetic import SynthConfig, clean_waveform, synthesize
+
+TINY = PRESETS["tiny"]  # 12 examples per class, 32x32
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return prepare(dataclasses.replace(TINY, cache_dir=str(tmp_path_factory.mktemp("cache"))), progress=False)
+
+
+def test_sixteen_balanced_classes_and_stratified_splits(tiny):
+    assert len(CLASS_NAMES) == 16 and len(set(CLASS_NAMES)) == 16
+    assert np.bincount(tiny.y, minlength=16).tolist() == [12] * 16
+    for name, per_class in (("train", 8), ("val", 2), ("test", 2)):  # round(0.7*12), round(0.15*12), rest
+        idx = tiny.indices(name)
+        assert np.bincount(tiny.y[idx], minlength=16).tolist() == [per_class] * 16
+    assert sorted(np.concatenate([tiny.indices(s) for s in ("train", "val", "test")]).tolist()) == list(range(192))
+    # Locations are recorded and balanced within each class (12 = 2 x 6 locations).
+    for c in range(16):
+        assert np.bincount(tiny.location[tiny.y == c], minlength=6).tolist() == [2] * 6
+
+
+def test_values_shapes_and_split_tensors(tiny):
+    assert tiny.x.shape == (192, 1, 32, 32) and tiny.x.dtype == np.float16
+    assert float(tiny.x.min()) >= 0.0 and float(tiny.x.max()) <= 1.0
+    train = tiny.split("train")
+    assert train.x.dtype == torch.float32 and train.x.shape == (128, 1, 32, 32) and len(train) == 128
+    assert float(train.x.std()) > 0.05  # not a constant image
+    with pytest.raises(ValueError, match="unknown split 'dev'"):
+        tiny.indices("dev")
+
+
+def test_same_seed_same_data_other_seed_other_data(tmp_path, tiny):
+    again = prepare(dataclasses.replace(TINY, cache_dir=str(tmp_path)), progress=False)
+    assert again.path != tiny.path.parent  # a different cache folder, built anew
+    assert np.array_equal(np.asarray(again.x), np.asarray(tiny.x))
+    assert np.array_equal(again.split_of, tiny.split_of)
+    other = prepare(dataclasses.replace(TINY, cache_dir=str(tmp_path), seed=1), progress=False)
+    assert not np.array_equal(np.asarray(other.x), np.asarray(tiny.x))
+
+
+def test_second_request_loads_from_cache_without_generating(tmp_path, monkeypatch):
+    cfg = dataclasses.replace(TINY, examples_per_class=3, cache_dir=str(tmp_path))
+    first = prepare(cfg, progress=False)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr(dataset_mod, "_synthesise", fail)
+    second = prepare(cfg, progress=False)
+    assert second.path == first.path
+    with pytest.raises(AssertionError, match="cache was not used"):
+        prepare(dataclasses.replace(cfg, seed=5), progress=False)  # another config is a miss
+
+
+def test_concurrent_fill_of_one_cache_is_safe(tmp_path):
+    code = (
+        "import dataclasses, sys, numpy as np\n"
+        "from nsde.data import PRESETS, prepare\n"
+        "cfg = dataclasses.replace(PRESETS['tiny'], examples_per_class=6, cache_dir=sys.argv[1])\n"
+        "d = prepare(cfg, progress=False)\n"
+        "print(d.path, float(np.asarray(d.x, dtype=np.float64).sum()))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=300)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len({o[0] for o in outs}) == 1 and len({o[1] for o in outs}) == 1
+    entries = [e.name for e in Path(tmp_path).iterdir()]
+    assert len(entries) == 1 and not entries[0].startswith(".tmp"), entries  # no torn or leftover copies
+
+
+def _row_db(img: torch.Tensor, cfg: SpectrogramConfig, freq: float) -> float:
+    """Level (dB re full scale) at `freq`: the loudest of the 3 rows around it, averaged over time."""
+    row = int(np.argmin(np.abs(np.log(row_frequencies(cfg)) - np.log(freq))))
+    level = img[0, 0, max(row - 1, 0) : row + 2].mean(dim=-1).max()
+    return float(level) * cfg.db_range - cfg.db_range
+
+
+# Fourier amplitude of the fundamental of each unit-amplitude waveform.
+FUNDAMENTAL = {"sine": 1.0, "square": 4 / np.pi, "square_75": 2 * np.sqrt(2) / np.pi, "triangle": 8 / np.pi**2}
+
+
+@pytest.mark.parametrize(
+    "kind, present, absent",
+    [
+        ("sine", {1: 0.0}, [2, 3, 5]),
+        ("square", {1: 0.0, 3: -9.54, 5: -13.98}, [2, 4]),  # odd harmonics, 1/n
+        ("square_75", {1: 0.0, 2: -3.01, 3: -9.54}, [4]),  # |sin(0.75 n pi)| / n: 2nd present, 4th gone
+        ("triangle", {1: 0.0, 3: -19.08}, [2, 4]),  # odd harmonics, 1/n^2
+    ],
+)
+def test_harmonic_structure_known_answer(kind, present, absent):
+    synth = SynthConfig()
+    cfg = SpectrogramConfig(image_size=256, db_range=120.0)
+    f0 = 48 * synth.sample_rate / 8192  # 4687.5 Hz: it and its harmonics sit on STFT bins
+    img = spectrogram(0.5 * clean_waveform(kind, f0, synth)[None], cfg)  # half scale: nothing clips at 0 dB
+    assert _row_db(img, cfg, f0) == pytest.approx(20 * np.log10(0.5 * FUNDAMENTAL[kind]), abs=0.5)
+    fundamental = _row_db(img, cfg, f0)
+    for n, rel_db in present.items():
+        assert _row_db(img, cfg, n * f0) - fundamental == pytest.approx(rel_db, abs=1.5), f"harmonic {n}"
+    for n in absent:
+        assert _row_db(img, cfg, n * f0) - fundamental < -40.0, f"harmonic {n} should be absent"
+
+
+def test_channel_degrades_with_distance_from_injection():
+    # Far locations are noisier: the spread of the spectrogram's quietest rows rises.
+    rng = np.random.default_rng(0)
+    labels = np.zeros(24, dtype=int)
+    near = synthesize(labels, np.zeros(24, dtype=int), SynthConfig(), rng)
+    far = synthesize(labels, np.full(24, len(LOCATIONS) - 1), SynthConfig(), rng)
+    cfg = SpectrogramConfig(image_size=64)
+    assert float(spectrogram(far, cfg).median()) > float(spectrogram(near, cfg).median()) + 0.1
+
+
+def test_bad_config_raises():
+    with pytest.raises(ValueError, match="unknown data source 'web'"):
+        DataConfig(source="web")
+    with pytest.raises(ValueError, match="needs `path`"):
+        DataConfig(source="recordings")
+    with pytest.raises(ValueError, match="split"):
+        DataConfig(split=(0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="image_size >= 8"):
+        DataConfig(image_size=4)
+    with pytest.raises(ValueError, match="locations"):
+        DataConfig(locations=(6,))
+
+
+def _write_recordings(folder: Path, n_per_class: int = 6) -> tuple[str, ...]:
+    synth = SynthConfig()
+    classes = ("sine", "square")
+    waves, labels = [], []
+    for c, kind in enumerate(classes):
+        for i in range(n_per_class):
+            waves.append(clean_waveform(kind, 2_000.0 * (i + 1), synth).numpy())
+            labels.append(kind)
+    np.savez(folder / "run1.npz", waveforms=np.stack(waves), sample_rate=800_000.0, labels=np.array(labels))
+    return classes
+
+
+def test_recordings_go_through_the_same_pipeline(tmp_path):
+    data_dir = tmp_path / "recordings"
+    data_dir.mkdir()
+    classes = _write_recordings(data_dir)
+    cfg = DataConfig(source="recordings", path=str(data_dir), class_names=classes, image_size=32, cache_dir=str(tmp_path))
+    data = prepare(cfg, progress=False)
+    assert data.x.shape == (12, 1, 32, 32) and data.class_names == list(classes)
+    assert np.bincount(data.y).tolist() == [6, 6]
+    expected = spectrogram(clean_waveform("square", 2_000.0, SynthConfig())[None], cfg.stft(800_000.0))
+    first_square = int(np.flatnonzero(data.y == 1)[0])
+    assert np.allclose(np.asarray(data.x[first_square], dtype=np.float32), expected[0].numpy(), atol=1e-3)
+
+
+def test_malformed_recordings_fail_before_anything_is_cached(tmp_path):
+    data_dir = tmp_path / "recordings"
+    data_dir.mkdir()
+    waves = np.random.default_rng(0).standard_normal((4, 9000))
+    waves[2, 10] = np.nan
+    np.savez(data_dir / "bad.npz", waveforms=waves, sample_rate=800_000.0, labels=np.array([0, 1, 0, 1]))
+    cache = tmp_path / "cache"
+    cfg = DataConfig(source="recordings", path=str(data_dir), class_names=("a", "b"), image_size=32, cache_dir=str(cache))
+    with pytest.raises(DataFormatError, match=r"bad\.npz"):
+        prepare(cfg, progress=False)
+    assert list(cache.iterdir()) == []
