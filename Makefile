@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m nsde.train --out outputs/main
+	$(BIN)/python -m nsde.train --evaluate --out outputs/main
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -372,6 +372,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default=None, help="output folder (default: runs/train-<time>)")
     g.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--evaluate", action="store_true",
+                   help="after training, run every metric (noise sweep, APGD, ABC, stability) and print the tables")
+    g.add_argument("--eval-profile", choices=["fast", "full"], default="fast",
+                   help="fast: fewer APGD steps, smaller subsets; full: the study's settings (slow on CPU)")
     return p
 
 
@@ -443,8 +447,17 @@ def main(argv: list[str] | None = None) -> int:
         "test_accuracy": test_acc,
         "checkpoint": str(result.checkpoint) if result.checkpoint else None,
     }
+    print(f"test accuracy {test_acc:.4f} (n={len(data.indices('test'))})")
+    if args.evaluate:
+        from nsde.metrics import evaluate
+        from nsde.metrics.__main__ import comparison_tables, eval_config
+
+        report = evaluate(result.model, data, eval_config(args.eval_profile))
+        (out / "eval_report.json").write_text(report.to_json())
+        summary["objectives"] = report.objectives
+        print(comparison_tables({out.name: report}))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    print(f"test accuracy {test_acc:.4f} (n={len(data.indices('test'))}); summary: {out / 'summary.json'}")
+    print(f"summary: {out / 'summary.json'}")
     return 0
 
 

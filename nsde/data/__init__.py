@@ -1,6 +1,6 @@
 """The harmonic-signals spectrogram data set: synthetic stand-in, recordings loader, cache, splits."""
 
-from nsde.data.dataset import PRESETS, SPLITS, DataConfig, Split, SpectrogramData, load, prepare
+from nsde.data.dataset import PRESETS, SPLITS, DataConfig, Split, SpectrogramData, data_config_from_dict, load, prepare
 from nsde.data.spectrogram import SpectrogramConfig, row_frequencies, spectrogram
 from nsde.data.synthetic import CLASS_NAMES, LOCATIONS, WAVEFORMS, SynthConfig, synthesize
 
@@ -15,6 +15,7 @@ __all__ = [
     "SpectrogramData",
     "Split",
     "SynthConfig",
+    "data_config_from_dict",
     "load",
     "prepare",
     "row_frequencies",

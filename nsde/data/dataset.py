@@ -27,7 +27,17 @@ from tqdm.auto import tqdm
 from nsde.data.spectrogram import SpectrogramConfig, spectrogram
 from nsde.data.synthetic import CLASS_NAMES, LOCATIONS, SynthConfig, synthesize
 
-__all__ = ["DataConfig", "SpectrogramData", "Split", "prepare", "PRESETS", "default_cache_dir", "SPLITS"]
+__all__ = [
+    "DataConfig",
+    "SpectrogramData",
+    "Split",
+    "prepare",
+    "load",
+    "data_config_from_dict",
+    "PRESETS",
+    "default_cache_dir",
+    "SPLITS",
+]
 
 # Bump when the generator or the pipeline changes what a config produces.
 DATA_VERSION = 2
@@ -96,6 +106,15 @@ class DataConfig:
             db_range=self.db_range,
             image_size=self.image_size,
         )
+
+
+def data_config_from_dict(record: dict) -> DataConfig:
+    """The DataConfig that `dataclasses.asdict` (e.g. in a checkpoint or meta.json) wrote."""
+    record = dict(record)
+    record["synth"] = SynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["synth"].items()})
+    for key in ("locations", "split", "class_names"):
+        record[key] = tuple(record[key])
+    return DataConfig(**record)
 
 
 PRESETS: dict[str, DataConfig] = {

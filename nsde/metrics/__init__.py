@@ -1,0 +1,37 @@
+"""Objectives of the search: clean accuracy, noise sweep, APGD robustness, ABC, attributions."""
+
+from nsde.metrics.evaluate import OBJECTIVES, EvalConfig, EvalReport, evaluate
+from nsde.metrics.explain import (
+    abc_scores,
+    abc_summary,
+    attribution_figure,
+    attribution_stability,
+    integrated_gradients,
+    noise_tunnel,
+    path_averaged_gradient,
+    saliency,
+)
+from nsde.metrics.robustness import apgd_robust_accuracy, noisy_inputs, sweep_accuracy
+from nsde.metrics.stats import Estimate, auroc, mean_estimate, proportion
+
+__all__ = [
+    "OBJECTIVES",
+    "EvalConfig",
+    "EvalReport",
+    "Estimate",
+    "abc_scores",
+    "abc_summary",
+    "apgd_robust_accuracy",
+    "attribution_figure",
+    "attribution_stability",
+    "auroc",
+    "evaluate",
+    "integrated_gradients",
+    "mean_estimate",
+    "noise_tunnel",
+    "noisy_inputs",
+    "path_averaged_gradient",
+    "proportion",
+    "saliency",
+    "sweep_accuracy",
+]

@@ -1,0 +1,128 @@
+"""`python -m nsde.metrics RUN [RUN ...]`: evaluate trained models and compare them side by side.
+
+    python -m nsde.train --sigma 0 --out runs/baseline
+    python -m nsde.train --sigma 0.1 --hurst 0.5 --out runs/nsde
+    python -m nsde.metrics runs/baseline runs/nsde --figure runs/attributions.png
+
+Each RUN is a folder written by `python -m nsde.train` (its checkpoint.pt names the model
+and the data set). Prints the study's tables: 1 clean accuracy, 2 noise sweep, 3 APGD-CE
+L2 robust accuracy, 4 attribution-based confidence, plus attribution stability; writes
+every report as JSON next to its checkpoint (eval_report.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+
+from nsde.data import data_config_from_dict, load, prepare
+from nsde.metrics.evaluate import EvalConfig, EvalReport, evaluate
+from nsde.metrics.explain import attribution_figure
+
+PROFILES = {"fast": EvalConfig.fast, "full": EvalConfig}
+
+
+def eval_config(profile: str, **overrides) -> EvalConfig:
+    """The named evaluation profile ("fast": search trials, "full": the study's settings)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown evaluation profile {profile!r}; known profiles: {sorted(PROFILES)}")
+    return PROFILES[profile](**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _load_run(run: Path, device: str | None):
+    from nsde.train import CHECKPOINT, load_checkpoint
+
+    ckpt_path = run / CHECKPOINT if run.is_dir() else run
+    if not ckpt_path.exists():
+        raise FileNotFoundError(f"{run}: no {CHECKPOINT} (is it a folder written by `python -m nsde.train`?)")
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    data_path = Path(ckpt["data"]["path"])
+    data = load(data_path) if (data_path / "meta.json").exists() else prepare(data_config_from_dict(ckpt["data"]["config"]))
+    return load_checkpoint(ckpt_path, device=device), data
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [title, _row(header, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    return "\n".join(lines + [_row(r, widths) for r in rows])
+
+
+def _pct(e) -> str:
+    return f"{100 * e.value:5.1f} [{100 * e.low:.1f}, {100 * e.high:.1f}]"
+
+
+def comparison_tables(reports: dict[str, EvalReport]) -> str:
+    """The study's tables 1-4 (and attribution stability) for several models side by side."""
+    names = list(reports)
+    first = reports[names[0]]
+    out = [_table("Table 1: clean accuracy, % [95 % interval]", ["split", *names],
+                  [["validation", *[_pct(reports[n].clean_val) for n in names]],
+                   ["test", *[_pct(reports[n].clean_test) for n in names]]])]
+    rows = []
+    for kind, points in first.sweep.items():
+        for i, (intensity, _) in enumerate(points):
+            rows.append([f"{kind} {intensity:g}", *[_pct(reports[n].sweep[kind][i][1]) for n in names]])
+    rows.append(["mean over the sweep", *[_pct(reports[n].sweep_mean) for n in names]])
+    out.append(_table("Table 2: accuracy under input noise (inputs clipped to [0, 1]), %", ["noise", *names], rows))
+    out.append(_table(
+        f"Table 3: APGD-CE L2 robust accuracy, % ({first.settings['apgd_steps']} steps, EOT "
+        f"{first.settings['eot_iter']} for stochastic models)", ["eps", *names],
+        [[f"{eps:g}", *[_pct(reports[n].apgd[eps]) for n in names]] for eps in first.apgd]))
+    out.append(_table("Table 4: attribution-based confidence (mean [95 % interval], n) and stability",
+                      ["", *names],
+                      [["ABC, correct predictions", *[str(reports[n].abc["mean_correct"]) for n in names]],
+                       ["ABC, incorrect predictions", *[str(reports[n].abc["mean_incorrect"]) for n in names]],
+                       ["AUROC of ABC for correctness", *[f"{reports[n].abc['auroc']:.3f}" for n in names]],
+                       ["attribution stability (lower = stabler)",
+                        *[str(reports[n].attribution_stability) for n in names]],
+                       ["evaluation seconds", *[f"{reports[n].seconds['total']:.1f}" for n in names]]]))
+    return "\n\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m nsde.metrics", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", type=Path, help="folders written by python -m nsde.train")
+    p.add_argument("--names", nargs="+", default=None, help="column names (default: the folder names)")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="fast",
+                   help="fast: fewer APGD steps and smaller subsets (search trials); full: the study's settings")
+    p.add_argument("--attack-subset", type=int, default=None, help="test examples attacked (0 = all)")
+    p.add_argument("--apgd-steps", type=int, default=None)
+    p.add_argument("--eot-iter", type=int, default=None)
+    p.add_argument("--abc-subset", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--figure", type=Path, default=None, help="write the attribution figure (study's Fig. 4) here")
+    args = p.parse_args(argv)
+    names = args.names or [r.name for r in args.runs]
+    if len(names) != len(args.runs):
+        print(f"error: {len(names)} --names for {len(args.runs)} runs", file=sys.stderr)
+        return 2
+    cfg = eval_config(args.profile, attack_subset=args.attack_subset, apgd_steps=args.apgd_steps,
+                      eot_iter=args.eot_iter, abc_subset=args.abc_subset, seed=args.seed)
+    reports, models, data = {}, {}, None
+    for name, run in zip(names, args.runs):
+        model, data = _load_run(run, args.device)
+        print(f"evaluating {name} ({run}) ...", flush=True)
+        reports[name] = evaluate(model, data, cfg)
+        (run if run.is_dir() else run.parent).joinpath("eval_report.json").write_text(reports[name].to_json())
+        models[name] = model
+    print(comparison_tables(reports))
+    if args.figure is not None:
+        test = data.split("test")
+        picks = torch.tensor([int((test.y == c).nonzero()[0]) for c in test.y.unique()[:4]])
+        attribution_figure(models, test.x[picks], args.figure)
+        print(f"attribution figure: {args.figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""nsde.metrics.robustness and evaluate(): the sweep, APGD's pitfalls, the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nsde.data import PRESETS, prepare
+from nsde.metrics import EvalConfig, evaluate
+from nsde.metrics.robustness import apgd_robust_accuracy, noisy_inputs, sweep_accuracy
+from nsde.models import ModelConfig, NoiseConfig, build_model
+
+
+class Brightness(torch.nn.Module):
+    """Class 1 if the image's mean exceeds 0.5: a deterministic model with a known boundary."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(40.0))
+
+    def forward(self, x):
+        z = self.scale * (x.flatten(1).mean(1) - 0.5)
+        return torch.stack([-z, z], dim=1)
+
+
+def _brightness_data(n=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    level = torch.linspace(0.3, 0.7, n)[torch.randperm(n, generator=g)]
+    x = (level[:, None, None, None] + 0.02 * torch.randn(n, 1, 8, 8, generator=g)).clamp(0, 1)
+    return x, (level > 0.5).long()
+
+
+def test_noisy_inputs_clip_to_the_valid_range():
+    x = torch.rand(4, 1, 16, 16)
+    g = torch.Generator().manual_seed(0)
+    for kind in ("gaussian", "fbm"):
+        noisy = noisy_inputs(x, kind, 1.0, hurst=0.5, generator=g)
+        assert noisy.shape == x.shape and noisy.min() >= 0 and noisy.max() <= 1
+        assert not torch.equal(noisy, x)
+    assert torch.equal(noisy_inputs(x, "gaussian", 0.0, hurst=0.5, generator=g), x)
+    with pytest.raises(ValueError, match="unknown sweep noise 'pink'"):
+        noisy_inputs(x, "pink", 0.1, hurst=0.5, generator=g)
+
+
+def test_sweep_of_a_constant_model_is_its_class_share():
+    class Constant(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return torch.tensor([[1.0, 0.0]]).expand(len(x), 2) + 0 * self.p
+
+    x, y = _brightness_data()
+    sweep = sweep_accuracy(Constant(), x, y, intensities=(0.1, 1.0))
+    share = float((y == 0).float().mean())
+    for kind in ("gaussian", "fbm"):
+        assert [e.value for _, e in sweep[kind]] == [share, share] and sweep[kind][0][1].n == len(y)
+
+
+def test_apgd_within_eps_monotone_and_breaks_a_deterministic_model():
+    x, y = _brightness_data()
+    y[:3] = 1 - y[:3]  # three points start misclassified: never robust
+    model = Brightness()
+    eps = (0.05, 0.2, 1.0, 8.0)
+    acc, adv = apgd_robust_accuracy(model, x, y, eps=eps, steps=10, return_adversarial=True)
+    for e in eps:
+        assert ((adv[e] - x).flatten(1).norm(dim=1) <= e + 1e-4).all()
+        assert adv[e].min() >= 0 and adv[e].max() <= 1
+    values = [acc[e].value for e in eps]
+    assert values == sorted(values, reverse=True)
+    clean = float((model(x).argmax(-1) == y).float().mean())
+    assert clean == pytest.approx(1 - 3 / len(y)) and values[0] <= clean
+    assert all(torch.equal(adv[e][:3], x[:3]) for e in eps)  # returned unattacked, counted non-robust
+    assert values[-1] <= 0.05  # an L2 ball of 8 moves the mean of 64 pixels by up to 1
+
+
+def test_eot_draws_differ_despite_torchattacks_reseeding():
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone="convnext_atto", noise=NoiseConfig(sigma=0.5, depth="stages:0", eval_mode="on"))
+    model = build_model(cfg).eval()
+    model.set_noise_generator(torch.Generator().manual_seed(3))
+    seen = []
+    model.register_forward_hook(lambda m, inp, out: seen.append((inp[0].detach().clone(), out.detach().clone())))
+    x = torch.rand(2, 1, 32, 32)
+    y = model(x).argmax(-1)
+    seen.clear()
+    apgd_robust_accuracy(model, x, y, eps=(0.5,), steps=2, eot_iter=3)
+    repeats = [(a, b) for (xa, a), (xb, b) in zip(seen, seen[1:]) if torch.equal(xa, xb)]
+    assert repeats, "EOT should query the same point several times"
+    assert all(not torch.equal(a, b) for a, b in repeats), "the noise repeated between EOT draws"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    cfg = dataclasses.replace(PRESETS["tiny"], examples_per_class=6, cache_dir=str(tmp_path_factory.mktemp("c")))
+    return prepare(cfg, progress=False)
+
+
+def test_evaluate_report_is_complete_serialisable_and_reproducible(tiny):
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone="resnet18", noise=NoiseConfig(sigma=0.3, depth=2, eval_mode="on"))
+    model = build_model(cfg)
+    ecfg = EvalConfig(apgd_steps=2, eot_iter=2, attack_subset=8, abc_subset=8, abc_samples=4, ig_steps=4,
+                      stability_subset=4, stability_draws=2, sweep_intensities=(0.1, 0.5))
+    a, b = evaluate(model, tiny, ecfg), evaluate(model, tiny, ecfg)
+    assert a.stochastic and a.clean_test.n == len(tiny.indices("test")) and a.clean_val.n == len(tiny.indices("val"))
+    assert [e.n for e in a.apgd.values()] == [8] * 4
+    assert a.abc["mean_correct"].n + a.abc["mean_incorrect"].n == 8
+    assert set(a.objectives) == {"clean_accuracy", "sweep_accuracy", "apgd_accuracy", "abc_correct"}
+    d = json.loads(a.to_json())
+    assert d["settings"]["apgd_steps"] == 2 and d["seconds"]["total"] > 0
+    assert d["objectives"] == json.loads(b.to_json())["objectives"]  # seeded: the same numbers twice
+    assert model.generator is None  # evaluate restored the model's generator
+    with pytest.raises(ValueError, match="eot_iter >= 1"):
+        EvalConfig(eot_iter=0)
