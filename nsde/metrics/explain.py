@@ -97,7 +97,7 @@ def abc_scores(
     Args:
         samples: S, mutated copies per example.
         mutate: features set to the baseline per copy: an int count, or a fraction of all
-            features (at least 1).
+            features (at least 1); capped at the features not already at the baseline.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -111,10 +111,19 @@ def abc_scores(
         xb = x[start : start + batch_size].to(device)
         pred = _predicted(model, xb)
         weight = path_averaged_gradient(model, xb, pred, steps=ig_steps, baseline=baseline).abs().flatten(1)
-        # A zero gradient everywhere carries no preference: choose uniformly.
-        weight = torch.where(weight.sum(1, keepdim=True) > 0, weight, torch.ones_like(weight))
+        # A feature already at the baseline has A_j / (x_j - b_j) = 0/0 and mutating it
+        # changes nothing: it is never chosen (else it would use up a mutation).
+        eligible = xb.flatten(1) != baseline
+        weight = torch.where(eligible, weight, torch.zeros_like(weight))
+        # No preference left (zero gradient on every eligible feature): uniform over eligible.
+        weight = torch.where(weight.sum(1, keepdim=True) > 0, weight, eligible.to(weight.dtype))
+        k_b = min(k, int(eligible.sum(1).min()))
+        if k_b == 0:  # an input equal to the baseline everywhere: nothing to mutate
+            scores.append(torch.ones(len(xb)))
+            preds.append(pred.cpu())
+            continue
         probs = weight / weight.sum(1, keepdim=True)
-        scores.append(_mutated_predictions(model, xb, probs, pred, samples=samples, mutate=k, baseline=baseline,
+        scores.append(_mutated_predictions(model, xb, probs, pred, samples=samples, mutate=k_b, baseline=baseline,
                                            generator=gen).cpu())
         preds.append(pred.cpu())
     return torch.cat(scores).numpy(), torch.cat(preds).numpy()
@@ -154,7 +163,7 @@ def attribution_stability(
         ref = integrated_gradients(model, xb, pred, steps=ig_steps)
         per_draw = []
         for _ in range(draws):
-            noisy = xb + stdev * torch.randn(xb.shape, generator=gen, device=device)
+            noisy = (xb + stdev * torch.randn(xb.shape, generator=gen, device=device)).clamp(0.0, 1.0)
             change = (integrated_gradients(model, noisy, pred, steps=ig_steps) - ref).abs().flatten(1).sum(1)
             per_draw.append(torch.log(change.clamp_min(1e-30)))
         values.append(torch.stack(per_draw).mean(0).detach().cpu())

@@ -104,10 +104,15 @@ def apgd_robust_accuracy(
 
     The model is attacked in eval mode, i.e. with its configured evaluation behaviour;
     `eot_iter` applies when that behaviour is stochastic (else 1). A point counts as robust
-    at eps only if it is classified correctly after the attack *and* was attacked:
-    torchattacks returns points it already misclassifies unattacked, and those are not
-    robust. A point broken at a smaller eps is broken at every larger eps (the same
-    adversarial example lies in the larger ball), so robust accuracy never rises with eps.
+    at eps if torchattacks' own verdict says so (classified correctly at the start and
+    never misclassified during the attack: points it already misclassifies are returned
+    unattacked and are not robust) *and* the returned example is still classified
+    correctly by one more evaluation pass. (APGD returns x itself for points it could not
+    break, so "adv differs from x" says nothing about robustness.) A point broken at a
+    smaller eps is broken at every larger eps (the same adversarial example lies in the
+    larger ball), so robust accuracy never rises with eps. If the model has no noise
+    generator of its own, a seeded one is installed for the call: torchattacks reseeds the
+    global RNG at every attack, which would replay the same noise for every batch and eps.
 
     Returns:
         {eps: Estimate} and, if asked, {eps: adversarial examples (N, ...) on CPU}.
@@ -121,21 +126,28 @@ def apgd_robust_accuracy(
     model.eval()
     device = next(model.parameters()).device
     eot = eot_iter if is_stochastic(model) else 1
+    own_generator = hasattr(model, "set_noise_generator") and getattr(model, "generator", None) is None
+    if own_generator:
+        model.set_noise_generator(torch.Generator(device=device).manual_seed(seed + 31))
     still_robust = np.ones(len(x), dtype=bool)
     results, adversarial = {}, {}
-    for e in eps:
-        attack = torchattacks.APGD(model, norm="L2", eps=float(e), steps=steps, loss="ce", eot_iter=eot, seed=seed)
-        robust, advs = [], []
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
-            adv = attack(xb, yb).detach()
-            model.eval()  # torchattacks restores the mode it found; be explicit for the check below
-            attacked = (adv != xb).flatten(1).any(1).cpu().numpy()
-            robust.append(attacked & correct_predictions(model, adv, yb.cpu(), batch_size))
+    try:
+        for e in eps:
+            attack = torchattacks.APGD(model, norm="L2", eps=float(e), steps=steps, loss="ce", eot_iter=eot, seed=seed)
+            robust, advs = [], []
+            for start in range(0, len(x), batch_size):
+                xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
+                # perturb() (what APGD.__call__ runs) also returns the attack's per-point verdict.
+                survived, adv = attack.perturb(xb, yb, cheap=True)
+                adv = adv.detach()
+                robust.append(survived.cpu().numpy() & correct_predictions(model, adv, yb.cpu(), batch_size))
+                if return_adversarial:
+                    advs.append(adv.cpu())
+            still_robust &= np.concatenate(robust) if robust else np.zeros(0, dtype=bool)
+            results[float(e)] = proportion(still_robust.copy())
             if return_adversarial:
-                advs.append(adv.cpu())
-        still_robust &= np.concatenate(robust) if robust else np.zeros(0, dtype=bool)
-        results[float(e)] = proportion(still_robust.copy())
-        if return_adversarial:
-            adversarial[float(e)] = torch.cat(advs)
+                adversarial[float(e)] = torch.cat(advs)
+    finally:
+        if own_generator:
+            model.set_noise_generator(None)
     return results, adversarial

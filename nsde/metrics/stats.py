@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import rankdata
+from scipy.stats import t as student_t
 
 __all__ = ["Estimate", "proportion", "mean_estimate", "auroc"]
 
@@ -40,7 +41,7 @@ def proportion(successes: np.ndarray | list[bool]) -> Estimate:
 
 
 def mean_estimate(values: np.ndarray | list[float]) -> Estimate:
-    """Mean with a normal-approximation 95 % interval (nan interval for n < 2)."""
+    """Mean with a Student-t 95 % interval (nan interval for n < 2)."""
     v = np.asarray(values, dtype=np.float64)
     n = int(v.size)
     if n == 0:
@@ -48,7 +49,7 @@ def mean_estimate(values: np.ndarray | list[float]) -> Estimate:
     m = float(v.mean())
     if n < 2:
         return Estimate(m, n, float("nan"), float("nan"))
-    half = Z95 * float(v.std(ddof=1)) / math.sqrt(n)
+    half = float(student_t.ppf(0.975, n - 1)) * float(v.std(ddof=1)) / math.sqrt(n)
     return Estimate(m, n, m - half, m + half)
 
 

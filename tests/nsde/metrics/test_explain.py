@@ -71,6 +71,14 @@ def test_abc_counts_unchanged_predictions_by_mutation_size():
         abc_scores(model, x, mutate=5)
 
 
+def test_abc_never_spends_mutations_on_features_already_at_the_baseline():
+    # Only x0 differs from the zero baseline; mutating it flips z0 = 3 to 0 < 1. If zero
+    # features could be drawn, 3 of 4 single mutations would change nothing (ABC ~ 0.75).
+    model = Linear([3.0, 3.0, 3.0, 3.0])
+    scores, _ = abc_scores(model, _x([1.0, 0.0, 0.0, 0.0]), samples=32, mutate=1)
+    assert scores.tolist() == [0.0]
+
+
 def test_abc_summary_splits_by_correctness():
     scores = np.array([0.9, 0.8, 0.2, 0.1, 0.7])
     correct = np.array([True, True, False, False, True])

@@ -77,6 +77,10 @@ def test_apgd_within_eps_monotone_and_breaks_a_deterministic_model():
     assert clean == pytest.approx(1 - 3 / len(y)) and values[0] <= clean
     assert all(torch.equal(adv[e][:3], x[:3]) for e in eps)  # returned unattacked, counted non-robust
     assert values[-1] <= 0.05  # an L2 ball of 8 moves the mean of 64 pixels by up to 1
+    # A tiny ball breaks nothing that the margin protects: robust accuracy = clean accuracy.
+    margin = (model(x).softmax(-1).max(-1).values > 0.6) & (model(x).argmax(-1) == y)
+    tiny, _ = apgd_robust_accuracy(model, x[margin], y[margin], eps=(1e-4,), steps=5)
+    assert tiny[1e-4].value == 1.0 and tiny[1e-4].n == int(margin.sum())
 
 
 def test_eot_draws_differ_despite_torchattacks_reseeding():

@@ -21,7 +21,7 @@ def test_wilson_interval_known_values():
 
 def test_mean_interval():
     e = mean_estimate([1.0, 2.0, 3.0, 4.0])
-    half = 1.959963984540054 * np.std([1, 2, 3, 4], ddof=1) / 2
+    half = 3.182446305284263 * np.std([1, 2, 3, 4], ddof=1) / 2  # Student t, 3 degrees of freedom
     assert e.value == 2.5 and e.low == pytest.approx(2.5 - half) and e.high == pytest.approx(2.5 + half)
 
 
