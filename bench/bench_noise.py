@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import pick_device, table, time_call, write_results  # noqa: E402
 
-from nsde.noise import fractional_brownian_field, stein_embedding, white_field  # noqa: E402
+from nsde.noise import DENSE_MAX_POINTS, fractional_brownian_field, stein_embedding, white_field  # noqa: E402
 
 # (channels, size) of ConvNeXt-Base's four stages at 224x224 input.
 CONVNEXT_BASE_MAPS = [(128, 56), (256, 28), (512, 14), (1024, 7)]
@@ -42,12 +42,13 @@ def main() -> None:
             seconds = time_call(fn, device, repeats=args.repeats)
             row = {"shape": str(shape), "method": method, "hurst": hurst if hurst is not None else "-",
                    "ms": seconds * 1e3, "Mfields/s": args.batch * channels / seconds / 1e6}
-            if method == "exact":
-                row["torus"] = "x".join(map(str, stein_embedding(hurst, size, size).torus))
+            if method == "exact":  # which exact algorithm "exact" picked for this size
+                row["algorithm"] = ("dense" if size * size <= DENSE_MAX_POINTS else
+                                    "stein " + "x".join(map(str, stein_embedding(hurst, size, size).torus)))
             rows.append(row)
             print(row, flush=True)
     path = write_results("noise", device, vars(args), rows)
-    print(table(rows, ["shape", "method", "hurst", "torus", "ms", "Mfields/s"]))
+    print(table(rows, ["shape", "method", "hurst", "algorithm", "ms", "Mfields/s"]))
     print(f"written: {path}")
 
 
