@@ -51,7 +51,7 @@ class TrainConfig:
 
     epochs: int = 15
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 4e-3
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.0
