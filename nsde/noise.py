@@ -213,7 +213,11 @@ class SteinEmbedding:
 
     `sqrt_eig` holds sqrt(lambda / (Lh * Lw)) on the (Lh, Lw) torus, `delta` the grid
     spacing in the embedding's units, `c2` the coefficient of the linear correction and
-    `scale` the deterministic factor 1 / sqrt(E[V]).
+    `scale` the deterministic factor 1 / sqrt(E[V]). `offsets` are the row and column
+    offsets of the windows cut from every sample of the torus: the windows are more than
+    R apart (also across the wrap-around), where rho is exactly 0, so the stationary
+    field on different windows is independent and one complex FFT gives
+    2 * len(rows) * len(cols) independent fields.
     """
 
     hurst: float
@@ -224,6 +228,7 @@ class SteinEmbedding:
     c2: float
     beta: float
     torus: tuple[int, int]
+    offsets: tuple[tuple[int, ...], tuple[int, ...]]
     sqrt_eig: np.ndarray
     min_eig_ratio: float
     scale: float
@@ -269,8 +274,13 @@ def stein_embedding(hurst: float, h: int, w: int, radius: float | None = None) -
     radius = float(radius)
     c0, c2, beta = _stein_coefficients(hurst, radius)
     delta = 1.0 / math.hypot(h - 1, w - 1)  # the grid's diagonal has length 1
-    # The torus side must be >= 2R so that periodised copies of rho do not overlap.
-    torus = tuple(_nice_fft_size(max(math.ceil(2.0 * radius / delta - 1e-9), 2 * n)) for n in (h, w))
+    # Two windows per axis, a gap of more than R between them (and across the wrap):
+    # rho vanishes there, so the four windows (eight fields per complex FFT) are
+    # independent. The torus side 2 * pitch > 2R also keeps the periodisation valid.
+    gap = math.floor(radius / delta) + 1  # cells; gap * delta > R
+    pitch = (h - 1 + gap, w - 1 + gap)
+    torus = (_nice_fft_size(2 * pitch[0]), _nice_fft_size(2 * pitch[1]))
+    offsets = ((0, pitch[0]), (0, pitch[1]))
     ky = np.arange(torus[0])
     kx = np.arange(torus[1])
     dy = np.minimum(ky, torus[0] - ky)[:, None]
@@ -287,7 +297,8 @@ def stein_embedding(hurst: float, h: int, w: int, radius: float | None = None) -
     sqrt_eig = np.sqrt(np.clip(eig, 0.0, None) / (torus[0] * torus[1]))
     a = 2.0 * hurst
     evar = _expected_spatial_variance(lambda y, x: 2.0 * (delta * np.hypot(y, x)) ** a, h, w)
-    return SteinEmbedding(hurst, (h, w), radius, delta, c0, c2, beta, torus, sqrt_eig, ratio, 1.0 / math.sqrt(evar))
+    scale = 1.0 / math.sqrt(evar)
+    return SteinEmbedding(hurst, (h, w), radius, delta, c0, c2, beta, torus, offsets, sqrt_eig, ratio, scale)
 
 
 @lru_cache(maxsize=256)
@@ -310,15 +321,20 @@ def _chunks(n_pairs: int, torus: tuple[int, int]) -> list[int]:
     return [min(per, n_pairs - i) for i in range(0, n_pairs, per)]
 
 
-def _circulant_fields(amp: torch.Tensor, n: int, h: int, w: int, generator, device, dtype) -> torch.Tensor:
-    """n stationary fields (n, h, w) with spectrum amp^2 on amp's torus, two per complex FFT."""
+def _circulant_fields(amp, n, h, w, generator, device, dtype, offsets=((0,), (0,))) -> torch.Tensor:
+    """n stationary fields (n, h, w) with spectrum amp^2 on amp's torus.
+
+    Every complex sample gives two fields (its real and imaginary parts) per window at
+    `offsets` (row offsets, column offsets); the caller guarantees the windows independent.
+    """
     torus = tuple(amp.shape)
+    per_sample = 2 * len(offsets[0]) * len(offsets[1])
     parts = []
-    for m in _chunks((n + 1) // 2, torus):
+    for m in _chunks(-(-n // per_sample), torus):
         z = _complex_normal((m, *torus), generator, device, dtype)
-        parts.append(_fft2_corner(amp * z, h, w))  # (m, h, w) complex
-    corner = torch.cat(parts)
-    return torch.cat([corner.real, corner.imag], dim=0)[:n]  # (2m, h, w) -> (n, h, w)
+        parts.append(_fft2_windows(amp * z, h, w, offsets))  # (m * windows, h, w) complex
+    windows = torch.cat(parts)
+    return torch.cat([windows.real, windows.imag], dim=0)[:n]  # (2 m windows, h, w) -> (n, h, w)
 
 
 def _complex_normal(shape, generator, device, dtype) -> torch.Tensor:
@@ -328,10 +344,15 @@ def _complex_normal(shape, generator, device, dtype) -> torch.Tensor:
     return torch.view_as_complex(parts)
 
 
-def _fft2_corner(spectrum: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """fft2 of (..., Lh, Lw), returning only the (..., h, w) corner (prunes the 2nd pass)."""
-    out = torch.fft.fft(spectrum, dim=-2)[..., :h, :]  # (..., Lh, Lw) -> (..., h, Lw)
-    return torch.fft.fft(out, dim=-1)[..., :w]  # (..., h, Lw) -> (..., h, w)
+def _fft2_windows(spectrum: torch.Tensor, h: int, w: int, offsets) -> torch.Tensor:
+    """fft2 of (m, Lh, Lw), keeping only the h x w windows at `offsets` (prunes the 2nd pass)."""
+    out = torch.fft.fft(spectrum, dim=-2)
+    out = torch.cat([out[:, o : o + h] for o in offsets[0]], dim=1)  # (m, Lh, Lw) -> (m, kh*h, Lw)
+    out = torch.fft.fft(out, dim=-1)
+    out = torch.cat([out[..., o : o + w] for o in offsets[1]], dim=2)  # -> (m, kh*h, kw*w)
+    m, kh, kw = out.shape[0], len(offsets[0]), len(offsets[1])
+    # (m, kh*h, kw*w) -> (m, kh, h, kw, w) -> (m, kh, kw, h, w) -> (m*kh*kw, h, w)
+    return out.view(m, kh, h, kw, w).permute(0, 1, 3, 2, 4).reshape(m * kh * kw, h, w)
 
 
 def _normalise(fields: torch.Tensor, scale: float) -> torch.Tensor:
@@ -343,7 +364,7 @@ def _stein_fbm(shape, hurst, generator, device, dtype) -> torch.Tensor:
     n = math.prod(batch)
     work = _work_dtype(dtype)
     emb, sqrt_eig, ys, xs = _stein_tensors(hurst, h, w, device, work)
-    fields = _circulant_fields(sqrt_eig, n, h, w, generator, device, work)  # (n, h, w)
+    fields = _circulant_fields(sqrt_eig, n, h, w, generator, device, work, emb.offsets)  # (n, h, w)
     # Stein's correction: a *linear* term sqrt(2 c2) (N1 x + N2 y), not a product of normals.
     slopes = torch.randn((n, 2), generator=generator, device=device, dtype=work) * math.sqrt(2.0 * emb.c2)
     fields = fields + slopes[:, 0, None, None] * xs[None, None, :] + slopes[:, 1, None, None] * ys[None, :, None]
