@@ -50,6 +50,17 @@ def _implied_covariance(hurst: float, h: int, w: int) -> tuple[np.ndarray, np.nd
     return cov, dist, np.array(emb.torus), emb.scale
 
 
+@pytest.mark.parametrize("hurst", [0.1, 0.3, 0.5, 0.75, 0.8, 0.9])
+@pytest.mark.parametrize("size", [(8, 8), (5, 9), (2, 2)])
+def test_exact_method_has_the_fbm_variogram_for_every_pair(hurst, size):
+    # Stein's construction is exact: E[(B(s)-B(t))^2] = 2 r^(2H) at *every* pair of grid
+    # points, diagonals included (no sampling error: computed from the embedding itself).
+    cov, dist, _, _ = _implied_covariance(hurst, *size)
+    d = np.diag(cov)
+    variogram = d[:, None] + d[None, :] - 2.0 * cov
+    np.testing.assert_allclose(variogram, 2.0 * dist ** (2 * hurst), atol=1e-12)
+
+
 @pytest.mark.parametrize("hurst", [0.3, 0.9])
 @pytest.mark.parametrize("size", [(8, 8), (5, 9)])
 def test_windows_of_one_torus_sample_are_independent(hurst, size):
