@@ -233,10 +233,6 @@ class SteinEmbedding:
     min_eig_ratio: float
     scale: float
 
-    def covariance(self, r: np.ndarray) -> np.ndarray:
-        """Stein's stationary covariance rho(r) (vectorised)."""
-        return _stein_rho(r, self.hurst, self.radius, self.c0, self.c2, self.beta)
-
 
 def _stein_rho(r: np.ndarray, hurst: float, radius: float, c0: float, c2: float, beta: float) -> np.ndarray:
     r = np.asarray(r, dtype=np.float64)
