@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 CHECKPOINT = "checkpoint.pt"
+# Settings that may differ between a run and its resumption (they do not change the result).
+_RESUMABLE_CHANGES = ("device", "compile", "eval_batch_size")
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,11 @@ def _restore(path, model, opt, sched, noise_gen, model_cfg, cfg) -> tuple[int, l
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     if ckpt["model_config"] != dataclasses.asdict(model_cfg):
         raise ValueError(f"checkpoint {path} was written for another model config: {ckpt['model_config']}")
+    # The schedule and data order depend on these: resuming under others would not continue the run.
+    changed = {k: (ckpt["train_config"][k], v) for k, v in dataclasses.asdict(cfg).items()
+               if k not in _RESUMABLE_CHANGES and ckpt["train_config"].get(k) != v}
+    if changed:
+        raise ValueError(f"checkpoint {path} was written with other training settings (saved, asked): {changed}")
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     sched.load_state_dict(ckpt["scheduler"])

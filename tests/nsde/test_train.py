@@ -68,11 +68,13 @@ def test_resume_reaches_the_uninterrupted_result(tiny, tmp_path):
     assert all(torch.equal(loaded[k], b[k]) for k in b)
 
 
-def test_resume_refuses_another_model(tiny, tmp_path):
+def test_resume_refuses_another_model_or_schedule(tiny, tmp_path):
     train(NSDE, tiny, TrainConfig(epochs=1, batch_size=16), checkpoint_dir=tmp_path, progress=False)
     other = dataclasses.replace(NSDE, noise=NoiseConfig(sigma=0.3))
     with pytest.raises(ValueError, match="another model config"):
-        train(other, tiny, TrainConfig(epochs=2, batch_size=16), resume_from=tmp_path, progress=False)
+        train(other, tiny, TrainConfig(epochs=1, batch_size=16), resume_from=tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"other training settings.*'epochs': \(1, 2\)"):
+        train(NSDE, tiny, TrainConfig(epochs=2, batch_size=16), resume_from=tmp_path, progress=False)
 
 
 def test_non_finite_loss_stops_with_epoch_and_step(tiny):
