@@ -18,6 +18,7 @@ import torch
 
 from nsde.metrics.stats import Estimate, proportion
 from nsde.noise import sample_noise
+from nsde.train import predict
 
 __all__ = ["noisy_inputs", "sweep_accuracy", "apgd_robust_accuracy", "is_stochastic", "correct_predictions"]
 
@@ -49,15 +50,11 @@ def noisy_inputs(x: torch.Tensor, kind: str, intensity: float, *, hurst: float, 
     return (x + intensity * xi).clamp(0.0, 1.0)
 
 
-@torch.no_grad()
 def correct_predictions(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> np.ndarray:
-    """(N,) bool: model(x) (eval mode, batched on its device) predicts y."""
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size].to(device)
-        out.append((model(xb).argmax(-1).cpu() == y[start : start + batch_size]).numpy())
-    return np.concatenate(out) if out else np.zeros(0, dtype=bool)
+    """(N,) bool: model(x) (in its current mode, batched on its device) predicts y."""
+    if len(x) == 0:
+        return np.zeros(0, dtype=bool)
+    return (predict(model, x, batch_size=batch_size).argmax(-1) == y.cpu()).numpy()
 
 
 def sweep_accuracy(
