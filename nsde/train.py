@@ -341,6 +341,7 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | None = None) -> NS
 
 
 def _parser() -> argparse.ArgumentParser:
+    from nsde.metrics.evaluate import EVAL_PROFILES  # lazy: nsde.metrics imports this module
     p = argparse.ArgumentParser(
         prog="python -m nsde.train",
         description="Train and evaluate one baseline (sigma 0) or NSDE classifier on the spectrogram data set.",
@@ -381,7 +382,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.add_argument("--evaluate", action="store_true",
                    help="after training, run every metric (noise sweep, APGD, ABC, stability) and print the tables")
-    g.add_argument("--eval-profile", choices=["fast", "full"], default="fast",
+    g.add_argument("--eval-profile", choices=sorted(EVAL_PROFILES), default="fast",
                    help="fast: fewer APGD steps, smaller subsets; full: the study's settings (slow on CPU)")
     return p
 
@@ -457,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"test accuracy {test_acc:.4f} (n={len(data.indices('test'))})")
     if args.evaluate:
         from nsde.metrics import evaluate
-        from nsde.metrics.__main__ import comparison_tables, eval_config
+        from nsde.metrics.__main__ import comparison_tables
+        from nsde.metrics.evaluate import eval_config
 
         report = evaluate(result.model, data, eval_config(args.eval_profile))
         (out / "eval_report.json").write_text(report.to_json())

@@ -1,6 +1,6 @@
 """Objectives of the search: clean accuracy, noise sweep, APGD robustness, ABC, attributions."""
 
-from nsde.metrics.evaluate import OBJECTIVES, EvalConfig, EvalReport, evaluate
+from nsde.metrics.evaluate import EVAL_PROFILES, OBJECTIVES, EvalConfig, EvalReport, eval_config, evaluate
 from nsde.metrics.explain import (
     abc_scores,
     abc_summary,
@@ -15,6 +15,7 @@ from nsde.metrics.robustness import apgd_robust_accuracy, noisy_inputs, sweep_ac
 from nsde.metrics.stats import Estimate, auroc, mean_estimate, proportion
 
 __all__ = [
+    "EVAL_PROFILES",
     "OBJECTIVES",
     "EvalConfig",
     "EvalReport",
@@ -25,6 +26,7 @@ __all__ = [
     "attribution_figure",
     "attribution_stability",
     "auroc",
+    "eval_config",
     "evaluate",
     "integrated_gradients",
     "mean_estimate",

@@ -20,17 +20,8 @@ from pathlib import Path
 import torch
 
 from nsde.data import data_config_from_dict, load, prepare
-from nsde.metrics.evaluate import EvalConfig, EvalReport, evaluate
+from nsde.metrics.evaluate import EVAL_PROFILES, EvalConfig, EvalReport, eval_config, evaluate
 from nsde.metrics.explain import attribution_figure
-
-PROFILES = {"fast": EvalConfig.fast, "full": EvalConfig}
-
-
-def eval_config(profile: str, **overrides) -> EvalConfig:
-    """The named evaluation profile ("fast": search trials, "full": the study's settings)."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown evaluation profile {profile!r}; known profiles: {sorted(PROFILES)}")
-    return PROFILES[profile](**{k: v for k, v in overrides.items() if v is not None})
 
 
 def _load_run(run: Path, device: str | None):
@@ -92,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="folders written by python -m nsde.train")
     p.add_argument("--names", nargs="+", default=None, help="column names (default: the folder names)")
-    p.add_argument("--profile", choices=sorted(PROFILES), default="fast",
-                   help="fast: fewer APGD steps and smaller subsets (search trials); full: the study's settings")
+    p.add_argument("--profile", choices=sorted(EVAL_PROFILES), default="fast",
+                   help="fast: fewer APGD steps and smaller subsets (search trials); final-small: full strength on 96 examples; full: the study's settings")
     p.add_argument("--attack-subset", type=int, default=None, help="test examples attacked (0 = all)")
     p.add_argument("--apgd-steps", type=int, default=None)
     p.add_argument("--eot-iter", type=int, default=None)

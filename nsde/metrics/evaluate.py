@@ -27,7 +27,7 @@ from nsde.metrics.robustness import (
 )
 from nsde.metrics.stats import Estimate, proportion
 
-__all__ = ["EvalConfig", "EvalReport", "evaluate", "OBJECTIVES"]
+__all__ = ["EVAL_PROFILES", "EvalConfig", "EvalReport", "eval_config", "evaluate", "OBJECTIVES"]
 
 # The four objectives the search optimises (all maximised), as keys of EvalReport.objectives.
 OBJECTIVES = ("clean_accuracy", "sweep_accuracy", "apgd_accuracy", "abc_correct")
@@ -80,9 +80,28 @@ class EvalConfig:
     @classmethod
     def fast(cls, **overrides) -> EvalConfig:
         """A cheaper profile for search trials (fewer steps, smaller subsets)."""
-        base = dict(apgd_steps=20, eot_iter=2, attack_subset=64, abc_subset=64, abc_samples=32, ig_steps=16,
-                    stability_subset=16, stability_draws=2)
-        return cls(**{**base, **overrides})
+        return cls(**{**EVAL_PROFILES["fast"], **overrides})
+
+
+# Named evaluation profiles: overrides of EvalConfig's defaults (the study's settings).
+# A search scores every trial with a cheap profile and re-scores its Pareto-optimal
+# trials with a full-strength one (docs/metrics.md, "Evaluation profiles").
+EVAL_PROFILES: dict[str, dict] = {
+    # search trials: 20 APGD steps, EOT 2, subsets of 64
+    "fast": dict(apgd_steps=20, eot_iter=2, attack_subset=64, abc_subset=64, abc_samples=32, ig_steps=16,
+                 stability_subset=16, stability_draws=2),
+    # full strength on smaller subsets: the final profile of the CPU-sized default space
+    "final-small": dict(attack_subset=96, abc_subset=96, stability_subset=32),
+    # the study's settings: 100 APGD steps, EOT 4, subsets of 256
+    "full": {},
+}
+
+
+def eval_config(profile: str, **overrides) -> EvalConfig:
+    """The named evaluation profile (`EVAL_PROFILES`), with `overrides` (None = keep)."""
+    if profile not in EVAL_PROFILES:
+        raise ValueError(f"unknown evaluation profile {profile!r}; known profiles: {sorted(EVAL_PROFILES)}")
+    return EvalConfig(**{**EVAL_PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,279 @@
+"""A search space as data: Optuna distributions, conditions, constants and starting points.
+
+A trial's configuration is a flat dict keyed like ``"noise/hurst"`` (see `KEYS`); `search/`
+turns it into the nsde frozen configs in one place. A space only describes which values
+each key may take; it computes nothing (Ray warns when a define-by-run space is slow).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from nsde.data.dataset import PRESETS
+from nsde.metrics.evaluate import EVAL_PROFILES
+from nsde.models import EVAL_MODES, list_backbones, parse_depth
+from nsde.noise import FBM_METHODS
+
+__all__ = ["KEYS", "NOISE_SHAPES", "Param", "SearchSpace"]
+
+# "none" is the deterministic baseline (sigma = 0); the others are nsde noise shapes.
+NOISE_SHAPES = ("none", "fbm", "white")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What a flat config key accepts: a type, bounds, or a set of choices."""
+
+    kind: type
+    low: float | None = None  # inclusive unless `open_low`
+    high: float | None = None  # inclusive unless `open_high`
+    open_low: bool = False
+    open_high: bool = False
+    choices: tuple | None = None
+    doc: str = ""
+
+    def check(self, key: str, value: Any) -> None:
+        if self.choices is not None:
+            if value not in self.choices:
+                raise ValueError(f"{key}: {value!r} is not allowed; allowed values: {list(self.choices)}")
+            return
+        if self.kind is object:  # an injection depth: a count, a fraction or a stage spec
+            parse_depth(str(value))  # raises, naming the rule
+            return
+        if self.kind is str:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{key} must be a finite number, but got {value!r}")
+        if self.kind is int and not float(value).is_integer():
+            raise ValueError(f"{key} must be an integer, but got {value!r}")
+        lo_ok = self.low is None or (value > self.low if self.open_low else value >= self.low)
+        hi_ok = self.high is None or (value < self.high if self.open_high else value <= self.high)
+        if not (lo_ok and hi_ok):
+            raise ValueError(f"{key}: `{self.interval}` must hold, but got {value!r}")
+
+    @property
+    def interval(self) -> str:
+        lo = "" if self.low is None else f"{self.low} {'<' if self.open_low else '<='} "
+        hi = "" if self.high is None else f" {'<' if self.open_high else '<='} {self.high}"
+        return f"{lo}value{hi}"
+
+
+# Every key a trial config may hold. A space sets each by a parameter or a constant;
+# keys it leaves unset take the nsde defaults.
+KEYS: dict[str, _Rule] = {
+    "model/backbone": _Rule(str, choices=tuple(list_backbones()), doc="timm backbone"),
+    "model/drop_path_rate": _Rule(float, 0.0, 1.0, open_high=True, doc="stochastic depth"),
+    "noise/shape": _Rule(str, choices=NOISE_SHAPES, doc="'none' = the deterministic baseline"),
+    "noise/hurst": _Rule(float, 0.0, 1.0, open_low=True, open_high=True, doc="Hurst exponent (fbm only)"),
+    "noise/sigma": _Rule(float, 0.0, None, doc="intensity (ignored for 'none')"),
+    "noise/depth": _Rule(object, doc="k blocks, a fraction, 'stages:0,1' or 'all'"),
+    "noise/method": _Rule(str, choices=FBM_METHODS, doc="fBm algorithm"),
+    "noise/eval_mode": _Rule(str, choices=EVAL_MODES, doc="noise at evaluation: off, on, mc"),
+    "noise/mc_samples": _Rule(int, 1, None, doc="passes averaged in 'mc' mode"),
+    "train/epochs": _Rule(int, 1, None),
+    "train/batch_size": _Rule(int, 1, None),
+    "train/lr": _Rule(float, 0.0, None, open_low=True),
+    "train/weight_decay": _Rule(float, 0.0, None),
+    "train/warmup_epochs": _Rule(float, 0.0, None),
+    "train/label_smoothing": _Rule(float, 0.0, 1.0, open_high=True),
+    "train/grad_clip": _Rule(float, 0.0, None, open_low=True),
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched parameter.
+
+    Attributes:
+        distribution: an Optuna distribution (Float / Int / Categorical).
+        when: the parameter exists only where every named earlier parameter is active and
+            takes one of the listed values: ``{"noise/shape": ("fbm",)}``.
+        key: the config key it sets (default: its own name). Two parameters may set one key
+            under disjoint conditions, e.g. a depth range per backbone.
+    """
+
+    distribution: BaseDistribution
+    when: Mapping[str, tuple] = field(default_factory=dict)
+    key: str | None = None
+
+    def target(self, name: str) -> str:
+        return self.key or name
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A named search space.
+
+    Attributes:
+        params: searched parameters in definition order (conditions refer to earlier ones).
+        constants: fixed config values for every trial.
+        points: starting points evaluated first (values by parameter name), e.g. the
+            deterministic baseline; parameters inactive in a point are left out.
+        preset: the data preset (`nsde.data.PRESETS`) the space is sized for.
+        search_profile / final_profile: evaluation profiles (`nsde.metrics.EVAL_PROFILES`)
+            that score every trial and then re-score the Pareto-optimal ones.
+    """
+
+    name: str
+    params: Mapping[str, Param]
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    points: tuple[Mapping[str, Any], ...] = ()
+    preset: str = "default"
+    search_profile: str = "fast"
+    final_profile: str = "full"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self) -> None:
+        """Raise ValueError, naming the space, the parameter and the rule, on any defect."""
+        try:
+            self._validate()
+        except ValueError as err:
+            raise ValueError(f"search space {self.name!r}: {err}") from None
+
+    def _validate(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown data preset {self.preset!r}; known presets: {sorted(PRESETS)}")
+        for which in ("search_profile", "final_profile"):
+            if getattr(self, which) not in EVAL_PROFILES:
+                raise ValueError(f"unknown {which} {getattr(self, which)!r}; known: {sorted(EVAL_PROFILES)}")
+        if not self.params:
+            raise ValueError("a space needs at least one parameter")
+        seen: list[str] = []
+        for name, param in self.params.items():
+            _check_param(name, param, self.params, seen)
+            seen.append(name)
+        _check_shared_keys(self.params)
+        for key, value in self.constants.items():
+            _rule(key).check(key, value)
+            if any(p.target(n) == key for n, p in self.params.items()):
+                raise ValueError(f"{key} is both a searched parameter and a constant")
+        for i, point in enumerate(self.points):
+            self._check_point(i, point)
+
+    def _check_point(self, i: int, point: Mapping[str, Any]) -> None:
+        active = self.active(point)
+        unknown = set(point) - set(self.params)
+        if unknown:
+            raise ValueError(f"point {i} names unknown parameters {sorted(unknown)}; parameters: {list(self.params)}")
+        missing = [n for n in active if n not in point]
+        extra = [n for n in point if n not in active]
+        if missing or extra:
+            raise ValueError(f"point {i} must set exactly the active parameters; missing {missing}, inactive {extra}")
+        for name in active:
+            _check_value(name, self.params[name], point[name])
+
+    def active(self, values: Mapping[str, Any]) -> list[str]:
+        """The parameters active under `values` (a partial assignment by parameter name)."""
+        out: list[str] = []
+        for name, param in self.params.items():
+            if all(parent in out and values.get(parent) in allowed for parent, allowed in param.when.items()):
+                out.append(name)
+        return out
+
+    def config(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The flat trial config of parameter values `values` plus the constants."""
+        out = dict(self.constants)
+        for name in self.active(values):
+            out[self.params[name].target(name)] = values[name]
+        return out
+
+    def to_dict(self) -> dict:
+        """A YAML/JSON-ready description (what `load_space` reads back)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "preset": self.preset,
+            "search_profile": self.search_profile,
+            "final_profile": self.final_profile,
+            "params": {n: _param_dict(p) for n, p in self.params.items()},
+            "constants": dict(self.constants),
+            "points": [dict(p) for p in self.points],
+        }
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _rule(key: str) -> _Rule:
+    if key not in KEYS:
+        raise ValueError(f"unknown config key {key!r}; known keys: {list(KEYS)}")
+    return KEYS[key]
+
+
+def _check_param(name: str, param: Param, params: Mapping[str, Param], seen: list[str]) -> None:
+    key = param.target(name)
+    rule = _rule(key)
+    dist = param.distribution
+    if isinstance(dist, CategoricalDistribution):
+        for choice in dist.choices:
+            rule.check(key, choice)
+    elif isinstance(dist, (FloatDistribution, IntDistribution)):
+        if rule.kind is str:
+            raise ValueError(f"{name}: {key} takes choices, not a numeric range")
+        if rule.kind is int and isinstance(dist, FloatDistribution):
+            raise ValueError(f"{name}: {key} is an integer; give integer bounds")
+        rule.check(key, dist.low)
+        rule.check(key, dist.high)
+    else:
+        raise ValueError(f"{name}: unsupported distribution {type(dist).__name__}")
+    for parent, allowed in param.when.items():
+        if parent not in seen:
+            raise ValueError(f"{name}: condition on {parent!r}, which is not a parameter defined before it")
+        parent_dist = params[parent].distribution
+        if not isinstance(parent_dist, CategoricalDistribution):
+            raise ValueError(f"{name}: conditions must name a categorical parameter, but {parent!r} is not")
+        bad = [v for v in allowed if v not in parent_dist.choices]
+        if bad or not allowed:
+            raise ValueError(f"{name}: condition values {bad or '[]'} are not choices of {parent!r}: {parent_dist.choices}")
+
+
+def _check_shared_keys(params: Mapping[str, Param]) -> None:
+    """Parameters that set one key must do so under disjoint conditions on a common parent."""
+    by_key: dict[str, list[str]] = {}
+    for name, p in params.items():
+        by_key.setdefault(p.target(name), []).append(name)
+    for key, names in by_key.items():
+        if len(names) < 2:
+            continue
+        parents = set.intersection(*(set(params[n].when) for n in names))
+        ok = any(
+            all(not set(params[a].when[par]) & set(params[b].when[par]) for a in names for b in names if a < b)
+            for par in parents
+        )
+        if not ok:
+            raise ValueError(f"parameters {names} all set {key}; their conditions must be disjoint on a common parent")
+
+
+def _check_value(name: str, param: Param, value: Any) -> None:
+    dist = param.distribution
+    if isinstance(dist, CategoricalDistribution):
+        if value not in dist.choices:
+            raise ValueError(f"{name}: {value!r} is not one of {list(dist.choices)}")
+    elif not dist._contains(dist.to_internal_repr(value)):
+        raise ValueError(f"{name}: {value!r} is outside [{dist.low}, {dist.high}]")
+
+
+def _param_dict(p: Param) -> dict:
+    d = p.distribution
+    out: dict[str, Any] = (
+        {"choices": list(d.choices)}
+        if isinstance(d, CategoricalDistribution)
+        else {"low": d.low, "high": d.high, "log": d.log, "type": "int" if isinstance(d, IntDistribution) else "float"}
+    )
+    if isinstance(d, (FloatDistribution, IntDistribution)) and d.step is not None:
+        out["step"] = d.step
+    if p.when:
+        out["when"] = {k: list(v) for k, v in p.when.items()}
+    if p.key:
+        out["key"] = p.key
+    return out

@@ -1,0 +1,124 @@
+"""The named search spaces: `default`, `paper` and `shapes`.
+
+Blocks with injection (`nsde.models`): convnext_atto and _femto have 2+2+6+2 = 12 residual
+blocks, convnext_tiny / _base 3+3+9(27)+3, resnet18 has 2+2+2+2 = 8 and resnet34 / 50
+3+4+6+3 = 16, which is why depth ranges are given per backbone.
+"""
+
+from __future__ import annotations
+
+from optuna.distributions import CategoricalDistribution as Cat
+from optuna.distributions import FloatDistribution as Float
+from optuna.distributions import IntDistribution as Int
+
+from spaces._registry import register_space
+from spaces._space import Param, SearchSpace
+
+_NOISY = ("fbm", "white")
+
+
+def _noise_params(*, hurst: tuple[float, float], sigma: tuple[float, float]) -> dict[str, Param]:
+    return {
+        "noise/shape": Param(Cat(["none", "fbm", "white"])),
+        "noise/hurst": Param(Float(*hurst), when={"noise/shape": ("fbm",)}),
+        "noise/sigma": Param(Float(*sigma, log=True), when={"noise/shape": _NOISY}),
+    }
+
+
+def _depth(name: str, backbones: tuple[str, ...], blocks: int, low: int = 1) -> dict[str, Param]:
+    """Injection depth (the first k blocks) for `backbones`, which have `blocks` residual blocks."""
+    return {
+        f"noise/depth[{name}]": Param(
+            Int(low, blocks), when={"model/backbone": backbones, "noise/shape": _NOISY}, key="noise/depth"
+        )
+    }
+
+
+@register_space("default")
+def default() -> SearchSpace:
+    """Small backbones on 64x64 spectrograms: a search that fits a 2-core machine in ~15 min."""
+    return SearchSpace(
+        name="default",
+        description="convnext_atto / resnet18 on the default preset (64x64), 6-epoch trials",
+        preset="default",
+        search_profile="fast",
+        final_profile="final-small",
+        params={
+            "model/backbone": Param(Cat(["convnext_atto", "resnet18"])),
+            **_noise_params(hurst=(0.1, 0.9), sigma=(0.02, 1.0)),
+            **_depth("convnext", ("convnext_atto",), 12),
+            **_depth("resnet", ("resnet18",), 8),
+            "model/drop_path_rate": Param(Float(0.0, 0.2)),
+            "train/lr": Param(Float(1e-3, 1e-2, log=True)),
+            "train/weight_decay": Param(Float(0.01, 0.1, log=True)),
+            "train/batch_size": Param(Cat([32, 64])),
+        },
+        # Noise off at evaluation keeps trials deterministic there (no EOT): the `shapes`
+        # space searches the evaluation behaviour.
+        constants={"train/epochs": 6, "noise/eval_mode": "off"},
+        points=(
+            # the deterministic baseline, so that the front is always compared with it
+            {"model/backbone": "resnet18", "noise/shape": "none", "model/drop_path_rate": 0.0,
+             "train/lr": 4e-3, "train/weight_decay": 0.05, "train/batch_size": 64},
+        ),
+    )
+
+
+@register_space("paper")
+def paper() -> SearchSpace:
+    """ConvNeXt-Base and ResNet-50 at 224x224 around the published setting (Brownian, H = 0.5)."""
+    return SearchSpace(
+        name="paper",
+        description="convnext_base / resnet50 on the paper preset (10,000 at 224x224), around fBm H=0.5",
+        preset="paper",
+        search_profile="fast",
+        final_profile="full",
+        params={
+            "model/backbone": Param(Cat(["convnext_base", "resnet50"])),
+            "noise/shape": Param(Cat(["none", "fbm"])),
+            "noise/hurst": Param(Float(0.3, 0.7), when={"noise/shape": ("fbm",)}),
+            "noise/sigma": Param(Float(0.02, 0.5, log=True), when={"noise/shape": ("fbm",)}),
+            "noise/depth[convnext]": Param(Cat(["stages:0", "stages:0,1", "stages:0,1,2", "all"]),
+                                           when={"model/backbone": ("convnext_base",), "noise/shape": ("fbm",)},
+                                           key="noise/depth"),
+            "noise/depth[resnet]": Param(Cat(["stages:0", "stages:0,1", "stages:0,1,2", "all"]),
+                                         when={"model/backbone": ("resnet50",), "noise/shape": ("fbm",)},
+                                         key="noise/depth"),
+            "noise/eval_mode": Param(Cat(["off", "mc"]), when={"noise/shape": ("fbm",)}),
+            "model/drop_path_rate": Param(Float(0.0, 0.3)),
+            "train/lr": Param(Float(2e-4, 4e-3, log=True)),
+        },
+        constants={"train/epochs": 30, "train/batch_size": 64, "train/weight_decay": 0.05, "noise/mc_samples": 8},
+        points=(
+            {"model/backbone": "convnext_base", "noise/shape": "none", "model/drop_path_rate": 0.1, "train/lr": 1e-3},
+            # the published NSDE: Brownian noise (H = 0.5) in every block
+            {"model/backbone": "convnext_base", "noise/shape": "fbm", "noise/hurst": 0.5, "noise/sigma": 0.1,
+             "noise/depth[convnext]": "all", "noise/eval_mode": "off", "model/drop_path_rate": 0.1, "train/lr": 1e-3},
+        ),
+    )
+
+
+@register_space("shapes")
+def shapes() -> SearchSpace:
+    """The noise shape explored widely: H over (0, 1), sigma over three decades, depth, evaluation."""
+    return SearchSpace(
+        name="shapes",
+        description="wide noise-shape search on small backbones (default preset)",
+        preset="default",
+        search_profile="fast",
+        final_profile="final-small",
+        params={
+            "model/backbone": Param(Cat(["convnext_atto", "convnext_femto", "resnet18", "resnet34"])),
+            **_noise_params(hurst=(0.02, 0.98), sigma=(1e-3, 2.0)),
+            **_depth("convnext", ("convnext_atto", "convnext_femto"), 12),
+            **_depth("resnet18", ("resnet18",), 8),
+            **_depth("resnet34", ("resnet34",), 16),
+            "noise/eval_mode": Param(Cat(["off", "on", "mc"]), when={"noise/shape": _NOISY}),
+            "noise/mc_samples": Param(Int(2, 16, log=True), when={"noise/eval_mode": ("mc",)}),
+            "model/drop_path_rate": Param(Float(0.0, 0.3)),
+            "train/lr": Param(Float(5e-4, 2e-2, log=True)),
+            "train/weight_decay": Param(Float(1e-3, 0.2, log=True)),
+            "train/epochs": Param(Int(4, 15)),
+            "train/batch_size": Param(Cat([32, 64, 128])),
+        },
+    )

@@ -1,0 +1,116 @@
+"""spaces/: the named spaces, conditional parameters, and validation of user files."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+from spaces import KEYS, Param, SearchSpace, get_space, list_spaces, load_space, space_from_dict
+
+
+def test_registry_lists_the_named_spaces_and_unknown_names_list_them():
+    assert {"default", "paper", "shapes"} <= set(list_spaces())
+    with pytest.raises(ValueError, match=r"unknown search space 'nope'.*default.*paper"):
+        get_space("nope")
+
+
+@pytest.mark.parametrize("name", ["default", "paper", "shapes"])
+def test_named_space_round_trips_through_its_dict_form(name):
+    space = get_space(name)
+    assert space_from_dict(space.to_dict()) == space
+    for point in space.points:
+        assert set(space.config(point)) <= set(KEYS)
+
+
+def test_conditions_hurst_only_for_fbm_and_depth_per_backbone():
+    space = get_space("default")
+    base = {"model/backbone": "resnet18", "model/drop_path_rate": 0.0, "train/lr": 1e-3,
+            "train/weight_decay": 0.05, "train/batch_size": 32}
+    assert "noise/hurst" not in space.active({**base, "noise/shape": "white"})
+    fbm = space.active({**base, "noise/shape": "fbm"})
+    assert "noise/hurst" in fbm and "noise/depth[resnet]" in fbm and "noise/depth[convnext]" not in fbm
+    none = space.active({**base, "noise/shape": "none"})
+    assert not any(n.startswith("noise/") and n != "noise/shape" for n in none)
+    cfg = space.config({**base, "noise/shape": "fbm", "noise/hurst": 0.3, "noise/sigma": 0.1,
+                        "noise/depth[resnet]": 5})
+    assert cfg["noise/depth"] == 5 and cfg["train/epochs"] == 6 and "noise/depth[resnet]" not in cfg
+
+
+def test_deterministic_baseline_is_reachable_in_every_named_space():
+    for name in list_spaces():
+        assert "none" in get_space(name).params["noise/shape"].distribution.choices
+
+
+def _write(tmp_path, text, name="space.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_yaml_space_loads_with_yaml_1_1_exponents(tmp_path):
+    path = _write(tmp_path, """
+        preset: tiny
+        params:
+          noise/shape: {choices: [none, fbm]}
+          noise/hurst: {low: 0.2, high: 0.8, when: {noise/shape: fbm}}
+          train/lr: {low: 1e-4, high: 1e-2, log: true}
+        constants: {train/epochs: 2}
+        points:
+          - {noise/shape: none, train/lr: 1e-3}
+        """)
+    space = load_space(path)
+    assert space.name == "space" and space.preset == "tiny"
+    assert space.params["train/lr"].distribution == FloatDistribution(1e-4, 1e-2, log=True)
+    assert space.points[0]["train/lr"] == 1e-3
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("params: {noise/hurst: {low: 0.5, high: 1.5}}", r"noise/hurst: `0.0 < value < 1.0` must hold, but got 1.5"),
+        ("params: {train/lr: {low: 0.1, high: 0.01}}", r"`low <= high` must hold, but got low=0.1, high=0.01"),
+        ("params: {train/lr: {low: 0, high: 0.1, log: true}}", r"log-scale range needs `low > 0`"),
+        ("params: {train/learning_rate: {low: 0.1, high: 0.2}}", r"unknown config key 'train/learning_rate'"),
+        ("params: {model/backbone: {choices: [vit_base]}}", r"'vit_base' is not allowed"),
+        ("params: {train/epochs: {low: 1.5, high: 3.0}}", r"train/epochs is an integer"),
+        ("params: {noise/hurst: {low: 0.1, high: 0.9, when: {noise/shape: fbm}}}", r"not a parameter defined before"),
+        ("params: {train/lr: {low: 0.1, high: 0.2, colour: red}}", r"unknown fields \['colour'\]"),
+        ("preset: huge\nparams: {train/lr: {low: 0.1, high: 0.2}}", r"unknown data preset 'huge'"),
+        ("params: {train/lr: {low: 0.1, high: 0.2}}\nconstants: {train/lr: 0.1}", r"both a searched parameter and a constant"),
+        ("params: {train/lr: {low: 0.1, high: 0.2}}\npoints: [{train/lr: 0.5}]", r"0.5 is outside \[0.1, 0.2\]"),
+        ("params: {noise/depth: {choices: [3, 'stages:x']}}", r"'stages:I,J,...'"),
+    ],
+)
+def test_invalid_yaml_space_names_the_file_the_parameter_and_the_rule(tmp_path, body, message):
+    path = _write(tmp_path, body)
+    with pytest.raises(ValueError, match=message) as info:
+        load_space(path)
+    assert str(path) in str(info.value)
+
+
+def test_overlapping_conditions_on_one_key_are_rejected():
+    with pytest.raises(ValueError, match="conditions must be disjoint"):
+        SearchSpace(name="x", params={
+            "model/backbone": Param(CategoricalDistribution(["resnet18", "convnext_atto"])),
+            "a": Param(CategoricalDistribution([1, 2]), when={"model/backbone": ("resnet18",)}, key="noise/depth"),
+            "b": Param(CategoricalDistribution([3]), when={"model/backbone": ("resnet18",)}, key="noise/depth"),
+        })
+
+
+def test_python_space_file(tmp_path):
+    path = _write(tmp_path, """
+        from optuna.distributions import FloatDistribution
+        from spaces import Param, SearchSpace
+        SPACE = SearchSpace(name="py", preset="tiny", params={"train/lr": Param(FloatDistribution(0.001, 0.01))})
+        """, name="my_space.py")
+    assert get_space(str(path)).name == "py"
+    bad = _write(tmp_path, "X = 1\n", name="bad_space.py")
+    with pytest.raises(ValueError, match="must define SPACE"):
+        load_space(bad)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        get_space(str(tmp_path / "absent.yaml"))
