@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m nsde.train --evaluate --out outputs/main
+	$(BIN)/python -m search.run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

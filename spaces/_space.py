@@ -82,6 +82,7 @@ KEYS: dict[str, _Rule] = {
     "train/warmup_epochs": _Rule(float, 0.0, None),
     "train/label_smoothing": _Rule(float, 0.0, 1.0, open_high=True),
     "train/grad_clip": _Rule(float, 0.0, None, open_low=True),
+    "train/seed": _Rule(int, 0, None, doc="the search sets it from --seed unless the space does"),
 }
 
 

@@ -39,10 +39,10 @@ def default() -> SearchSpace:
     """Small backbones on 64x64 spectrograms: a search that fits a 2-core machine in ~15 min."""
     return SearchSpace(
         name="default",
-        description="convnext_atto / resnet18 on the default preset (64x64), 6-epoch trials",
+        description="convnext_atto / resnet18 on the default preset (64x64), 5-epoch trials",
         preset="default",
-        search_profile="fast",
-        final_profile="final-small",
+        search_profile="cpu-search",
+        final_profile="cpu-final",
         params={
             "model/backbone": Param(Cat(["convnext_atto", "resnet18"])),
             **_noise_params(hurst=(0.1, 0.9), sigma=(0.02, 1.0)),
@@ -55,7 +55,7 @@ def default() -> SearchSpace:
         },
         # Noise off at evaluation keeps trials deterministic there (no EOT): the `shapes`
         # space searches the evaluation behaviour.
-        constants={"train/epochs": 6, "noise/eval_mode": "off"},
+        constants={"train/epochs": 5, "noise/eval_mode": "off"},
         points=(
             # the deterministic baseline, so that the front is always compared with it
             {"model/backbone": "resnet18", "noise/shape": "none", "model/drop_path_rate": 0.0,
@@ -106,7 +106,7 @@ def shapes() -> SearchSpace:
         description="wide noise-shape search on small backbones (default preset)",
         preset="default",
         search_profile="fast",
-        final_profile="final-small",
+        final_profile="cpu-final",
         params={
             "model/backbone": Param(Cat(["convnext_atto", "convnext_femto", "resnet18", "resnet34"])),
             **_noise_params(hurst=(0.02, 0.98), sigma=(1e-3, 2.0)),

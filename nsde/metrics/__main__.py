@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+", type=Path, help="folders written by python -m nsde.train")
     p.add_argument("--names", nargs="+", default=None, help="column names (default: the folder names)")
     p.add_argument("--profile", choices=sorted(EVAL_PROFILES), default="fast",
-                   help="fast: fewer APGD steps and smaller subsets (search trials); final-small: full strength on 96 examples; full: the study's settings")
+                   help="named profiles (docs/metrics.md): fast = search trials, full = the study's settings, cpu-search / cpu-final = the CPU-sized pair of the default search")
     p.add_argument("--attack-subset", type=int, default=None, help="test examples attacked (0 = all)")
     p.add_argument("--apgd-steps", type=int, default=None)
     p.add_argument("--eot-iter", type=int, default=None)

@@ -39,6 +39,7 @@ class EvalConfig:
 
     Attributes:
         sweep_intensities / sweep_kinds / sweep_hurst: the noise sweep (inputs clipped to [0, 1]).
+        sweep_subset: test examples in the sweep (seeded subset; 0 = the whole test split).
         apgd_eps / apgd_steps / eot_iter: APGD-CE L2; eot_iter applies to stochastic models.
         attack_subset: test examples attacked (seeded subset; 0 = the whole test split).
         abc_subset / abc_samples / abc_mutate / ig_steps: ABC (S samples, features mutated
@@ -50,6 +51,7 @@ class EvalConfig:
     sweep_intensities: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 0.75, 1.0)
     sweep_kinds: tuple[str, ...] = SWEEP_KINDS
     sweep_hurst: float = 0.5
+    sweep_subset: int = 0
     apgd_eps: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2)
     apgd_steps: int = 100
     eot_iter: int = 4
@@ -68,7 +70,7 @@ class EvalConfig:
         for name in ("apgd_steps", "eot_iter", "abc_samples", "ig_steps", "stability_draws", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name} >= 1` must hold, but got {name}={getattr(self, name)}")
-        for name in ("attack_subset", "abc_subset", "stability_subset"):
+        for name in ("attack_subset", "abc_subset", "stability_subset", "sweep_subset"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name} >= 0` must hold (0 = whole test split), but got {getattr(self, name)}")
         unknown = set(self.sweep_kinds) - set(SWEEP_KINDS)
@@ -90,10 +92,13 @@ EVAL_PROFILES: dict[str, dict] = {
     # search trials: 20 APGD steps, EOT 2, subsets of 64
     "fast": dict(apgd_steps=20, eot_iter=2, attack_subset=64, abc_subset=64, abc_samples=32, ig_steps=16,
                  stability_subset=16, stability_draws=2),
-    # full strength on smaller subsets: the final profile of the CPU-sized default space
-    "final-small": dict(attack_subset=96, abc_subset=96, stability_subset=32),
-    # the study's settings: 100 APGD steps, EOT 4, subsets of 256
+    # the study's settings: 100 APGD steps, EOT 4, subsets of 256, the sweep on the whole test split
     "full": {},
+    # The pair the CPU-sized `default` space uses. At 64x64 on 2 cores, 100-step APGD on 64
+    # examples already costs about 2/3 of a 5-epoch training run (docs/search.md).
+    "cpu-search": dict(apgd_steps=20, eot_iter=2, attack_subset=32, abc_subset=32, abc_samples=32, ig_steps=16,
+                       stability_subset=16, stability_draws=2, sweep_subset=128),
+    "cpu-final": dict(attack_subset=64, abc_subset=64, stability_subset=32),  # full strength, smaller subsets
 }
 
 
@@ -127,6 +132,19 @@ class EvalReport:
             "sweep_accuracy": self.sweep_mean.value,
             "apgd_accuracy": float(np.mean([e.value for e in self.apgd.values()])) if self.apgd else float("nan"),
             "abc_correct": float(self.abc["mean_correct"].value),
+        }
+
+    def objective_estimates(self) -> dict[str, Estimate]:
+        """`objectives` with their sample sizes and 95 % intervals (APGD: the mean over eps
+        of the per-eps values and of the per-eps interval ends, a conservative interval)."""
+        apgd = list(self.apgd.values())
+        apgd_est = (Estimate(float(np.mean([e.value for e in apgd])), apgd[0].n, float(np.mean([e.low for e in apgd])),
+                             float(np.mean([e.high for e in apgd]))) if apgd else Estimate(float("nan"), 0, float("nan"), float("nan")))
+        return {
+            "clean_accuracy": self.clean_test,
+            "sweep_accuracy": self.sweep_mean,
+            "apgd_accuracy": apgd_est,
+            "abc_correct": self.abc["mean_correct"],
         }
 
     def to_dict(self) -> dict:
@@ -173,10 +191,12 @@ def evaluate(model: torch.nn.Module, data: SpectrogramData, cfg: EvalConfig | No
         seconds["clean"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        sweep = sweep_accuracy(model, test.x, test.y, kinds=cfg.sweep_kinds, intensities=cfg.sweep_intensities,
-                               hurst=cfg.sweep_hurst, seed=cfg.seed, batch_size=cfg.batch_size)
+        idx = _subset(len(test.y), cfg.sweep_subset, cfg.seed + 3)
+        sweep = sweep_accuracy(model, test.x[idx], test.y[idx], kinds=cfg.sweep_kinds,
+                               intensities=cfg.sweep_intensities, hurst=cfg.sweep_hurst, seed=cfg.seed,
+                               batch_size=cfg.batch_size)
         points = [e.value for pts in sweep.values() for _, e in pts]
-        sweep_mean = Estimate(float(np.mean(points)), len(test.y), *_mean_interval(sweep))
+        sweep_mean = Estimate(float(np.mean(points)), len(idx), *_mean_interval(sweep))
         seconds["sweep"] = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -1,0 +1,440 @@
+"""`python -m search.run`: a multi-objective noise-shape search with Ray Tune, Optuna and MLflow.
+
+With no arguments it runs the embedded default: a local Ray, the `default` space, a few
+trials on the default data set, MLflow in ./mlflow.db. It ends by printing the
+Pareto-optimal trials and the command that opens the MLflow UI on them.
+
+    python -m search.run                                   # the default search (~15 min, 2 cores)
+    python -m search.run --space shapes --num-samples 40 --sampler nsga2
+    python -m search.run --space my_space.yaml --scheduler asha --scheduler-metric val_accuracy
+    python -m search.run --address auto --preset paper --space paper --gpus-per-trial 0.25
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from search.config import DEFAULT_OBJECTIVES, METRICS, Objective, flatten, parse_objectives, trial_configs
+from search.final import FrontChange, TrialRow, front_change, front_ids, pick_baseline, reevaluate
+from search.searcher import SAMPLERS, make_searcher
+from search.tracking import TrialTracker, check_mlflow, log_pareto_model, mlflow_ui_hint, port_is_open, start_parent_run
+
+__all__ = ["SearchSettings", "SearchOutcome", "run_search", "main"]
+
+SCHEDULERS = ("fifo", "asha")
+_USER_MAX_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")  # a user's own setting wins
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything a search needs; `None` means: the space's (or the machine's) default."""
+
+    space: str = "default"
+    num_samples: int = 6
+    objectives: str = DEFAULT_OBJECTIVES
+    sampler: str = "tpe"
+    scheduler: str = "fifo"
+    scheduler_metric: str = "val_accuracy"
+    grace_period: int = 1
+    gpus_per_trial: float = 0.0
+    cpus_per_trial: float = 1.0
+    max_concurrent: int | None = None
+    address: str | None = None
+    storage_path: str = "runs"
+    mlflow_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "nsde-search"
+    name: str | None = None
+    seed: int = 0
+    preset: str | None = None
+    search_profile: str | None = None
+    final_profile: str | None = None
+    final: bool = True
+    max_failures: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1:
+            raise ValueError(f"`--num-samples >= 1` must hold, but got {self.num_samples}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; known samplers: {list(SAMPLERS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {self.scheduler!r}; known schedulers: {list(SCHEDULERS)}")
+        if self.scheduler_metric not in METRICS:
+            raise ValueError(f"unknown scheduler metric {self.scheduler_metric!r}; known metrics: {list(METRICS)}")
+        if self.gpus_per_trial < 0 or self.cpus_per_trial <= 0:
+            raise ValueError(f"`--gpus-per-trial >= 0` and `--cpus-per-trial > 0` must hold, but got "
+                             f"{self.gpus_per_trial} and {self.cpus_per_trial}")
+        if self.gpus_per_trial > 1:
+            raise ValueError(f"`--gpus-per-trial <= 1` must hold for now (multi-GPU DDP trials are not built yet), "
+                             f"but got {self.gpus_per_trial}")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise ValueError(f"`--max-concurrent >= 1` must hold, but got {self.max_concurrent}")
+
+
+@dataclass
+class SearchOutcome:
+    """What a finished search returns (and prints)."""
+
+    name: str
+    experiment_id: str
+    parent_run_id: str
+    objectives: tuple[Objective, ...]
+    rows: list[TrialRow]
+    front: list[str]  # the Pareto-optimal trial ids (final numbers when re-evaluated)
+    change: FrontChange | None
+    experiment_dir: Path
+    timing: dict[str, Any] = field(default_factory=dict)
+    ui_hint: str = ""
+
+    def row(self, trial_id: str) -> TrialRow:
+        return next(r for r in self.rows if r.trial_id == trial_id)
+
+
+# ----------------------------------------------------------------------- checks
+
+
+def _check_ray_address(address: str | None) -> None:
+    """A cluster address that can't be reached is an error before anything starts."""
+    if address in (None, "auto", "local"):
+        return
+    parsed = urlparse(address if "://" in address else f"ray://{address}")
+    if parsed.hostname is None or parsed.port is None:
+        raise ValueError(f"--address must be 'auto', 'host:port' or 'ray://host:port', but got {address!r}")
+    if not port_is_open(parsed.hostname, parsed.port):
+        raise ValueError(f"Ray cluster at {address} cannot be reached (no answer on {parsed.hostname}:{parsed.port}); "
+                         f"start it (`ray start --head` or `ray up ray_cluster.yaml`) or leave out --address")
+
+
+def _prepare(settings: SearchSettings):
+    """Validate everything that can be validated before Ray or any trial starts."""
+    from nsde.data import PRESETS
+    from nsde.metrics import eval_config
+    from spaces import get_space
+
+    space = get_space(settings.space)
+    if "train/seed" not in space.constants:  # every trial trains with the search's seed
+        space = replace(space, constants={**space.constants, "train/seed": settings.seed})
+    objectives = parse_objectives(settings.objectives)
+    preset = settings.preset or space.preset
+    if preset not in PRESETS:
+        raise ValueError(f"unknown data preset {preset!r}; known presets: {sorted(PRESETS)}")
+    search_cfg = eval_config(settings.search_profile or space.search_profile, seed=settings.seed)
+    final_cfg = eval_config(settings.final_profile or space.final_profile, seed=settings.seed)
+    for point in space.points:  # a starting point the nsde configs reject fails now, not in a trial
+        trial_configs(space.config(point))
+    check_mlflow(settings.mlflow_uri)
+    _check_ray_address(settings.address)
+    return space, objectives, PRESETS[preset], search_cfg, final_cfg
+
+
+# ------------------------------------------------------------------------ search
+
+
+def run_search(settings: SearchSettings) -> SearchOutcome:
+    """Run a search end to end; see the module docstring."""
+    import ray
+    from mlflow.tracking import MlflowClient
+    from ray import tune
+
+    from nsde.data import prepare
+    from search.trainable import run_trial
+
+    t0 = time.perf_counter()
+    space, objectives, data_cfg, search_cfg, final_cfg = _prepare(settings)
+    name = settings.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage = Path(settings.storage_path).expanduser().resolve()
+    exp_dir = storage / name
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    timing: dict[str, Any] = {}
+
+    start = time.perf_counter()
+    if not ray.is_initialized():
+        ray.init(address=settings.address, include_dashboard=False, logging_level=logging.WARNING,
+                 configure_logging=True)
+    timing["ray_init_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    print(f"data set: preset {settings.preset or space.preset!r}", flush=True)
+    data = prepare(data_cfg)  # once per search, on the driver; trials load the cache by path
+    timing["data_s"] = time.perf_counter() - start
+
+    client = MlflowClient(settings.mlflow_uri)
+    params = {**{k: v for k, v in asdict(settings).items() if v is not None}, "name": name,
+              "data_path": str(data.path), "search_eval": json.dumps(asdict(search_cfg)),
+              "final_eval": json.dumps(asdict(final_cfg))}
+    exp_id, parent_id = start_parent_run(client, settings.experiment, name, params, space.to_dict())
+    tracker = TrialTracker(settings.mlflow_uri, exp_id, parent_id, name)
+    try:
+        rows = _tune(settings, space, objectives, name, storage, exp_dir, tracker, run_trial,
+                     data_path=str(data.path), eval_cfg=search_cfg, timing=timing)
+        change = _finish(settings, objectives, rows, final_cfg, tracker, timing)
+        front = list(change.final_front) if change else front_ids(rows, objectives)
+        start = time.perf_counter()
+        for tid in front:
+            log_pareto_model(settings.mlflow_uri, tracker.runs[tid], _row(rows, tid).checkpoint)
+        timing["models_s"] = time.perf_counter() - start
+        timing["total_s"] = time.perf_counter() - t0
+        timing["trials"] = _trial_timing(rows, tracker)
+        _log_parent(client, parent_id, objectives, rows, front, change, timing)
+        client.set_terminated(parent_id, "FINISHED")
+    except BaseException:
+        client.set_terminated(parent_id, "FAILED")
+        raise
+    (exp_dir / "timing.json").write_text(json.dumps(timing, indent=2))
+    return SearchOutcome(name, exp_id, parent_id, objectives, rows, front, change, exp_dir, timing,
+                         mlflow_ui_hint(settings.mlflow_uri, exp_id, parent_id))
+
+
+def _tune(settings, space, objectives, name, storage, exp_dir, tracker, trainable, *, data_path, eval_cfg, timing):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import ConcurrencyLimiter
+
+    searcher = make_searcher(space, objectives, sampler=settings.sampler, seed=settings.seed,
+                             num_samples=settings.num_samples, storage=f"sqlite:///{exp_dir / 'optuna.db'}",
+                             study_name=name)
+    if settings.max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
+    if settings.scheduler == "asha":
+        epochs = space.params.get("train/epochs")
+        max_t = int(epochs.distribution.high) if epochs else int(space.constants.get("train/epochs", 15))
+        scheduler = ASHAScheduler(time_attr="epoch", metric=settings.scheduler_metric,
+                                  mode=METRICS[settings.scheduler_metric], max_t=max_t,
+                                  grace_period=settings.grace_period, reduction_factor=2)
+    else:
+        scheduler = FIFOScheduler()
+    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    # Tune lets a searcher have one trial pending at a time; trials then start one by one
+    # as each one's worker comes up. Allow as many pending trials as can run at once.
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = _USER_MAX_PENDING or str(_slots(settings))
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the compact status table below, not a box per result
+    trainable = tune.with_resources(
+        tune.with_parameters(trainable, data_path=data_path, eval_cfg=eval_cfg,
+                             threads=int(max(1, settings.cpus_per_trial))), resources)
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            callbacks=[tracker],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            progress_reporter=_reporter(space, objectives),
+            verbose=1,
+        ),
+    )
+    start = time.perf_counter()
+    grid = tuner.fit()
+    timing["tune_s"] = time.perf_counter() - start
+    return [_to_row(result, tracker) for result in grid]
+
+
+def _slots(settings: SearchSettings) -> int:
+    """Trials that can run at once on the cluster's resources."""
+    import ray
+
+    res = ray.cluster_resources()
+    slots = int(res.get("CPU", 1) // settings.cpus_per_trial)
+    if settings.gpus_per_trial > 0:
+        slots = min(slots, int(res.get("GPU", 0) // settings.gpus_per_trial))
+    return max(1, min(slots, settings.max_concurrent or slots))
+
+
+def _reporter(space, objectives):
+    """A status table every 30 s: the searched parameters and the trial's latest numbers."""
+    from ray.tune import CLIReporter
+
+    keys = sorted({p.target(n) for n, p in space.params.items()})
+    return CLIReporter(
+        parameter_columns={k: k.split("/")[1] for k in keys},
+        metric_columns={"epoch": "epoch", "val_accuracy": "val_acc", **{o.name: o.name for o in objectives}},
+        max_report_frequency=30,
+        max_column_length=14,
+        sort_by_metric=False,
+    )
+
+
+def _to_row(result, tracker: TrialTracker) -> TrialRow:
+    metrics = dict(result.metrics or {})
+    tid = metrics.get("trial_id") or Path(result.path).name
+    if result.error is not None:
+        status = "failed"
+    elif metrics.get("evaluated"):
+        status = "complete"
+    else:
+        status = "pruned"
+    return TrialRow(trial_id=tid, status=status, config=flatten(result.config or {}),
+                    metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+                    checkpoint=result.checkpoint, run_id=tracker.runs.get(tid),
+                    error=None if result.error is None else str(result.error).strip().splitlines()[-1][:2000])
+
+
+def _row(rows: list[TrialRow], trial_id: str) -> TrialRow:
+    return next(r for r in rows if r.trial_id == trial_id)
+
+
+def _finish(settings, objectives, rows, final_cfg, tracker, timing) -> FrontChange | None:
+    """Re-evaluate the front and the baseline with the final profile; log the final numbers."""
+    if not settings.final:
+        return None
+    chosen = front_ids(rows, objectives)
+    baseline = pick_baseline(rows)
+    if baseline is not None and baseline.trial_id not in chosen:
+        chosen.append(baseline.trial_id)
+    if not chosen:
+        return None
+    print(f"re-evaluating {len(chosen)} trials (the Pareto front{' and the baseline' if baseline else ''}) "
+          f"with the final profile ...", flush=True)
+    start = time.perf_counter()
+    results = reevaluate([_row(rows, t) for t in chosen], final_cfg, cpus=settings.cpus_per_trial,
+                         gpus=settings.gpus_per_trial)
+    timing["final_eval_s"] = time.perf_counter() - start
+    client = tracker.client
+    for tid, res in results.items():
+        row = _row(rows, tid)
+        # metrics the evaluation does not produce (e.g. val_accuracy) keep their search values
+        row.final = {**{k: row.metrics[k] for k in METRICS if k in row.metrics}, **res["metrics"]}
+        run_id = tracker.runs[tid]
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(f"final_{k}", float(v), ts, 0) for k, v in res["metrics"].items()
+                                          if v == v])
+        client.log_dict(run_id, res["report"], "final_eval_report.json")
+        client.set_tag(run_id, "nsde.baseline", str(baseline is not None and tid == baseline.trial_id).lower())
+    return front_change(rows, objectives)
+
+
+def _trial_timing(rows: list[TrialRow], tracker: TrialTracker) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        wall = tracker.wall_seconds.get(r.trial_id)
+        work = r.metrics.get("train_seconds", 0.0) + r.metrics.get("eval_seconds_total", 0.0)
+        out.append({"trial_id": r.trial_id, "status": r.status, "wall_s": wall,
+                    "train_s": r.metrics.get("train_seconds"), "eval_s": r.metrics.get("eval_seconds_total"),
+                    "overhead_s": None if wall is None or r.status != "complete" else wall - work})
+    return out
+
+
+def _front_table(outcome_rows: list[TrialRow], front: list[str], objectives, *, final: bool) -> list[dict[str, Any]]:
+    table = []
+    for tid in front:
+        r = _row(outcome_rows, tid)
+        values = r.final if final and r.final else r.metrics
+        table.append({"trial_id": tid, "run_id": r.run_id, **r.config,
+                      **{o.name: values.get(o.name) for o in objectives},
+                      **{f"{o.name}_low": values.get(f"{o.name}_low") for o in objectives},
+                      **{f"{o.name}_high": values.get(f"{o.name}_high") for o in objectives}})
+    return table
+
+
+def _log_parent(client, parent_id, objectives, rows, front, change, timing) -> None:
+    search_front = list(change.search_front) if change else front
+    client.log_dict(parent_id, _front_table(rows, search_front, objectives, final=False), "pareto_search.json")
+    if change is not None:
+        client.log_dict(parent_id, _front_table(rows, front, objectives, final=True), "pareto_final.json")
+        client.log_dict(parent_id, asdict(change), "front_change.json")
+        client.set_tag(parent_id, "nsde.front_change", change.summary()[:4000])
+    client.log_dict(parent_id, timing, "timing.json")
+    counts = {s: sum(r.status == s for r in rows) for s in ("complete", "pruned", "failed")}
+    ts = int(time.time() * 1000)
+    from mlflow.entities import Metric
+
+    client.log_batch(parent_id, metrics=[Metric(f"trials_{k}", v, ts, 0) for k, v in counts.items()]
+                     + [Metric("pareto_size", len(front), ts, 0)])
+    client.set_tag(parent_id, "nsde.pareto_trials", ",".join(front))
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def format_front(outcome: SearchOutcome) -> str:
+    """The Pareto-optimal trials: their parameters and objectives, one row each."""
+    final = outcome.change is not None
+    table = _front_table(outcome.rows, outcome.front, outcome.objectives, final=final)
+    if not table:
+        return "no trial completed; see the Tune folder and the MLflow runs for the reasons"
+    params = sorted({k for r in table for k in r if "/" in k and k not in ("train/seed",)})
+    header = ["trial"] + [p.split("/")[1] for p in params] + [o.name for o in outcome.objectives]
+    body = [[r["trial_id"]] + [_cell(r.get(p)) for p in params] + [_cell(r[o.name]) for o in outcome.objectives]
+            for r in table]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)) for line in [header, *body]]
+    which = "final profile" if final else "search profile"
+    return f"Pareto-optimal trials ({which}; all objectives {', '.join(o.name + ':' + o.mode for o in outcome.objectives)}):\n" + "\n".join(lines)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = SearchSettings()
+    p = argparse.ArgumentParser(prog="python -m search.run", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--space", default=d.space, help="a named space (default, paper, shapes) or a .yaml/.py file")
+    p.add_argument("--num-samples", type=int, default=d.num_samples, help="trials to run")
+    p.add_argument("--objectives", default=d.objectives,
+                   help=f"comma-separated name[:max|min]; names: {', '.join(METRICS)}")
+    p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,
+                   help="Optuna sampler; 'seeded' = scrambled Sobol sequence (quasi-random, fixed by --seed)")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler,
+                   help="fifo: every trial runs to the end; asha: stop weak trials early on --scheduler-metric")
+    p.add_argument("--scheduler-metric", default=d.scheduler_metric, help="the per-epoch metric ASHA compares")
+    p.add_argument("--grace-period", type=int, default=d.grace_period, help="ASHA: epochs before a trial may stop")
+    p.add_argument("--gpus-per-trial", type=float, default=d.gpus_per_trial,
+                   help="GPUs per trial; a fraction packs several trials on one GPU")
+    p.add_argument("--cpus-per-trial", type=float, default=d.cpus_per_trial, help="CPU cores per trial (torch threads)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: as resources allow)")
+    p.add_argument("--address", default=None, help="an existing Ray cluster ('auto', 'host:port'); default: local Ray")
+    p.add_argument("--storage-path", default=d.storage_path, help="Tune results and checkpoints (shared on a cluster)")
+    p.add_argument("--mlflow-uri", default=d.mlflow_uri, help="MLflow tracking URI (sqlite:///..., http://host:port)")
+    p.add_argument("--experiment", default=d.experiment, help="MLflow experiment name")
+    p.add_argument("--name", default=None, help="the search's name (default: SPACE-YYYYmmdd-HHMMSS)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seeds the sampler, the training and the evaluation")
+    p.add_argument("--preset", default=None, help="data preset (default: the space's; e.g. paper)")
+    p.add_argument("--search-profile", default=None, help="evaluation profile of every trial (default: the space's)")
+    p.add_argument("--final-profile", default=None, help="profile that re-scores the front (default: the space's)")
+    p.add_argument("--no-final", dest="final", action="store_false", help="skip the final re-evaluation")
+    p.add_argument("--max-failures", type=int, default=d.max_failures, help="retries of a failing trial")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(_parser().parse_args(argv))
+    try:
+        settings = SearchSettings(**args)
+        outcome = run_search(settings)
+    except (ValueError, ConnectionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    counts = {s: sum(r.status == s for r in outcome.rows) for s in ("complete", "pruned", "failed")}
+    print(f"\nsearch {outcome.name}: {counts['complete']} complete, {counts['pruned']} stopped early, "
+          f"{counts['failed']} failed, in {outcome.timing['total_s'] / 60:.1f} min")
+    for r in outcome.rows:
+        if r.status == "failed":
+            print(f"  trial {r.trial_id} failed: {r.error}")
+    print(format_front(outcome))
+    if outcome.change is not None:
+        print(outcome.change.summary())
+    print(f"\nMLflow: {outcome.ui_hint}")
+    print(f"Tune results: {outcome.experiment_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

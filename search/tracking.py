@@ -1,0 +1,228 @@
+"""MLflow tracking: one parent run per search, exactly one child run per trial.
+
+All MLflow writes happen on the driver, in a Ray Tune callback: a single writer, so the
+SQLite default needs no locking, and a trial retried after a failure finds its child run
+again (by the `nsde.trial_id` tag) instead of opening a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import math
+import socket
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import mlflow
+import requests
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.tracking import MlflowClient
+from ray.tune import Callback
+
+from search.config import flatten
+from search.trainable import EVALUATED, FIGURE_FILE, MODEL_FILE, REPORT_FILE
+
+__all__ = ["TrialTracker", "check_mlflow", "log_pareto_model", "mlflow_ui_hint", "start_parent_run", "TRIAL_TAG"]
+
+TRIAL_TAG = "nsde.trial_id"
+STATUS_TAG = "nsde.status"  # complete | pruned | failed
+_EPOCH_KEYS = ("train_loss", "val_accuracy", "lr", "seconds", "examples_per_second")
+
+
+def check_mlflow(uri: str, *, timeout: float = 5.0) -> None:
+    """Raise ValueError, before any trial starts, when the tracking server can't be reached."""
+    scheme = urlparse(uri).scheme
+    if scheme in ("http", "https"):
+        try:
+            response = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+        except requests.RequestException as err:
+            raise ValueError(f"MLflow tracking server {uri} cannot be reached ({type(err).__name__}); "
+                             f"start it (`mlflow server ...`) or pass another --mlflow-uri") from None
+        if response.status_code != 200:
+            raise ValueError(f"MLflow tracking server {uri} answered /health with HTTP {response.status_code}")
+    elif scheme not in ("sqlite", "file", "") and not Path(uri).exists():
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+        except Exception as err:  # noqa: BLE001 - any failure means the store is unusable
+            raise ValueError(f"MLflow tracking URI {uri} cannot be used: {err}") from None
+
+
+def start_parent_run(client: MlflowClient, experiment: str, name: str, params: Mapping[str, Any],
+                     space: dict) -> tuple[str, str]:
+    """Create (or get) the experiment and the search's parent run; returns their ids."""
+    exp = client.get_experiment_by_name(experiment)
+    exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
+    run = client.create_run(exp_id, run_name=name, tags={"nsde.role": "search", "nsde.search": name})
+    client.log_batch(run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
+    client.log_dict(run.info.run_id, space, "space.json")
+    return exp_id, run.info.run_id
+
+
+def mlflow_ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
+    """The command (or URL) that shows the search's runs in the MLflow UI."""
+    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if urlparse(uri).scheme in ("http", "https"):
+        return f"open {uri.rstrip('/')}/{page}"
+    return f"mlflow ui --backend-store-uri {uri}   # then open http://127.0.0.1:5000/{page}"
+
+
+class TrialTracker(Callback):
+    """Tune callback: mirrors each trial into its child run (params, epochs, objectives, files)."""
+
+    def __init__(self, uri: str, experiment_id: str, parent_run_id: str, search_name: str) -> None:
+        self.uri, self.experiment_id, self.parent_run_id, self.search_name = uri, experiment_id, parent_run_id, search_name
+        self.runs: dict[str, str] = {}  # trial id -> child run id
+        self.started: dict[str, float] = {}  # trial id -> time of its first start (driver clock)
+        self.wall_seconds: dict[str, float] = {}  # trial id -> start to end, as the driver sees it
+
+    @property
+    def client(self) -> MlflowClient:
+        return MlflowClient(self.uri)
+
+    def run_id(self, trial) -> str:
+        if trial.trial_id not in self.runs:
+            self.runs[trial.trial_id] = self._find_or_create(trial)
+        return self.runs[trial.trial_id]
+
+    def _find_or_create(self, trial) -> str:
+        found = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{TRIAL_TAG}` = '{trial.trial_id}' and tags.`mlflow.parentRunId` = '{self.parent_run_id}'",
+        )
+        if found:
+            return found[0].info.run_id
+        run = self.client.create_run(self.experiment_id, run_name=trial.trial_id, tags={
+            "mlflow.parentRunId": self.parent_run_id, TRIAL_TAG: trial.trial_id, "nsde.search": self.search_name})
+        params = [Param(k, _param_value(v)) for k, v in flatten(trial.config).items()]
+        self.client.log_batch(run.info.run_id, params=params)
+        return run.info.run_id
+
+    # ----------------------------------------------------------------- Tune hooks
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.started.setdefault(trial.trial_id, time.time())
+        self.run_id(trial)
+
+    def _ended(self, trial, status: str) -> None:
+        self.wall_seconds[trial.trial_id] = time.time() - self.started.get(trial.trial_id, time.time())
+        done = len(self.wall_seconds)
+        print(f"[search] trial {trial.trial_id} {status} after {self.wall_seconds[trial.trial_id]:.0f} s "
+              f"({done} ended)", flush=True)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        run_id, ts = self.run_id(trial), _millis(result)
+        if result.get(EVALUATED):
+            keys = [k for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and k not in _EPOCH_KEYS and k not in ("epoch", "training_iteration", "time_this_iter_s",
+                                                           "time_total_s", "timestamp", "pid")]
+            metrics = [Metric(k, float(result[k]), ts, 0) for k in keys if math.isfinite(float(result[k]))]
+            metrics += [Metric("time_total_s", float(result["time_total_s"]), ts, 0)]
+        else:
+            step = int(result["epoch"])
+            metrics = [Metric(k, float(result[k]), ts, step) for k in _EPOCH_KEYS if k in result]
+        self.client.log_batch(run_id, metrics=metrics)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        run_id = self.run_id(trial)
+        last = trial.last_result or {}
+        if last.get(EVALUATED):
+            self._log_outputs(run_id, trial)
+            status = "complete"
+        else:
+            status = "pruned"  # a scheduler stopped it before its evaluation
+        self.client.set_tag(run_id, STATUS_TAG, status)
+        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+        self._ended(trial, status)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        run_id = self.run_id(trial)
+        self.client.set_tag(run_id, STATUS_TAG, "failed")
+        self.client.set_tag(run_id, "nsde.failure", _failure_reason(trial)[:4000])
+        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+        self._ended(trial, "failed")
+
+    def _log_outputs(self, run_id: str, trial) -> None:
+        ckpt = trial.checkpoint
+        if ckpt is None:
+            return
+        with ckpt.as_directory() as folder:
+            for name in (REPORT_FILE, FIGURE_FILE):
+                if (Path(folder) / name).exists():
+                    self.client.log_artifact(run_id, str(Path(folder) / name))
+
+
+def _failure_reason(trial) -> str:
+    """The last line of the trial's error (e.g. 'NonFiniteLossError: non-finite training loss ...')."""
+    path = getattr(trial, "error_file", None) or getattr(trial.run_metadata, "error_filename", None)
+    text = ""
+    if path and Path(path).exists():
+        text = Path(path).read_text()
+    elif getattr(trial.run_metadata, "pickled_error_filename", None) is None:
+        text = str(getattr(trial, "error_msg", "") or "")
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error (see the Tune trial folder)"
+
+
+def _param_value(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
+
+
+def _millis(result: Mapping[str, Any]) -> int:
+    return int(float(result.get("timestamp", 0)) * 1000)
+
+
+# ------------------------------------------------------------------------ models
+
+
+with warnings.catch_warnings():  # MLflow asks for type hints on predict; inputs are plain arrays
+    warnings.simplefilter("ignore", UserWarning)
+
+    class NSDEPyfunc(mlflow.pyfunc.PythonModel):
+        """An NSDE classifier as an MLflow model: spectrograms (N, 1, S, S) in [0, 1] -> class probabilities."""
+
+        def load_context(self, context) -> None:
+            from nsde.train import load_checkpoint
+
+            self.model = load_checkpoint(context.artifacts["checkpoint"], device="cpu")
+
+        def predict(self, context, model_input, params=None):
+            import numpy as np
+            import torch
+
+            x = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
+            with torch.no_grad():
+                return torch.softmax(self.model(x), dim=-1).numpy()
+
+
+def log_pareto_model(uri: str, run_id: str, checkpoint) -> None:
+    """Log a Pareto-optimal trial's weights (`model.pt` of its final checkpoint) as an MLflow model."""
+    mlflow.set_tracking_uri(uri)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow warns that a Python object is pickled: it is our own class, not user input.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+    with checkpoint.as_directory() as folder, tempfile.TemporaryDirectory() as tmp:
+        src = Path(folder) / MODEL_FILE
+        dst = Path(tmp) / MODEL_FILE
+        dst.write_bytes(src.read_bytes())  # as_directory may hand a folder that vanishes on exit
+        with mlflow.start_run(run_id=run_id):
+            mlflow.pyfunc.log_model(
+                name="model",
+                python_model=NSDEPyfunc(),
+                artifacts={"checkpoint": str(dst)},
+                pip_requirements=["torch", "timm", "nsde-search"],
+            )
+
+
+def port_is_open(host: str, port: int, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,95 @@
+"""The Ray Tune trainable: one trial = train (per-epoch reports + checkpoints), evaluate, report.
+
+Every result a trial reports carries every objective key (Tune checks that the searcher's
+metrics are present in each result); per-epoch results hold NaN there and
+``evaluated = False``. Only the last result, after the evaluation, holds the objectives and
+``evaluated = True``; `search.optuna.NSDEOptunaSearch` relies on that flag to keep trials
+stopped early by a scheduler out of the Optuna study's COMPLETE trials.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from nsde.data import load
+from nsde.metrics import EvalConfig, attribution_figure, evaluate
+from nsde.train import CHECKPOINT, EpochMetrics, train
+from search.config import METRICS, trial_configs
+
+__all__ = ["EVALUATED", "MODEL_FILE", "REPORT_FILE", "FIGURE_FILE", "run_trial", "evaluation_metrics"]
+
+EVALUATED = "evaluated"
+MODEL_FILE = "model.pt"  # weights + model config only (what load_checkpoint reads); logged to MLflow
+REPORT_FILE = "eval_report.json"
+FIGURE_FILE = "attributions.png"
+_NAN_OBJECTIVES = {name: math.nan for name in METRICS if name not in ("val_accuracy",)}
+
+
+def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, threads: int) -> None:
+    """Train and evaluate the trial `config` (flat keys) on the data set at `data_path`."""
+    torch.set_num_threads(max(1, threads))
+    logging.getLogger("ray").setLevel(logging.WARNING)  # no "Checkpoint successfully created" per epoch
+    model_cfg, train_cfg = trial_configs(config)  # the flat -> frozen conversion, once
+    data = load(data_path)  # memory-mapped: every trial shares the driver's cache by reference
+    work = Path(tempfile.mkdtemp(prefix="nsde-trial-"))
+    try:
+        resume = _restore_checkpoint(work)
+        start = time.perf_counter()
+
+        def report_epoch(m: EpochMetrics, ckpt_path: Path | None) -> None:
+            metrics = {**asdict(m), **_NAN_OBJECTIVES, EVALUATED: False}
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(ckpt_path.parent)))
+
+        result = train(model_cfg, data, train_cfg, callback=report_epoch, checkpoint_dir=work,
+                       resume_from=resume, progress=False)
+        train_seconds = time.perf_counter() - start
+        report = evaluate(result.model, data, eval_cfg)
+        _write_outputs(work, result.model, model_cfg, report, data)
+        final = {**asdict(result.history[-1]), **evaluation_metrics(report), EVALUATED: True,
+                 "train_seconds": train_seconds}
+        tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(work)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def evaluation_metrics(report) -> dict[str, float]:
+    """The flat metrics of an `EvalReport`: objectives, their intervals and sample sizes, costs."""
+    out: dict[str, float] = {}
+    for name, est in report.objective_estimates().items():
+        out.update({name: est.value, f"{name}_low": est.low, f"{name}_high": est.high, f"{name}_n": est.n})
+    stab = report.attribution_stability
+    out.update({"attribution_stability": stab.value, "attribution_stability_low": stab.low,
+                "attribution_stability_high": stab.high})
+    out.update({f"eval_seconds_{k}": v for k, v in report.seconds.items()})
+    return out
+
+
+def _restore_checkpoint(work: Path) -> Path | None:
+    """After a retry (a lost node, a crash), continue from the trial's last checkpoint."""
+    ckpt = tune.get_checkpoint()
+    if ckpt is None:
+        return None
+    with ckpt.as_directory() as folder:
+        shutil.copy2(Path(folder) / CHECKPOINT, work / CHECKPOINT)
+    return work / CHECKPOINT
+
+
+def _write_outputs(work: Path, model, model_cfg, report, data) -> None:
+    torch.save({"model_config": asdict(model_cfg), "model": model.state_dict()}, work / MODEL_FILE)
+    (work / REPORT_FILE).write_text(report.to_json())
+    test = data.split("test")
+    # one example of each of the first four classes, as the study's Figure 4
+    picks = torch.tensor([int((test.y == c).nonzero()[0]) for c in test.y.unique()[:4]])
+    attribution_figure({"model": model}, test.x[picks].float(), work / FIGURE_FILE, ig_steps=16, nt_samples=4)
+    (work / "data.json").write_text(json.dumps({"path": str(data.path), "config": data.meta["config"]}))

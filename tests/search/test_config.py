@@ -1,0 +1,108 @@
+"""search.config and search.searcher: flat trial configs, objectives, the define-by-run space,
+and the early-stopping fix (a partial result must not enter Optuna as COMPLETE)."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from ray.tune.search.optuna import OptunaSearch
+
+from nsde.models import build_model
+from search.config import parse_objectives, trial_configs
+from search.searcher import NSDEOptunaSearch, define_by_run, make_sampler
+from spaces import get_space
+
+
+def test_deterministic_baseline_config_builds_the_plain_timm_model():
+    model_cfg, train_cfg = trial_configs({"model/backbone": "resnet18", "noise/shape": "none", "train/lr": 1e-3})
+    assert model_cfg.noise.sigma == 0.0 and train_cfg.lr == 1e-3
+    assert build_model(model_cfg).injected == ()
+
+
+def test_nested_and_flat_configs_give_the_same_frozen_configs():
+    flat = {"noise/shape": "fbm", "noise/hurst": 0.3, "noise/sigma": 0.2, "noise/depth": 3, "train/epochs": 2}
+    nested = {"noise": {"shape": "fbm", "hurst": 0.3, "sigma": 0.2, "depth": 3}, "train": {"epochs": 2}}
+    assert trial_configs(flat) == trial_configs(nested)
+    assert trial_configs(flat)[0].noise.hurst == 0.3
+
+
+def test_unknown_keys_and_invalid_values_are_rejected():
+    with pytest.raises(ValueError, match=r"unknown config keys \['noise/colour'\]"):
+        trial_configs({"noise/colour": "pink"})
+    with pytest.raises(ValueError, match="0 < hurst < 1"):
+        trial_configs({"noise/shape": "fbm", "noise/hurst": 1.5, "noise/sigma": 0.1})
+
+
+def test_objectives_parse_with_directions():
+    objs = parse_objectives("clean_accuracy,attribution_stability,apgd_accuracy:min")
+    assert [(o.name, o.mode) for o in objs] == [("clean_accuracy", "max"), ("attribution_stability", "min"),
+                                                 ("apgd_accuracy", "min")]
+    with pytest.raises(ValueError, match="unknown objective 'speed'"):
+        parse_objectives("speed")
+    with pytest.raises(ValueError, match="each once"):
+        parse_objectives("clean_accuracy,clean_accuracy")
+    with pytest.raises(ValueError, match="'max' or 'min'"):
+        parse_objectives("clean_accuracy:up")
+
+
+def test_define_by_run_samples_only_active_parameters_into_platform_keys():
+    space = get_space("default")
+    study = optuna.create_study(directions=["maximize"], sampler=make_sampler("random", seed=0, num_samples=30))
+    fn = define_by_run(space)
+    for _ in range(30):
+        trial = study.ask()
+        cfg = fn(trial)
+        model_cfg, _ = trial_configs(cfg)  # every sample is a valid nsde config
+        assert not any("[" in k for k in cfg)
+        assert ("noise/hurst" in cfg) == (cfg["noise/shape"] == "fbm")
+        if cfg["noise/shape"] != "none":
+            limit = 12 if cfg["model/backbone"] == "convnext_atto" else 8
+            assert 1 <= cfg["noise/depth"] <= limit
+        study.tell(trial, [0.0])
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "gp", "random", "seeded"])
+def test_every_sampler_drives_a_multi_objective_study(sampler):
+    space = get_space("default")
+    study = optuna.create_study(directions=["maximize", "maximize"],
+                                sampler=make_sampler(sampler, seed=1, num_samples=8))
+    fn = define_by_run(space)
+    for i in range(6):
+        trial = study.ask()
+        trial_configs(fn(trial))
+        study.tell(trial, [i / 10, 1 - i / 10])
+    assert len(study.best_trials) >= 1
+
+
+def _searcher(cls, space):
+    s = cls(space=define_by_run(space), metric=["clean_accuracy", "apgd_accuracy"], mode=["max", "max"],
+            sampler=optuna.samplers.RandomSampler(seed=0))
+    s.suggest("t1")
+    return s
+
+
+def test_stock_optuna_search_records_a_stopped_trial_as_complete_and_ours_prunes_it():
+    """The pitfall: a scheduler-stopped trial's last (per-epoch) result reaches the searcher."""
+    space = get_space("default")
+    partial = {"val_accuracy": 0.3, "clean_accuracy": math.nan, "apgd_accuracy": math.nan, "evaluated": False}
+    partial_with_values = {**partial, "clean_accuracy": 0.3, "apgd_accuracy": 0.1}
+
+    stock = _searcher(OptunaSearch, space)
+    stock.on_trial_complete("t1", partial_with_values)
+    assert stock._ot_study.trials[0].state == optuna.trial.TrialState.COMPLETE  # partial values as if final
+
+    ours = _searcher(NSDEOptunaSearch, space)
+    ours.on_trial_complete("t1", partial_with_values)
+    assert ours._ot_study.trials[0].state == optuna.trial.TrialState.PRUNED
+    assert ours._ot_study.trials[0].values is None
+
+    done = _searcher(NSDEOptunaSearch, space)
+    done.on_trial_complete("t1", {**partial_with_values, "evaluated": True})
+    assert done._ot_study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert done._ot_study.trials[0].values == [0.3, 0.1]
+
+    failed = _searcher(NSDEOptunaSearch, space)
+    failed.on_trial_complete("t1", None, error=True)
+    assert failed._ot_study.trials[0].state == optuna.trial.TrialState.FAIL

@@ -1,0 +1,220 @@
+"""search.run end to end, against a real local Ray, real MLflow stores (SQLite and an
+`mlflow server` process) and a real Optuna study. Tiny data, 2-4 epoch trials."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import optuna
+import pytest
+import ray
+import requests
+from mlflow.tracking import MlflowClient
+
+from analysis import pareto_mask
+from nsde.data import PRESETS, prepare
+from nsde.train import load_checkpoint
+from search.run import SearchSettings, format_front, main, run_search
+
+HERE = Path(__file__).parent
+TINY = str(HERE / "tiny_space.yaml")
+OBJECTIVES = ("clean_accuracy", "sweep_accuracy", "apgd_accuracy", "abc_correct")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+def _children(client: MlflowClient, exp_id: str, parent_id: str):
+    return client.search_runs([exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
+
+
+def _check_tracking(outcome, uri: str) -> None:
+    """Every trial once as a child run with its objectives; the parent's front matches them."""
+    client = MlflowClient(uri)
+    children = _children(client, outcome.experiment_id, outcome.parent_run_id)
+    trial_ids = [c.data.tags["nsde.trial_id"] for c in children]
+    assert sorted(trial_ids) == sorted(r.trial_id for r in outcome.rows)  # once each
+    by_trial = {c.data.tags["nsde.trial_id"]: c for c in children}
+    for row in outcome.rows:
+        run = by_trial[row.trial_id]
+        assert run.info.status == "FINISHED" and run.data.tags["nsde.status"] == "complete"
+        for name in OBJECTIVES:
+            assert run.data.metrics[name] == pytest.approx(row.metrics[name])
+            assert run.data.metrics[f"{name}_low"] <= run.data.metrics[name] <= run.data.metrics[f"{name}_high"]
+        epochs = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert sorted(m.step for m in epochs) == list(range(1, int(row.config["train/epochs"]) + 1))
+        assert run.data.params["noise/shape"] == row.config["noise/shape"]
+        assert {"eval_report.json", "attributions.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+
+    # the parent holds the Pareto table; it is the front of the child runs' final numbers
+    local = client.download_artifacts(outcome.parent_run_id, "pareto_final.json")
+    table = json.loads(Path(local).read_text())
+    assert [r["trial_id"] for r in table] == outcome.front
+    final = [c for c in children if "final_clean_accuracy" in c.data.metrics]
+    values = np.array([[c.data.metrics[f"final_{n}"] for n in OBJECTIVES] for c in final])
+    on_front = {c.data.tags["nsde.trial_id"] for c, m in zip(final, pareto_mask(values, ["max"] * 4)) if m}
+    assert on_front == set(outcome.front)
+    for r in table:
+        run = by_trial[r["trial_id"]]
+        assert all(r[n] == pytest.approx(run.data.metrics[f"final_{n}"]) for n in OBJECTIVES)
+
+    # the printed front shows each member with the runs' values
+    printed = format_front(outcome)
+    for r in table:
+        line = next(line for line in printed.splitlines() if line.startswith(r["trial_id"]))
+        assert f"{r['clean_accuracy']:.4g}" in line and f"{r['abc_correct']:.4g}" in line
+
+    # Pareto-optimal models are MLflow models that predict like their checkpoints
+    data = prepare(PRESETS["tiny"], progress=False)
+    x = data.split("test").x[:5].float()
+    tid = outcome.front[0]
+    model = mlflow.pyfunc.load_model(f"runs:/{by_trial[tid].info.run_id}/model")
+    probs = model.predict(x.numpy())
+    assert probs.shape == (5, 16) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    with outcome.row(tid).checkpoint.as_directory() as folder:
+        ref = load_checkpoint(Path(folder) / "model.pt")
+        expected = ref(x).softmax(-1).detach().numpy()
+    assert np.allclose(probs, expected, atol=1e-5)
+
+
+def test_search_end_to_end_with_sqlite_tracking(local_ray, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    outcome = run_search(SearchSettings(space=TINY, num_samples=3, storage_path=str(tmp_path / "runs"),
+                                        mlflow_uri=uri, name="e2e", seed=3))
+    assert [r.status for r in outcome.rows] == ["complete"] * 3
+    assert outcome.front and outcome.change is not None
+    _check_tracking(outcome, uri)
+    # the Optuna study holds the three trials as COMPLETE with the reported values
+    study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{outcome.experiment_dir / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    reported = sorted(tuple(r.metrics[n] for n in OBJECTIVES) for r in outcome.rows)
+    assert sorted(tuple(t.values) for t in study.trials) == pytest.approx(reported)
+    # the first trial is the space's starting point: the deterministic baseline
+    assert study.trials[0].params["noise/shape"] == "none"
+    assert json.loads((outcome.experiment_dir / "timing.json").read_text())["trials"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if requests.get(f"{uri}/health", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("mlflow server did not come up within 90 s")
+    yield uri
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_search_against_an_mlflow_server(local_ray, mlflow_server, tmp_path):
+    mlflow.set_tracking_uri(mlflow_server)
+    outcome = run_search(SearchSettings(space=TINY, num_samples=2, storage_path=str(tmp_path / "runs"),
+                                        mlflow_uri=mlflow_server, name="http", seed=5))
+    assert [r.status for r in outcome.rows] == ["complete"] * 2
+    _check_tracking(outcome, mlflow_server)
+    assert outcome.ui_hint.startswith(f"open {mlflow_server}/#/experiments/")
+
+
+def test_stopped_trials_are_pruned_and_a_nan_trial_fails_cleanly(local_ray, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    outcome = run_search(SearchSettings(
+        space=str(HERE / "stop_space.yaml"), num_samples=3, storage_path=str(tmp_path / "runs"), mlflow_uri=uri,
+        name="asha", scheduler="asha", scheduler_metric="val_accuracy", grace_period=2, max_concurrent=1))
+    status = {r.config["train/lr"]: r for r in outcome.rows}
+    assert status[4e-3].status == "complete"
+    assert status[1e-9].status == "pruned"  # stopped by ASHA at epoch 2
+    assert status[1e30].status == "failed" and "non-finite training loss" in status[1e30].error
+
+    study = optuna.load_study(study_name="asha", storage=f"sqlite:///{outcome.experiment_dir / 'optuna.db'}")
+    states = {t.params["train/lr"]: t.state for t in study.trials}
+    assert states == {4e-3: optuna.trial.TrialState.COMPLETE, 1e-9: optuna.trial.TrialState.PRUNED,
+                      1e30: optuna.trial.TrialState.FAIL}
+    complete = next(t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert complete.values == pytest.approx([status[4e-3].metrics[n] for n in OBJECTIVES])
+
+    client = MlflowClient(uri)
+    runs = {r.data.tags["nsde.trial_id"]: r for r in _children(client, outcome.experiment_id, outcome.parent_run_id)}
+    assert len(runs) == 3
+    failed = runs[status[1e30].trial_id]
+    assert failed.info.status == "FAILED" and "non-finite training loss" in failed.data.tags["nsde.failure"]
+    assert runs[status[1e-9].trial_id].data.tags["nsde.status"] == "pruned"
+    assert outcome.front == [status[4e-3].trial_id]
+
+
+def _closed_port() -> int:
+    return _free_port()  # bound, then released: nothing listens there
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--space", "nope"], "unknown search space 'nope'; known spaces"),
+        (["--mlflow-uri", "http://127.0.0.1:{port}"], "MLflow tracking server http://127.0.0.1:{port} cannot be reached"),
+        (["--address", "127.0.0.1:{port}"], "Ray cluster at 127.0.0.1:{port} cannot be reached"),
+        (["--objectives", "clean_accuracy,speed"], "unknown objective 'speed'"),
+        (["--num-samples", "0"], "`--num-samples >= 1` must hold, but got 0"),
+    ],
+)
+def test_bad_input_is_a_clear_error_before_any_trial(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    port = _closed_port()
+    ray_before = ray.is_initialized()
+    rc = main([a.format(port=port) for a in args] + ["--storage-path", str(tmp_path / "runs")])
+    assert rc == 2
+    assert message.format(port=port) in capsys.readouterr().err
+    # nothing started: no Ray, no Tune folder, no MLflow store
+    assert ray.is_initialized() == ray_before
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_invalid_range_in_a_user_space_file_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "bad.yaml"
+    path.write_text("params:\n  noise/sigma: {low: -0.1, high: 0.5}\n")
+    assert main(["--space", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "noise/sigma: `0.0 <= value` must hold, but got -0.1" in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_help_lists_every_option():
+    out = subprocess.run([sys.executable, "-m", "search.run", "--help"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"}, check=True).stdout
+    for opt in ("--space", "--num-samples", "--objectives", "--sampler", "--scheduler", "--gpus-per-trial",
+                "--cpus-per-trial", "--max-concurrent", "--address", "--storage-path", "--mlflow-uri", "--name",
+                "--seed", "--preset", "--search-profile", "--final-profile"):
+        assert opt in out
