@@ -19,7 +19,7 @@ from _common import pick_device, table, write_results  # noqa: E402
 
 from nsde.data import PRESETS, prepare  # noqa: E402
 from nsde.metrics import evaluate  # noqa: E402
-from nsde.metrics.__main__ import eval_config  # noqa: E402
+from nsde.metrics.evaluate import eval_config  # noqa: E402
 from nsde.models import ModelConfig, NoiseConfig  # noqa: E402
 from nsde.train import TrainConfig, train  # noqa: E402
 

@@ -18,6 +18,7 @@ logits (their softmax is the Monte-Carlo mean of the class probabilities).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from torch import nn
 from nsde.noise import FBM_METHODS, get_noise, sample_noise
 
 __all__ = [
+    "check_depth",
+    "stage_sizes",
     "NoiseConfig",
     "ModelConfig",
     "NSDEModel",
@@ -290,6 +293,26 @@ class NSDEModel(nn.Module):
         # (S passes of (B, K)) -> (B, K): log of the Monte-Carlo mean of the softmax.
         log_probs = torch.stack([self.backbone(x).float().log_softmax(-1) for _ in range(self.cfg.noise.mc_samples)])
         return torch.logsumexp(log_probs, dim=0) - math.log(self.cfg.noise.mc_samples)
+
+
+@functools.lru_cache(maxsize=None)
+def stage_sizes(backbone: str) -> tuple[int, ...]:
+    """Residual blocks per stage of `backbone` (built on the meta device: no memory, no time)."""
+    if backbone not in _BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; known backbones: {list_backbones()}")
+    with torch.device("meta"):
+        model = timm.create_model(backbone, pretrained=False, num_classes=2, in_chans=1)
+    return tuple(len(stage) for stage in _BACKBONES[backbone](model))
+
+
+def check_depth(backbone: str, depth: Depth) -> None:
+    """Raise ValueError when `depth` selects blocks `backbone` does not have."""
+    _check_depth(depth)
+    stages = [[(f"{s}.{b}", None) for b in range(n)] for s, n in enumerate(stage_sizes(backbone))]
+    try:
+        select_blocks(stages, parse_depth(depth) if isinstance(depth, str) else depth)
+    except ValueError as err:
+        raise ValueError(f"{backbone}: {err}") from None
 
 
 def build_model(cfg: ModelConfig) -> NSDEModel:

@@ -108,6 +108,9 @@ class NonFiniteLossError(RuntimeError):
         super().__init__(f"non-finite training loss {loss} at epoch {epoch}, step {step}; the run was stopped")
         self.epoch, self.step, self.loss = epoch, step, loss
 
+    def __reduce__(self):  # Ray copies and pickles exceptions: rebuild from the fields, not the message
+        return type(self), (self.epoch, self.step, self.loss)
+
 
 # ---------------------------------------------------------------------------- helpers
 

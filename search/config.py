@@ -10,7 +10,7 @@ from nsde.models import ModelConfig, NoiseConfig
 from nsde.train import TrainConfig
 from spaces import KEYS
 
-__all__ = ["METRICS", "Objective", "flatten", "parse_objectives", "trial_configs", "DEFAULT_OBJECTIVES"]
+__all__ = ["METRICS", "SCHEDULER_METRICS", "Objective", "flatten", "parse_objectives", "trial_configs", "DEFAULT_OBJECTIVES"]
 
 # Scalar metrics a trial reports at its end, with the direction that is better.
 METRICS: dict[str, str] = {
@@ -22,6 +22,8 @@ METRICS: dict[str, str] = {
     "val_accuracy": "max",  # last epoch's validation accuracy
     "train_seconds": "min",
 }
+# Per-epoch metrics a scheduler (ASHA) can compare; objectives exist only at a trial's end.
+SCHEDULER_METRICS: dict[str, str] = {"val_accuracy": "max", "train_loss": "min"}
 DEFAULT_OBJECTIVES = "clean_accuracy:max,sweep_accuracy:max,apgd_accuracy:max,abc_correct:max"
 
 
@@ -71,16 +73,12 @@ def trial_configs(config: Mapping[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     unknown = set(flat) - set(KEYS)
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; known keys: {list(KEYS)}")
-    part = {group: {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(group + "/")}
-            for group in ("model", "noise", "train")}
-    model, noise, train = part["model"], part["noise"], part["train"]
-    if noise.pop("shape", "none") == "none":  # the deterministic baseline: no hooks, sigma 0
+    flat = {k: int(v) if KEYS[k].kind is int and isinstance(v, float) and v.is_integer() else v
+            for k, v in flat.items()}  # YAML may give 8.0 for an integer key
+    model, noise, train = ({k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(group + "/")}
+                           for group in ("model", "noise", "train"))
+    if noise.get("shape", NoiseConfig().shape) == "none":  # the deterministic baseline: no hooks, sigma 0
         noise = {"shape": "white", "hurst": None, "sigma": 0.0}
-    else:
-        noise["shape"] = flat["noise/shape"]
     if isinstance(noise.get("depth"), list):
         noise["depth"] = tuple(noise["depth"])
-    for key in ("epochs", "batch_size", "seed"):
-        if key in train:
-            train[key] = int(train[key])
     return ModelConfig(**model, noise=NoiseConfig(**noise)), TrainConfig(**train)

@@ -36,7 +36,7 @@ class TrialRow:
 
     @property
     def deterministic(self) -> bool:
-        return self.config.get("noise/shape", "none") == "none" or not self.config.get("noise/sigma", 0.0)
+        return self.config.get("noise/shape") == "none" or not self.config.get("noise/sigma", 0.0)
 
 
 def front_ids(rows: Sequence[TrialRow], objectives: Sequence[Objective], *, final: bool = False) -> list[str]:

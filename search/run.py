@@ -23,10 +23,29 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from search.config import DEFAULT_OBJECTIVES, METRICS, Objective, flatten, parse_objectives, trial_configs
+from optuna.distributions import CategoricalDistribution
+
+from nsde.train import TrainConfig
+from search.config import (
+    DEFAULT_OBJECTIVES,
+    METRICS,
+    SCHEDULER_METRICS,
+    Objective,
+    flatten,
+    parse_objectives,
+    trial_configs,
+)
 from search.final import FrontChange, TrialRow, front_change, front_ids, pick_baseline, reevaluate
 from search.searcher import SAMPLERS, make_searcher
-from search.tracking import TrialTracker, check_mlflow, log_pareto_model, mlflow_ui_hint, port_is_open, start_parent_run
+from search.tracking import (
+    TrialTracker,
+    check_mlflow,
+    failure_reason,
+    log_pareto_model,
+    mlflow_ui_hint,
+    port_is_open,
+    start_parent_run,
+)
 
 __all__ = ["SearchSettings", "SearchOutcome", "run_search", "main"]
 
@@ -67,8 +86,15 @@ class SearchSettings:
             raise ValueError(f"unknown sampler {self.sampler!r}; known samplers: {list(SAMPLERS)}")
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {self.scheduler!r}; known schedulers: {list(SCHEDULERS)}")
-        if self.scheduler_metric not in METRICS:
-            raise ValueError(f"unknown scheduler metric {self.scheduler_metric!r}; known metrics: {list(METRICS)}")
+        if self.scheduler_metric not in SCHEDULER_METRICS:
+            raise ValueError(f"`--scheduler-metric` must be a per-epoch metric {list(SCHEDULER_METRICS)}, "
+                             f"but got {self.scheduler_metric!r}")
+        if self.grace_period < 1:
+            raise ValueError(f"`--grace-period >= 1` must hold, but got {self.grace_period}")
+        if self.address is not None and self.address.startswith("ray://"):
+            raise ValueError(f"--address {self.address}: Ray Client (ray://) is not supported, because the "
+                             f"search's MLflow callback must run in this process; run the search on the head "
+                             f"node (`ray job submit -- python -m search.run --address auto ...`)")
         if self.gpus_per_trial < 0 or self.cpus_per_trial <= 0:
             raise ValueError(f"`--gpus-per-trial >= 0` and `--cpus-per-trial > 0` must hold, but got "
                              f"{self.gpus_per_trial} and {self.cpus_per_trial}")
@@ -130,6 +156,9 @@ def _prepare(settings: SearchSettings):
     final_cfg = eval_config(settings.final_profile or space.final_profile, seed=settings.seed)
     for point in space.points:  # a starting point the nsde configs reject fails now, not in a trial
         trial_configs(space.config(point))
+    if settings.scheduler == "asha" and settings.grace_period >= _max_epochs(space):
+        raise ValueError(f"`--grace-period < epochs` must hold for ASHA, but got grace period "
+                         f"{settings.grace_period} and at most {_max_epochs(space)} epochs")
     check_mlflow(settings.mlflow_uri)
     _check_ray_address(settings.address)
     return space, objectives, PRESETS[preset], search_cfg, final_cfg
@@ -183,6 +212,7 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
         timing["models_s"] = time.perf_counter() - start
         timing["total_s"] = time.perf_counter() - t0
         timing["trials"] = _trial_timing(rows, tracker)
+        timing["mlflow_callback_s"] = tracker.logging_seconds
         _log_parent(client, parent_id, objectives, rows, front, change, timing)
         client.set_terminated(parent_id, "FINISHED")
     except BaseException:
@@ -204,10 +234,8 @@ def _tune(settings, space, objectives, name, storage, exp_dir, tracker, trainabl
     if settings.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
     if settings.scheduler == "asha":
-        epochs = space.params.get("train/epochs")
-        max_t = int(epochs.distribution.high) if epochs else int(space.constants.get("train/epochs", 15))
         scheduler = ASHAScheduler(time_attr="epoch", metric=settings.scheduler_metric,
-                                  mode=METRICS[settings.scheduler_metric], max_t=max_t,
+                                  mode=SCHEDULER_METRICS[settings.scheduler_metric], max_t=_max_epochs(space),
                                   grace_period=settings.grace_period, reduction_factor=2)
     else:
         scheduler = FIFOScheduler()
@@ -234,9 +262,21 @@ def _tune(settings, space, objectives, name, storage, exp_dir, tracker, trainabl
         ),
     )
     start = time.perf_counter()
-    grid = tuner.fit()
+    timing["tune_started_at"] = time.time()
+    tuner.fit()
+    timing["tune_ended_at"] = time.time()
     timing["tune_s"] = time.perf_counter() - start
-    return [_to_row(result, tracker) for result in grid]
+    timing["slots"] = _slots(settings)
+    return [_to_row(trial, tracker) for trial in tracker.trials.values()]
+
+
+def _max_epochs(space) -> int:
+    """The most epochs a trial of `space` can run (ASHA's max_t)."""
+    p = space.params.get("train/epochs")
+    if p is None:
+        return int(space.constants.get("train/epochs", TrainConfig().epochs))
+    d = p.distribution
+    return int(max(d.choices) if isinstance(d, CategoricalDistribution) else d.high)
 
 
 def _slots(settings: SearchSettings) -> int:
@@ -264,19 +304,19 @@ def _reporter(space, objectives):
     )
 
 
-def _to_row(result, tracker: TrialTracker) -> TrialRow:
-    metrics = dict(result.metrics or {})
-    tid = metrics.get("trial_id") or Path(result.path).name
-    if result.error is not None:
+def _to_row(trial, tracker: TrialTracker) -> TrialRow:
+    """A finished Tune trial as a row (from the Trial object, which failed trials also have)."""
+    last = dict(trial.last_result or {})
+    if trial.status == "ERROR":
         status = "failed"
-    elif metrics.get("evaluated"):
+    elif last.get("evaluated"):
         status = "complete"
     else:
         status = "pruned"
-    return TrialRow(trial_id=tid, status=status, config=flatten(result.config or {}),
-                    metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-                    checkpoint=result.checkpoint, run_id=tracker.runs.get(tid),
-                    error=None if result.error is None else str(result.error).strip().splitlines()[-1][:2000])
+    return TrialRow(trial_id=trial.trial_id, status=status, config=flatten(trial.config),
+                    metrics={k: float(v) for k, v in last.items() if isinstance(v, (int, float))},
+                    checkpoint=trial.checkpoint, run_id=tracker.runs.get(trial.trial_id),
+                    error=failure_reason(trial) if status == "failed" else None)
 
 
 def _row(rows: list[TrialRow], trial_id: str) -> TrialRow:
@@ -287,14 +327,15 @@ def _finish(settings, objectives, rows, final_cfg, tracker, timing) -> FrontChan
     """Re-evaluate the front and the baseline with the final profile; log the final numbers."""
     if not settings.final:
         return None
-    chosen = front_ids(rows, objectives)
+    front = front_ids(rows, objectives)
+    chosen = list(front)
     baseline = pick_baseline(rows)
     if baseline is not None and baseline.trial_id not in chosen:
         chosen.append(baseline.trial_id)
     if not chosen:
         return None
-    print(f"re-evaluating {len(chosen)} trials (the Pareto front{' and the baseline' if baseline else ''}) "
-          f"with the final profile ...", flush=True)
+    extra = " and the deterministic baseline" if baseline is not None and baseline.trial_id not in front else ""
+    print(f"re-evaluating {len(chosen)} trials (the Pareto front{extra}) with the final profile ...", flush=True)
     start = time.perf_counter()
     results = reevaluate([_row(rows, t) for t in chosen], final_cfg, cpus=settings.cpus_per_trial,
                          gpus=settings.gpus_per_trial)
@@ -320,7 +361,8 @@ def _trial_timing(rows: list[TrialRow], tracker: TrialTracker) -> list[dict[str,
     for r in rows:
         wall = tracker.wall_seconds.get(r.trial_id)
         work = r.metrics.get("train_seconds", 0.0) + r.metrics.get("eval_seconds_total", 0.0)
-        out.append({"trial_id": r.trial_id, "status": r.status, "wall_s": wall,
+        out.append({"trial_id": r.trial_id, "status": r.status, "started_at": tracker.started.get(r.trial_id),
+                    "wall_s": wall,
                     "train_s": r.metrics.get("train_seconds"), "eval_s": r.metrics.get("eval_seconds_total"),
                     "overhead_s": None if wall is None or r.status != "complete" else wall - work})
     return out

@@ -10,6 +10,7 @@ such trials are PRUNED, so no partial values enter the multi-objective study.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -91,11 +92,18 @@ class NSDEOptunaSearch(OptunaSearch):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return super().on_trial_complete(trial_id, result, error)
         if error or not result or not result.get(EVALUATED):
-            state = TrialState.FAIL if error else TrialState.PRUNED
-            self._ot_study.tell(self._ot_trials[trial_id], None, state=state)
-            self._completed_trials.add(trial_id)
-            return None
+            return self._tell(trial_id, TrialState.FAIL if error else TrialState.PRUNED)
+        values = [result.get(m) for m in self.metric]
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            # e.g. ABC over correct predictions when none is correct. Optuna refuses NaN in a
+            # COMPLETE trial (Ray would only log that and leave the trial RUNNING): FAIL it.
+            logger.warning("trial %s has non-finite objectives %s; recorded as FAIL in Optuna", trial_id, values)
+            return self._tell(trial_id, TrialState.FAIL)
         return super().on_trial_complete(trial_id, result, error)
+
+    def _tell(self, trial_id: str, state: TrialState) -> None:
+        self._ot_study.tell(self._ot_trials[trial_id], None, state=state)
+        self._completed_trials.add(trial_id)
 
 
 def make_searcher(space: SearchSpace, objectives: Sequence[Objective], *, sampler: str, seed: int, num_samples: int,

@@ -29,7 +29,7 @@ from ray.tune import Callback
 from search.config import flatten
 from search.trainable import EVALUATED, FIGURE_FILE, MODEL_FILE, REPORT_FILE
 
-__all__ = ["TrialTracker", "check_mlflow", "log_pareto_model", "mlflow_ui_hint", "start_parent_run", "TRIAL_TAG"]
+__all__ = ["TrialTracker", "check_mlflow", "failure_reason", "log_pareto_model", "mlflow_ui_hint", "start_parent_run", "TRIAL_TAG"]
 
 TRIAL_TAG = "nsde.trial_id"
 STATUS_TAG = "nsde.status"  # complete | pruned | failed
@@ -73,20 +73,34 @@ def mlflow_ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
     return f"mlflow ui --backend-store-uri {uri}   # then open http://127.0.0.1:5000/{page}"
 
 
+def _timed(hook):
+    def wrapper(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return hook(self, *args, **kwargs)
+        finally:
+            self.logging_seconds += time.perf_counter() - start
+
+    return wrapper
+
+
 class TrialTracker(Callback):
     """Tune callback: mirrors each trial into its child run (params, epochs, objectives, files)."""
 
     def __init__(self, uri: str, experiment_id: str, parent_run_id: str, search_name: str) -> None:
         self.uri, self.experiment_id, self.parent_run_id, self.search_name = uri, experiment_id, parent_run_id, search_name
         self.runs: dict[str, str] = {}  # trial id -> child run id
+        self.trials: dict = {}  # trial id -> the Tune Trial, in start order
         self.started: dict[str, float] = {}  # trial id -> time of its first start (driver clock)
         self.wall_seconds: dict[str, float] = {}  # trial id -> start to end, as the driver sees it
+        self.logging_seconds = 0.0  # time spent in these hooks (MLflow calls), for the overhead benchmark
 
     @property
     def client(self) -> MlflowClient:
         return MlflowClient(self.uri)
 
     def run_id(self, trial) -> str:
+        self.trials.setdefault(trial.trial_id, trial)
         if trial.trial_id not in self.runs:
             self.runs[trial.trial_id] = self._find_or_create(trial)
         return self.runs[trial.trial_id]
@@ -106,8 +120,10 @@ class TrialTracker(Callback):
 
     # ----------------------------------------------------------------- Tune hooks
 
+    @_timed
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self.started.setdefault(trial.trial_id, time.time())
+        self.trials[trial.trial_id] = trial
         self.run_id(trial)
 
     def _ended(self, trial, status: str) -> None:
@@ -116,19 +132,19 @@ class TrialTracker(Callback):
         print(f"[search] trial {trial.trial_id} {status} after {self.wall_seconds[trial.trial_id]:.0f} s "
               f"({done} ended)", flush=True)
 
+    @_timed
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         run_id, ts = self.run_id(trial), _millis(result)
+        # the epoch's curves at step = epoch (the last epoch arrives with the evaluation)
+        metrics = [Metric(k, float(result[k]), ts, int(result["epoch"])) for k in _EPOCH_KEYS if k in result]
         if result.get(EVALUATED):
-            keys = [k for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                    and k not in _EPOCH_KEYS and k not in ("epoch", "training_iteration", "time_this_iter_s",
-                                                           "time_total_s", "timestamp", "pid")]
-            metrics = [Metric(k, float(result[k]), ts, 0) for k in keys if math.isfinite(float(result[k]))]
-            metrics += [Metric("time_total_s", float(result["time_total_s"]), ts, 0)]
-        else:
-            step = int(result["epoch"])
-            metrics = [Metric(k, float(result[k]), ts, step) for k in _EPOCH_KEYS if k in result]
+            skip = set(_EPOCH_KEYS) | {"epoch", "training_iteration", "time_this_iter_s", "timestamp", "pid"}
+            metrics += [Metric(k, float(v), ts, 0) for k, v in result.items()
+                        if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool)
+                        and math.isfinite(float(v))]
         self.client.log_batch(run_id, metrics=metrics)
 
+    @_timed
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         run_id = self.run_id(trial)
         last = trial.last_result or {}
@@ -141,10 +157,11 @@ class TrialTracker(Callback):
         self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
         self._ended(trial, status)
 
+    @_timed
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         run_id = self.run_id(trial)
         self.client.set_tag(run_id, STATUS_TAG, "failed")
-        self.client.set_tag(run_id, "nsde.failure", _failure_reason(trial)[:4000])
+        self.client.set_tag(run_id, "nsde.failure", failure_reason(trial)[:4000])
         self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
         self._ended(trial, "failed")
 
@@ -158,16 +175,12 @@ class TrialTracker(Callback):
                     self.client.log_artifact(run_id, str(Path(folder) / name))
 
 
-def _failure_reason(trial) -> str:
+def failure_reason(trial) -> str:
     """The last line of the trial's error (e.g. 'NonFiniteLossError: non-finite training loss ...')."""
-    path = getattr(trial, "error_file", None) or getattr(trial.run_metadata, "error_filename", None)
-    text = ""
-    if path and Path(path).exists():
-        text = Path(path).read_text()
-    elif getattr(trial.run_metadata, "pickled_error_filename", None) is None:
-        text = str(getattr(trial, "error_msg", "") or "")
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error (see the Tune trial folder)"
+    path = trial.error_file
+    text = Path(path).read_text() if path and Path(path).exists() else ""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error (see the trial's folder under the Tune storage path)"
 
 
 def _param_value(value: Any) -> str:

@@ -48,6 +48,10 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
         start = time.perf_counter()
 
         def report_epoch(m: EpochMetrics, ckpt_path: Path | None) -> None:
+            if m.epoch == train_cfg.epochs:
+                # The last epoch goes out with the evaluation: ASHA stops a trial whose result
+                # reaches max_t, which would cut the evaluation off.
+                return
             metrics = {**asdict(m), **_NAN_OBJECTIVES, EVALUATED: False}
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(ckpt_path.parent)))
 

@@ -16,7 +16,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from nsde.data.dataset import PRESETS
 from nsde.metrics.evaluate import EVAL_PROFILES
-from nsde.models import EVAL_MODES, list_backbones, parse_depth
+from nsde.models import EVAL_MODES, ModelConfig, check_depth, list_backbones, parse_depth
 from nsde.noise import FBM_METHODS
 
 __all__ = ["KEYS", "NOISE_SHAPES", "Param", "SearchSpace"]
@@ -158,8 +158,31 @@ class SearchSpace:
             _rule(key).check(key, value)
             if any(p.target(n) == key for n, p in self.params.items()):
                 raise ValueError(f"{key} is both a searched parameter and a constant")
+        self._check_depths()
         for i, point in enumerate(self.points):
             self._check_point(i, point)
+
+    def _check_depths(self) -> None:
+        """Every injection depth must exist in every backbone it can meet (e.g. <= 8 blocks for resnet18)."""
+        bb = self.params.get("model/backbone")
+        backbones = (list(bb.distribution.choices) if bb is not None
+                     else [self.constants.get("model/backbone", ModelConfig().backbone)])
+        checks = []
+        if "noise/depth" in self.constants:
+            checks.append(("noise/depth", backbones, [self.constants["noise/depth"]]))
+        for name, p in self.params.items():
+            if p.target(name) != "noise/depth":
+                continue
+            d = p.distribution
+            values = list(d.choices) if isinstance(d, CategoricalDistribution) else [d.low, d.high]
+            checks.append((name, [b for b in backbones if b in p.when.get("model/backbone", backbones)], values))
+        for name, names, values in checks:
+            for backbone in names:
+                for value in values:
+                    try:
+                        check_depth(backbone, value)
+                    except ValueError as err:
+                        raise ValueError(f"{name}: {err}") from None
 
     def _check_point(self, i: int, point: Mapping[str, Any]) -> None:
         active = self.active(point)

@@ -106,3 +106,18 @@ def test_stock_optuna_search_records_a_stopped_trial_as_complete_and_ours_prunes
     failed = _searcher(NSDEOptunaSearch, space)
     failed.on_trial_complete("t1", None, error=True)
     assert failed._ot_study.trials[0].state == optuna.trial.TrialState.FAIL
+
+
+def test_non_finite_objectives_fail_the_optuna_trial_instead_of_leaving_it_running():
+    ours = _searcher(NSDEOptunaSearch, get_space("default"))
+    ours.on_trial_complete("t1", {"clean_accuracy": 0.5, "apgd_accuracy": math.nan, "evaluated": True})
+    assert ours._ot_study.trials[0].state == optuna.trial.TrialState.FAIL
+
+
+def test_integer_keys_given_as_floats_and_unset_shape():
+    model_cfg, train_cfg = trial_configs({"noise/shape": "fbm", "noise/sigma": 0.1, "noise/mc_samples": 4.0,
+                                          "train/epochs": 3.0})
+    assert model_cfg.noise.mc_samples == 4 and train_cfg.epochs == 3
+    # without noise/shape the nsde default (fbm) applies: sigma still injects noise
+    model_cfg, _ = trial_configs({"noise/sigma": 0.1})
+    assert model_cfg.noise.shape == "fbm" and model_cfg.noise.sigma == 0.1

@@ -103,7 +103,7 @@ def test_search_end_to_end_with_sqlite_tracking(local_ray, tmp_path):
     study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{outcome.experiment_dir / 'optuna.db'}")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
     reported = sorted(tuple(r.metrics[n] for n in OBJECTIVES) for r in outcome.rows)
-    assert sorted(tuple(t.values) for t in study.trials) == pytest.approx(reported)
+    assert np.allclose(sorted(tuple(t.values) for t in study.trials), reported)
     # the first trial is the space's starting point: the deterministic baseline
     assert study.trials[0].params["noise/shape"] == "none"
     assert json.loads((outcome.experiment_dir / "timing.json").read_text())["trials"]
@@ -156,7 +156,7 @@ def test_stopped_trials_are_pruned_and_a_nan_trial_fails_cleanly(local_ray, tmp_
         name="asha", scheduler="asha", scheduler_metric="val_accuracy", grace_period=2, max_concurrent=1))
     status = {r.config["train/lr"]: r for r in outcome.rows}
     assert status[4e-3].status == "complete"
-    assert status[1e-9].status == "pruned"  # stopped by ASHA at epoch 2
+    assert status[1e-9].status == "pruned" and status[1e-9].metrics["epoch"] == 2  # stopped by ASHA at its rung
     assert status[1e30].status == "failed" and "non-finite training loss" in status[1e30].error
 
     study = optuna.load_study(study_name="asha", storage=f"sqlite:///{outcome.experiment_dir / 'optuna.db'}")
@@ -171,7 +171,10 @@ def test_stopped_trials_are_pruned_and_a_nan_trial_fails_cleanly(local_ray, tmp_
     assert len(runs) == 3
     failed = runs[status[1e30].trial_id]
     assert failed.info.status == "FAILED" and "non-finite training loss" in failed.data.tags["nsde.failure"]
-    assert runs[status[1e-9].trial_id].data.tags["nsde.status"] == "pruned"
+    pruned = runs[status[1e-9].trial_id]
+    assert pruned.data.tags["nsde.status"] == "pruned"
+    assert [m.step for m in client.get_metric_history(pruned.info.run_id, "val_accuracy")] == [1, 2]
+    assert "clean_accuracy" not in pruned.data.metrics
     assert outcome.front == [status[4e-3].trial_id]
 
 
@@ -187,6 +190,9 @@ def _closed_port() -> int:
         (["--address", "127.0.0.1:{port}"], "Ray cluster at 127.0.0.1:{port} cannot be reached"),
         (["--objectives", "clean_accuracy,speed"], "unknown objective 'speed'"),
         (["--num-samples", "0"], "`--num-samples >= 1` must hold, but got 0"),
+        (["--scheduler", "asha", "--scheduler-metric", "clean_accuracy"], "must be a per-epoch metric"),
+        (["--scheduler", "asha", "--grace-period", "5"], "`--grace-period < epochs` must hold for ASHA"),
+        (["--address", "ray://127.0.0.1:10001"], "Ray Client (ray://) is not supported"),
     ],
 )
 def test_bad_input_is_a_clear_error_before_any_trial(tmp_path, capsys, monkeypatch, args, message):

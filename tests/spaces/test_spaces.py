@@ -35,7 +35,7 @@ def test_conditions_hurst_only_for_fbm_and_depth_per_backbone():
     assert not any(n.startswith("noise/") and n != "noise/shape" for n in none)
     cfg = space.config({**base, "noise/shape": "fbm", "noise/hurst": 0.3, "noise/sigma": 0.1,
                         "noise/depth[resnet]": 5})
-    assert cfg["noise/depth"] == 5 and cfg["train/epochs"] == 6 and "noise/depth[resnet]" not in cfg
+    assert cfg["noise/depth"] == 5 and cfg["train/epochs"] == 5 and "noise/depth[resnet]" not in cfg
 
 
 def test_deterministic_baseline_is_reachable_in_every_named_space():
@@ -81,6 +81,9 @@ def test_yaml_space_loads_with_yaml_1_1_exponents(tmp_path):
         ("params: {train/lr: {low: 0.1, high: 0.2}}\nconstants: {train/lr: 0.1}", r"both a searched parameter and a constant"),
         ("params: {train/lr: {low: 0.1, high: 0.2}}\npoints: [{train/lr: 0.5}]", r"0.5 is outside \[0.1, 0.2\]"),
         ("params: {noise/depth: {choices: [3, 'stages:x']}}", r"'stages:I,J,...'"),
+        ("params: {model/backbone: {choices: [resnet18]}, noise/depth: {low: 1, high: 9}}",
+         r"noise/depth: resnet18: `depth <= 8` \(the number of residual blocks\) must hold, but got depth=9"),
+        ("params: {noise/depth: {choices: ['stages:0,5']}}", r"stage indices must lie in \[0, 4\)"),
     ],
 )
 def test_invalid_yaml_space_names_the_file_the_parameter_and_the_rule(tmp_path, body, message):
