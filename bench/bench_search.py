@@ -86,7 +86,7 @@ def main() -> int:
     for k, v in rows[0].items():
         print(f"{k:>28}: {v:.3f}" if isinstance(v, float) else f"{k:>28}: {v}")
     device = torch.device("cpu")
-    print("written:", write_results("search", device, {"folder": str(folder), "machine": machine(device)}, rows))
+    print("written:", write_results("search", device, {"folder": str(folder)}, rows))
     return 0
 
 

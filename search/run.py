@@ -179,9 +179,7 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
     t0 = time.perf_counter()
     space, objectives, data_cfg, search_cfg, final_cfg = _prepare(settings)
     name = settings.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    storage = Path(settings.storage_path).expanduser().resolve()
-    exp_dir = storage / name
-    exp_dir.mkdir(parents=True, exist_ok=True)
+    storage, exp_dir = _storage(settings.storage_path, name)
     timing: dict[str, Any] = {}
 
     start = time.perf_counter()
@@ -223,6 +221,18 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
                          mlflow_ui_hint(settings.mlflow_uri, exp_id, parent_id))
 
 
+def _storage(path: str, name: str) -> tuple[str, Path]:
+    """Tune's storage path, and the local folder of the search's own files (the Optuna study,
+    timing.json): the experiment folder itself, or ./runs/NAME when Tune stores in the cloud."""
+    if "://" in path:  # s3://, gs://: Ray's pyarrow filesystems
+        local = Path("runs").resolve() / name
+    else:
+        path = str(Path(path).expanduser().resolve())
+        local = Path(path) / name
+    local.mkdir(parents=True, exist_ok=True)
+    return path, local
+
+
 def _tune(settings, space, objectives, name, storage, exp_dir, tracker, trainable, *, data_path, eval_cfg, timing):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -253,7 +263,7 @@ def _tune(settings, space, objectives, name, storage, exp_dir, tracker, trainabl
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=str(storage),
+            storage_path=storage,
             callbacks=[tracker],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
