@@ -77,7 +77,7 @@ class SearchSettings:
     search_profile: str | None = None
     final_profile: str | None = None
     final: bool = True
-    max_failures: int = 0
+    max_failures: int = 2
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
@@ -89,6 +89,8 @@ class SearchSettings:
         if self.scheduler_metric not in SCHEDULER_METRICS:
             raise ValueError(f"`--scheduler-metric` must be a per-epoch metric {list(SCHEDULER_METRICS)}, "
                              f"but got {self.scheduler_metric!r}")
+        if self.max_failures < 0:
+            raise ValueError(f"`--max-failures >= 0` must hold, but got {self.max_failures}")
         if self.grace_period < 1:
             raise ValueError(f"`--grace-period >= 1` must hold, but got {self.grace_period}")
         if self.address is not None and self.address.startswith("ray://"):
@@ -211,6 +213,8 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
         timing["total_s"] = time.perf_counter() - t0
         timing["trials"] = _trial_timing(rows, tracker)
         timing["mlflow_callback_s"] = tracker.logging_seconds
+        timing["recoveries"] = tracker.recoveries
+        timing["restarts"] = tracker.restarts
         _log_parent(client, parent_id, objectives, rows, front, change, timing)
         client.set_terminated(parent_id, "FINISHED")
     except BaseException:

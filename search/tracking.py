@@ -93,6 +93,8 @@ class TrialTracker(Callback):
         self.trials: dict = {}  # trial id -> the Tune Trial, in start order
         self.started: dict[str, float] = {}  # trial id -> time of its first start (driver clock)
         self.wall_seconds: dict[str, float] = {}  # trial id -> start to end, as the driver sees it
+        self.recoveries: list[tuple[str, float]] = []  # (trial id, time Tune saw it fail and scheduled a retry)
+        self.restarts: list[tuple[str, float]] = []  # (trial id, time it started again)
         self.logging_seconds = 0.0  # time spent in these hooks (MLflow calls), for the overhead benchmark
 
     @property
@@ -122,6 +124,8 @@ class TrialTracker(Callback):
 
     @_timed
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        if trial.trial_id in self.started:  # a retry after a failure (a lost node): same child run
+            self.restarts.append((trial.trial_id, time.time()))
         self.started.setdefault(trial.trial_id, time.time())
         self.trials[trial.trial_id] = trial
         self.run_id(trial)
@@ -156,6 +160,11 @@ class TrialTracker(Callback):
         self.client.set_tag(run_id, STATUS_TAG, status)
         self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
         self._ended(trial, status)
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        self.recoveries.append((trial.trial_id, time.time()))
+        print(f"[search] trial {trial.trial_id} failed and will retry from its last checkpoint "
+              f"({failure_reason(trial)})", flush=True)
 
     @_timed
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
