@@ -40,7 +40,9 @@ from search.searcher import SAMPLERS, make_searcher
 from search.tracking import (
     TrialTracker,
     check_mlflow,
+    close_lost_runs,
     failure_reason,
+    find_parent_run,
     log_pareto_model,
     mlflow_ui_hint,
     port_is_open,
@@ -78,6 +80,7 @@ class SearchSettings:
     final_profile: str | None = None
     final: bool = True
     max_failures: int = 2
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
@@ -89,6 +92,8 @@ class SearchSettings:
         if self.scheduler_metric not in SCHEDULER_METRICS:
             raise ValueError(f"`--scheduler-metric` must be a per-epoch metric {list(SCHEDULER_METRICS)}, "
                              f"but got {self.scheduler_metric!r}")
+        if self.resume and not self.name:
+            raise ValueError("--resume needs --name: the name of the interrupted search (and the same --storage-path)")
         if self.max_failures < 0:
             raise ValueError(f"`--max-failures >= 0` must hold, but got {self.max_failures}")
         if self.grace_period < 1:
@@ -182,6 +187,12 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
     space, objectives, data_cfg, search_cfg, final_cfg = _prepare(settings)
     name = settings.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage, exp_dir = _storage(settings.storage_path, name)
+    tune_path = f"{storage}/{name}" if "://" in storage else str(Path(storage) / name)
+    if settings.resume and not tune.Tuner.can_restore(tune_path):
+        raise ValueError(f"--resume: no interrupted search to continue at {tune_path}")
+    if not settings.resume and tune.Tuner.can_restore(tune_path):
+        raise ValueError(f"a search named {name!r} already exists at {tune_path}; continue it with --resume "
+                         f"or choose another --name")
     timing: dict[str, Any] = {}
 
     start = time.perf_counter()
@@ -199,7 +210,10 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
     params = {**{k: v for k, v in asdict(settings).items() if v is not None}, "name": name,
               "data_path": str(data.path), "search_eval": json.dumps(asdict(search_cfg)),
               "final_eval": json.dumps(asdict(final_cfg))}
-    exp_id, parent_id = start_parent_run(client, settings.experiment, name, params, space.to_dict())
+    if settings.resume:
+        exp_id, parent_id = find_parent_run(client, settings.experiment, name)
+    else:
+        exp_id, parent_id = start_parent_run(client, settings.experiment, name, params, space.to_dict())
     tracker = TrialTracker(settings.mlflow_uri, exp_id, parent_id, name)
     try:
         rows = _tune(settings, space, objectives, name, storage, exp_dir, tracker, run_trial,
@@ -208,7 +222,7 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
         front = list(change.final_front) if change else front_ids(rows, objectives)
         start = time.perf_counter()
         for tid in front:
-            log_pareto_model(settings.mlflow_uri, tracker.runs[tid], _row(rows, tid).checkpoint)
+            log_pareto_model(settings.mlflow_uri, _row(rows, tid).run_id, _row(rows, tid).checkpoint)
         timing["models_s"] = time.perf_counter() - start
         timing["total_s"] = time.perf_counter() - t0
         timing["trials"] = _trial_timing(rows, tracker)
@@ -262,6 +276,24 @@ def _tune(settings, space, objectives, name, storage, exp_dir, tracker, trainabl
     trainable = tune.with_resources(
         tune.with_parameters(trainable, data_path=data_path, eval_cfg=eval_cfg,
                              threads=int(max(1, settings.cpus_per_trial))), resources)
+    if settings.resume:
+        tuner = tune.Tuner.restore(f"{storage}/{name}" if "://" in storage else str(Path(storage) / name),
+                                   trainable=trainable, resume_unfinished=True, resume_errored=False)
+        # The restored run config holds a pickled copy of the tracker; use this session's
+        # (the same parent run; it finds each trial's child run again by its tag).
+        run_config = tuner._local_tuner.get_run_config()
+        run_config.callbacks = [tracker]
+        start = time.perf_counter()
+        timing["tune_started_at"] = time.time()
+        tuner.fit()
+        timing["tune_ended_at"] = time.time()
+        timing["tune_s"] = time.perf_counter() - start
+        timing["slots"] = _slots(settings)
+        alg = tuner._local_tuner._tune_config.search_alg  # restored in place from the experiment folder
+        timing["optuna_orphans_failed"] = getattr(alg, "searcher", alg).fail_orphans()
+        timing["mlflow_lost_runs"] = close_lost_runs(tracker.client, tracker.experiment_id,
+                                                     tracker.parent_run_id, set(tracker.trials))
+        return [_to_row(trial, tracker) for trial in tracker.trials.values()]
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples),
@@ -329,7 +361,7 @@ def _to_row(trial, tracker: TrialTracker) -> TrialRow:
         status = "pruned"
     return TrialRow(trial_id=trial.trial_id, status=status, config=flatten(trial.config),
                     metrics={k: float(v) for k, v in last.items() if isinstance(v, (int, float))},
-                    checkpoint=trial.checkpoint, run_id=tracker.runs.get(trial.trial_id),
+                    checkpoint=trial.checkpoint, run_id=tracker.run_id(trial),
                     error=failure_reason(trial) if status == "failed" else None)
 
 
@@ -359,7 +391,7 @@ def _finish(settings, objectives, rows, final_cfg, tracker, timing) -> FrontChan
         row = _row(rows, tid)
         # metrics the evaluation does not produce (e.g. val_accuracy) keep their search values
         row.final = {**{k: row.metrics[k] for k in METRICS if k in row.metrics}, **res["metrics"]}
-        run_id = tracker.runs[tid]
+        run_id = row.run_id
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
@@ -466,7 +498,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--search-profile", default=None, help="evaluation profile of every trial (default: the space's)")
     p.add_argument("--final-profile", default=None, help="profile that re-scores the front (default: the space's)")
     p.add_argument("--no-final", dest="final", action="store_false", help="skip the final re-evaluation")
-    p.add_argument("--max-failures", type=int, default=d.max_failures, help="retries of a failing trial")
+    p.add_argument("--max-failures", type=int, default=d.max_failures,
+                   help="retries of a failing trial (a lost node, a crash), each from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted search --name (same --storage-path and --mlflow-uri): finished "
+                        "trials are kept, unfinished ones continue from their checkpoints")
     return p
 
 

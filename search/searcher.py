@@ -101,6 +101,16 @@ class NSDEOptunaSearch(OptunaSearch):
             return self._tell(trial_id, TrialState.FAIL)
         return super().on_trial_complete(trial_id, result, error)
 
+    def fail_orphans(self) -> int:
+        """After a driver crash: Optuna trials left RUNNING that no Tune trial owns (asked after
+        the searcher's last snapshot) are told FAIL, so the study holds no phantom trials."""
+        owned = {t.number for t in self._ot_trials.values()}
+        orphans = [t for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if t.number not in owned]
+        for t in orphans:
+            self._ot_study.tell(t.number, None, state=TrialState.FAIL)
+        return len(orphans)
+
     def _tell(self, trial_id: str, state: TrialState) -> None:
         self._ot_study.tell(self._ot_trials[trial_id], None, state=state)
         self._completed_trials.add(trial_id)

@@ -29,7 +29,7 @@ from ray.tune import Callback
 from search.config import flatten
 from search.trainable import EVALUATED, FIGURE_FILE, MODEL_FILE, REPORT_FILE
 
-__all__ = ["TrialTracker", "check_mlflow", "failure_reason", "log_pareto_model", "mlflow_ui_hint", "start_parent_run", "TRIAL_TAG"]
+__all__ = ["TrialTracker", "check_mlflow", "close_lost_runs", "failure_reason", "find_parent_run", "log_pareto_model", "mlflow_ui_hint", "start_parent_run", "TRIAL_TAG"]
 
 TRIAL_TAG = "nsde.trial_id"
 STATUS_TAG = "nsde.status"  # complete | pruned | failed
@@ -63,6 +63,30 @@ def start_parent_run(client: MlflowClient, experiment: str, name: str, params: M
     client.log_batch(run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
     client.log_dict(run.info.run_id, space, "space.json")
     return exp_id, run.info.run_id
+
+
+def find_parent_run(client: MlflowClient, experiment: str, name: str) -> tuple[str, str]:
+    """The experiment and parent run ids of the search `name` (to resume it)."""
+    exp = client.get_experiment_by_name(experiment)
+    runs = [] if exp is None else client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.`nsde.search` = '{name}' and tags.`nsde.role` = 'search'")
+    if not runs:
+        raise ValueError(f"no search named {name!r} in MLflow experiment {experiment!r} to resume")
+    client.update_run(runs[0].info.run_id, status="RUNNING")
+    return exp.experiment_id, runs[0].info.run_id
+
+
+def close_lost_runs(client: MlflowClient, experiment_id: str, parent_run_id: str, known: set[str]) -> list[str]:
+    """Child runs still RUNNING for trials Tune no longer knows (started after the last experiment
+    snapshot before a driver crash): mark them KILLED, tag nsde.status = lost. Returns their trial ids."""
+    lost = []
+    for run in client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'"):
+        tid = run.data.tags.get(TRIAL_TAG)
+        if run.info.status == "RUNNING" and tid not in known:
+            client.set_tag(run.info.run_id, STATUS_TAG, "lost")
+            client.set_terminated(run.info.run_id, "KILLED")
+            lost.append(tid)
+    return lost
 
 
 def mlflow_ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
@@ -160,6 +184,10 @@ class TrialTracker(Callback):
         self.client.set_tag(run_id, STATUS_TAG, status)
         self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
         self._ended(trial, status)
+
+    def on_experiment_end(self, trials, **info) -> None:
+        for trial in trials:  # after a --resume, also the trials that finished before the interruption
+            self.trials.setdefault(trial.trial_id, trial)
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         self.recoveries.append((trial.trial_id, time.time()))

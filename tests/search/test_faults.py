@@ -4,10 +4,15 @@ another node, the search finishes, and MLflow holds exactly one finished child r
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 import ray
 from mlflow.tracking import MlflowClient
@@ -65,3 +70,65 @@ def test_trials_on_a_lost_node_retry_from_their_checkpoint(tmp_path):
         assert child.info.status == "FINISHED" and "clean_accuracy" in child.data.metrics
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_accuracy")]
         assert sorted(steps) == [1, 2, 3, 4], steps  # resumed from the checkpoint: no epoch twice, none lost
+
+
+def _children(client):
+    exps = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(exps, filter_string="tags.`nsde.trial_id` != ''")
+
+
+def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["--space", str(HERE / "fault_space.yaml"), "--num-samples", "3", "--max-concurrent", "1",
+            "--name", "killed", "--storage-path", str(tmp_path / "runs"), "--mlflow-uri", uri, "--no-final"]
+    proc = subprocess.Popen([sys.executable, "-m", "search.run", *args], cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = MlflowClient(uri)
+    deadline = time.time() + 300
+    try:
+        while True:  # kill while the second trial is between epochs, after the first finished
+            assert time.time() < deadline and proc.poll() is None, "the search ended before it could be killed"
+            try:
+                runs = _children(client)
+            except Exception:  # noqa: BLE001 - the store may not exist yet
+                runs = []
+            done = [r for r in runs if r.data.tags.get("nsde.status") == "complete"]
+            busy = [r for r in runs if r.info.status == "RUNNING" and "val_accuracy" in r.data.metrics]
+            if done and busy:
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finished_before = {r.data.tags["nsde.trial_id"] for r in done}
+    results_before = {p.parent.name: p.read_text().count("\n") for p in (tmp_path / "runs/killed").glob("*/result.json")}
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    try:
+        outcome = run_search(SearchSettings(space=str(HERE / "fault_space.yaml"), num_samples=3, max_concurrent=1,
+                                            name="killed", storage_path=str(tmp_path / "runs"), mlflow_uri=uri,
+                                            final=False, resume=True))
+    finally:
+        ray.shutdown()
+    assert [r.status for r in outcome.rows] == ["complete"] * 3
+    rerun = {t["trial_id"] for t in outcome.timing["trials"] if t["started_at"] is not None}
+    assert not rerun & finished_before  # finished trials were not run again ...
+    for folder, lines in results_before.items():
+        if any(tid in folder for tid in finished_before):  # ... nor did they report anything new
+            assert (tmp_path / "runs/killed" / folder / "result.json").read_text().count("\n") == lines
+
+    children = _children(client)
+    assert sorted(c.data.tags["nsde.trial_id"] for c in children) == sorted(r.trial_id for r in outcome.rows)
+    assert all(c.info.status == "FINISHED" for c in children)
+    for child in children:  # the interrupted trial continued from its checkpoint: every epoch once
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_accuracy")]
+        assert sorted(steps) == [1, 2, 3, 4], (child.data.tags["nsde.trial_id"], steps)
+    interrupted = busy[0].data.tags["nsde.trial_id"]
+    assert interrupted in rerun
+    parents = client.search_runs([outcome.experiment_id], filter_string="tags.`nsde.role` = 'search'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{outcome.experiment_dir / 'optuna.db'}")
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3
+    assert optuna.trial.TrialState.RUNNING not in states
