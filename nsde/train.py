@@ -174,6 +174,13 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]
     return factor
 
 
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) of an initialised torch.distributed group, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
     """This epoch's shuffled batches, a function of (seed, epoch) only (so resume replays them)."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
@@ -215,9 +222,10 @@ def train(
     """
     device = resolve_device(cfg.device)
     fmt = _memory_format(cfg, device)
-    torch.manual_seed(cfg.seed)
+    rank, world = _distributed()
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = build_model(model_cfg).to(device, memory_format=fmt)
-    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1 + 1000 * rank)  # other noise per rank
     model.set_noise_generator(noise_gen)
     train_split, val_split = data.split("train"), data.split("val")
     steps_per_epoch = len(_batches(len(train_split), cfg.batch_size, cfg.seed, 0))
@@ -232,15 +240,19 @@ def train(
     start_epoch = 0
     if resume_from is not None:
         start_epoch, history = _restore(Path(resume_from), model, opt, sched, noise_gen, model_cfg, cfg)
-    step_model = torch.compile(model, dynamic=False) if cfg.compile else model
-    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    step_model = model
+    if world > 1:  # data-parallel: gradients averaged over the ranks (torch.distributed set up by the caller)
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    step_model = torch.compile(step_model, dynamic=False) if cfg.compile else step_model
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None and rank == 0 else None
     if ckpt_dir is not None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = None
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         metrics = _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, device, fmt, epoch, progress)
         history.append(metrics)
-        if ckpt_dir is not None:
+        if ckpt_dir is not None:  # rank 0 only
             ckpt_path = ckpt_dir / CHECKPOINT
             _save_atomic(_checkpoint(model, opt, sched, noise_gen, model_cfg, cfg, data, epoch, history), ckpt_path)
         if callback is not None:
@@ -251,7 +263,9 @@ def train(
 def _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, device, fmt, epoch, progress):
     model.train()
     start = time.perf_counter()
-    batches = _batches(len(train_split), cfg.batch_size, cfg.seed, epoch)
+    rank, world = _distributed()
+    # every rank walks the same shuffled batches and trains on its slice of each
+    batches = [idx[rank::world] for idx in _batches(len(train_split), cfg.batch_size, cfg.seed, epoch)]
     loss_sum = torch.zeros((), device=device)
     seen = 0
     bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not progress)
@@ -261,8 +275,11 @@ def _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, dev
         with _autocast(cfg, device):
             logits = step_model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-        if not torch.isfinite(loss.detach()):  # one sync per step: cheap next to a training step
-            raise NonFiniteLossError(epoch, step, float(loss.detach()))
+        check = loss.detach().clone()
+        if world > 1:  # a NaN on any rank stops every rank (else the others would wait forever)
+            torch.distributed.all_reduce(check)
+        if not torch.isfinite(check):  # one sync per step: cheap next to a training step
+            raise NonFiniteLossError(epoch, step, float(check))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip is not None:
@@ -271,6 +288,10 @@ def _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, dev
         sched.step()
         loss_sum += loss.detach() * len(idx)
         seen += len(idx)
+    if world > 1:  # the epoch's loss and count over all ranks
+        totals = torch.stack([loss_sum, torch.tensor(float(seen), device=device)])
+        torch.distributed.all_reduce(totals)
+        loss_sum, seen = totals[0], int(totals[1])
     train_seconds = time.perf_counter() - start
     val_acc = accuracy(model, val_split, batch_size=cfg.eval_batch_size, amp=_use_amp(cfg, device))
     return EpochMetrics(

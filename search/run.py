@@ -81,6 +81,12 @@ class SearchSettings:
     final: bool = True
     max_failures: int = 2
     resume: bool = False
+    ddp_workers: int = 1
+
+    @property
+    def workers(self) -> int:
+        """Data-parallel workers per trial (1 = a plain single-process trial)."""
+        return int(self.gpus_per_trial) if self.gpus_per_trial > 1 else self.ddp_workers
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
@@ -105,9 +111,12 @@ class SearchSettings:
         if self.gpus_per_trial < 0 or self.cpus_per_trial <= 0:
             raise ValueError(f"`--gpus-per-trial >= 0` and `--cpus-per-trial > 0` must hold, but got "
                              f"{self.gpus_per_trial} and {self.cpus_per_trial}")
-        if self.gpus_per_trial > 1:
-            raise ValueError(f"`--gpus-per-trial <= 1` must hold for now (multi-GPU DDP trials are not built yet), "
+        if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
+            raise ValueError(f"`--gpus-per-trial` above 1 must be a whole number of GPUs (one DDP worker each), "
                              f"but got {self.gpus_per_trial}")
+        if self.ddp_workers < 1 or (self.ddp_workers > 1 and self.gpus_per_trial > 0):
+            raise ValueError(f"`--ddp-workers >= 1` must hold, and only for CPU trials (with GPUs, "
+                             f"--gpus-per-trial N sets N workers), but got {self.ddp_workers}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ValueError(f"`--max-concurrent >= 1` must hold, but got {self.max_concurrent}")
 
@@ -262,12 +271,20 @@ def _tune(settings, space, objectives, name, storage, exp_dir, tracker, trainabl
     if settings.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
     if settings.scheduler == "asha":
+        # stop_last_trials=False: a trial that reaches max_t still runs its evaluation
         scheduler = ASHAScheduler(time_attr="epoch", metric=settings.scheduler_metric,
                                   mode=SCHEDULER_METRICS[settings.scheduler_metric], max_t=_max_epochs(space),
-                                  grace_period=settings.grace_period, reduction_factor=2)
+                                  grace_period=settings.grace_period, reduction_factor=2, stop_last_trials=False)
     else:
         scheduler = FIFOScheduler()
-    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    if settings.workers > 1:  # DDP: the trial runs a TorchTrainer whose workers take the CPUs/GPUs
+        from search.ddp import ddp_trainable
+
+        trainable = ddp_trainable(workers=settings.workers, use_gpu=settings.gpus_per_trial > 1,
+                                  storage_path=f"{storage}/{name}-ddp")
+        resources = {"cpu": 1, "gpu": 0}
+    else:
+        resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     # Tune lets a searcher have one trial pending at a time; trials then start one by one
     # as each one's worker comes up. Allow as many pending trials as can run at once.
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = _USER_MAX_PENDING or str(_slots(settings))
@@ -330,7 +347,8 @@ def _slots(settings: SearchSettings) -> int:
     import ray
 
     res = ray.cluster_resources()
-    slots = int(res.get("CPU", 1) // settings.cpus_per_trial)
+    cpus = settings.cpus_per_trial if settings.workers == 1 else 1 + settings.workers * settings.cpus_per_trial
+    slots = int(res.get("CPU", 1) // cpus)
     if settings.gpus_per_trial > 0:
         slots = min(slots, int(res.get("GPU", 0) // settings.gpus_per_trial))
     return max(1, min(slots, settings.max_concurrent or slots))
@@ -485,7 +503,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler-metric", default=d.scheduler_metric, help="the per-epoch metric ASHA compares")
     p.add_argument("--grace-period", type=int, default=d.grace_period, help="ASHA: epochs before a trial may stop")
     p.add_argument("--gpus-per-trial", type=float, default=d.gpus_per_trial,
-                   help="GPUs per trial; a fraction packs several trials on one GPU")
+                   help="GPUs per trial; a fraction packs several trials on one GPU, N > 1 runs each trial as "
+                        "a DDP job over N GPUs (Ray Train TorchTrainer)")
+    p.add_argument("--ddp-workers", type=int, default=d.ddp_workers,
+                   help="CPU data-parallel workers per trial (gloo); with GPUs use --gpus-per-trial N > 1")
     p.add_argument("--cpus-per-trial", type=float, default=d.cpus_per_trial, help="CPU cores per trial (torch threads)")
     p.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: as resources allow)")
     p.add_argument("--address", default=None, help="an existing Ray cluster ('auto', 'host:port'); default: local Ray")

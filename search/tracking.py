@@ -118,7 +118,8 @@ class TrialTracker(Callback):
         self.started: dict[str, float] = {}  # trial id -> time of its first start (driver clock)
         self.wall_seconds: dict[str, float] = {}  # trial id -> start to end, as the driver sees it
         self.recoveries: list[tuple[str, float]] = []  # (trial id, time Tune saw it fail and scheduled a retry)
-        self.restarts: list[tuple[str, float]] = []  # (trial id, time it started again)
+        self.restarts: list[tuple[str, float]] = []
+        self.last_epoch: dict[str, int] = {}  # trial id -> last epoch logged (a retry resumes after it)  # (trial id, time it started again)
         self.logging_seconds = 0.0  # time spent in these hooks (MLflow calls), for the overhead benchmark
 
     @property
@@ -163,8 +164,13 @@ class TrialTracker(Callback):
     @_timed
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         run_id, ts = self.run_id(trial), _millis(result)
-        # the epoch's curves at step = epoch (the last epoch arrives with the evaluation)
-        metrics = [Metric(k, float(result[k]), ts, int(result["epoch"])) for k in _EPOCH_KEYS if k in result]
+        # the epoch's curves at step = epoch, once per epoch (the last epoch arrives with the
+        # evaluation; a DDP trial's final result repeats its last epoch)
+        epoch = int(result.get("epoch", 0))
+        metrics = []
+        if epoch > self.last_epoch.get(trial.trial_id, 0):
+            metrics = [Metric(k, float(result[k]), ts, epoch) for k in _EPOCH_KEYS if k in result]
+            self.last_epoch[trial.trial_id] = epoch
         if result.get(EVALUATED):
             skip = set(_EPOCH_KEYS) | {"epoch", "training_iteration", "time_this_iter_s", "timestamp", "pid"}
             metrics += [Metric(k, float(v), ts, 0) for k, v in result.items()

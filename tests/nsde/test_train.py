@@ -108,3 +108,41 @@ def test_cli_trains_and_writes_checkpoint_and_summary(tmp_path, capsys):
     assert "test accuracy" in capsys.readouterr().out
     assert main([*argv[:-1], "--hurst", "1.5"]) == 2  # bad input: a clear error, exit code 2
     assert "0 < hurst < 1" in capsys.readouterr().err
+
+
+def _ddp_rank(rank: int, world: int, port: int, data_path: str, out: str) -> None:
+    import os
+
+    from nsde.data import load
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    try:
+        cfg = ModelConfig(backbone="resnet18", noise=NoiseConfig(sigma=0.1, depth=2))
+        result = train(cfg, load(data_path), TrainConfig(epochs=2, batch_size=16, seed=0), progress=False,
+                       checkpoint_dir=f"{out}/rank{rank}")
+        torch.save({k: v.detach().clone() for k, v in result.model.state_dict().items()}, f"{out}/weights{rank}.pt")
+        torch.save(result.history, f"{out}/history{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_data_parallel_ranks_stay_in_step_and_only_rank_0_checkpoints(tiny, tmp_path):
+    """torch.distributed (gloo, 2 processes): DDP keeps the replicas identical, each rank trains
+    on its half of every batch, and only rank 0 writes checkpoints."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_rank, args=(2, port, str(tiny.path), str(tmp_path)), nprocs=2, join=True)
+    w0, w1 = (torch.load(tmp_path / f"weights{r}.pt") for r in (0, 1))
+    for name in w0:
+        if "running_" not in name and "num_batches" not in name:  # BatchNorm statistics stay per rank
+            assert torch.equal(w0[name], w1[name]), name
+    assert (tmp_path / "rank0" / "checkpoint.pt").exists() and not (tmp_path / "rank1").exists()
+    h0 = torch.load(tmp_path / "history0.pt", weights_only=False)
+    assert h0[-1].train_loss == torch.load(tmp_path / "history1.pt", weights_only=False)[-1].train_loss  # all-reduced
