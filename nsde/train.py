@@ -181,11 +181,15 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
-    """This epoch's shuffled batches, a function of (seed, epoch) only (so resume replays them)."""
+def _batches(n: int, batch_size: int, seed: int, epoch: int, world: int = 1) -> list[torch.Tensor]:
+    """This epoch's shuffled batches, a function of (seed, epoch) only (so resume replays them).
+
+    A short last batch is dropped when it cannot give each of the `world` ranks two examples
+    (BatchNorm cannot train on one example; an empty slice has no loss).
+    """
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
     batches = list(order.split(batch_size))
-    if len(batches) > 1 and len(batches[-1]) < 2:  # BatchNorm cannot train on one example
+    if len(batches) > 1 and len(batches[-1]) < 2 * world:
         batches.pop()
     return batches
 
@@ -228,7 +232,10 @@ def train(
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1 + 1000 * rank)  # other noise per rank
     model.set_noise_generator(noise_gen)
     train_split, val_split = data.split("train"), data.split("val")
-    steps_per_epoch = len(_batches(len(train_split), cfg.batch_size, cfg.seed, 0))
+    if cfg.batch_size < 2 * world:
+        raise ValueError(f"`batch_size >= 2 * ranks` must hold for data-parallel training, but got "
+                         f"batch_size={cfg.batch_size} with {world} ranks")
+    steps_per_epoch = len(_batches(len(train_split), cfg.batch_size, cfg.seed, 0, world))
     decay, no_decay = [], []
     for p in model.parameters():
         (decay if p.dim() > 1 else no_decay).append(p)
@@ -240,6 +247,8 @@ def train(
     start_epoch = 0
     if resume_from is not None:
         start_epoch, history = _restore(Path(resume_from), model, opt, sched, noise_gen, model_cfg, cfg)
+        if world > 1:  # the checkpoint holds rank 0's noise state: give every rank its own again
+            noise_gen.manual_seed(cfg.seed + 1 + 1000 * rank + 100_003 * start_epoch)
     step_model = model
     if world > 1:  # data-parallel: gradients averaged over the ranks (torch.distributed set up by the caller)
         step_model = torch.nn.parallel.DistributedDataParallel(
@@ -265,7 +274,7 @@ def _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, dev
     start = time.perf_counter()
     rank, world = _distributed()
     # every rank walks the same shuffled batches and trains on its slice of each
-    batches = [idx[rank::world] for idx in _batches(len(train_split), cfg.batch_size, cfg.seed, epoch)]
+    batches = [idx[rank::world] for idx in _batches(len(train_split), cfg.batch_size, cfg.seed, epoch, world)]
     loss_sum = torch.zeros((), device=device)
     seen = 0
     bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not progress)

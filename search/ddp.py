@@ -6,7 +6,8 @@ CPU, `--ddp-workers N` with gloo, as the tests do). Ray Train sets up torch.dist
 `nsde.train.train` shards every batch over the ranks. Only rank 0 writes checkpoints; every
 rank reports each epoch (Ray Train needs all of them), and `TuneReportCallback` forwards
 rank 0's metrics to the Tune trial, so per-epoch results still reach Tune and MLflow. The
-evaluation runs once, in the trial's own process, on rank 0's final checkpoint.
+evaluation runs once per trial, on rank 0's final checkpoint, in a Ray task that reserves the
+GPU it uses (the trial process holds none).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import train as ray_train
 from ray import tune
@@ -84,18 +86,33 @@ def _run_ddp_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConf
     )
     result = trainer.fit()
     train_seconds = time.perf_counter() - start
-    data = load(data_path)
-    model_cfg, _ = trial_configs(config)
+    # Once per trial, in a task that reserves the device it evaluates on (the trial process
+    # itself holds no GPU; the workers have released theirs).
+    # "DEFAULT": schedule outside the trial's placement group (as the Train workers are).
+    task = _evaluate_checkpoint.options(num_cpus=threads, num_gpus=1 if use_gpu else 0, scheduling_strategy="DEFAULT")
+    out = ray.get(task.remote(result.checkpoint, data_path, config, eval_cfg, threads))
     work = Path(tempfile.mkdtemp(prefix="nsde-ddp-eval-"))
     try:
-        with result.checkpoint.as_directory() as folder:
-            shutil.copy2(Path(folder) / CHECKPOINT, work / CHECKPOINT)
-        model = load_checkpoint(work / CHECKPOINT)
-        report = evaluate(model, data, eval_cfg)  # once per trial, not once per worker
-        _write_outputs(work, model, model_cfg, report, data)
-        final = {**result.metrics, **evaluation_metrics(report), EVALUATED: True, "train_seconds": train_seconds,
-                 "ddp_workers": workers}
-        final = {k: v for k, v in final.items() if k != "checkpoint_path"}
+        for name, content in out["files"].items():
+            (work / name).write_bytes(content)
+        last = {k: v for k, v in result.metrics.items() if k != "checkpoint_path"}
+        final = {**last, **out["metrics"], EVALUATED: True, "train_seconds": train_seconds, "ddp_workers": workers}
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(work)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@ray.remote
+def _evaluate_checkpoint(checkpoint, data_path: str, config: dict[str, Any], eval_cfg: EvalConfig,
+                         threads: int) -> dict[str, Any]:
+    """Evaluate rank 0's final training checkpoint; return the metrics and the trial's output files."""
+    torch.set_num_threads(max(1, threads))
+    model_cfg, _ = trial_configs(config)
+    data = load(data_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        with checkpoint.as_directory() as folder:
+            model = load_checkpoint(Path(folder) / CHECKPOINT)  # on the task's GPU when it has one
+        report = evaluate(model, data, eval_cfg)
+        _write_outputs(Path(tmp), model, model_cfg, report, data)
+        files = {p.name: p.read_bytes() for p in Path(tmp).iterdir()}
+    return {"metrics": evaluation_metrics(report), "files": files}

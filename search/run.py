@@ -250,9 +250,12 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
 
 def _storage(path: str, name: str) -> tuple[str, Path]:
     """Tune's storage path, and the local folder of the search's own files (the Optuna study,
-    timing.json): the experiment folder itself, or ./runs/NAME when Tune stores in the cloud."""
-    if "://" in path:  # s3://, gs://: Ray's pyarrow filesystems
-        local = Path("runs").resolve() / name
+    timing.json): the experiment folder itself, or $NSDE_CACHE_DIR/searches/NAME when Tune stores
+    in the cloud (on the cluster, NSDE_CACHE_DIR is the shared file system: --resume finds it)."""
+    if "://" in path:  # s3://, gs://: Ray's pyarrow filesystems; the study stays in the (shared) cache
+        from nsde.data import default_cache_dir
+
+        local = default_cache_dir() / "searches" / name
     else:
         path = str(Path(path).expanduser().resolve())
         local = Path(path) / name
@@ -261,6 +264,49 @@ def _storage(path: str, name: str) -> tuple[str, Path]:
 
 
 def _tune(settings, space, objectives, name, storage, exp_dir, tracker, trainable, *, data_path, eval_cfg, timing):
+    from ray import tune
+
+    if settings.workers > 1:  # DDP: the trial runs a TorchTrainer whose workers take the CPUs/GPUs
+        from search.ddp import ddp_trainable
+
+        trainable = ddp_trainable(workers=settings.workers, use_gpu=settings.gpus_per_trial > 1,
+                                  storage_path=f"{storage}/{name}-ddp")
+        resources = {"cpu": 1, "gpu": 0}
+    else:
+        resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    # Tune lets a searcher have one trial pending at a time; trials then start one by one
+    # as each one's worker comes up. Allow as many pending trials as can run at once.
+    # On a cluster that autoscales, the resources present now say little: let it see the demand.
+    pending = settings.max_concurrent or settings.num_samples if settings.address else _slots(settings)
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = _USER_MAX_PENDING or str(pending)
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the compact status table below, not a box per result
+    trainable = tune.with_resources(
+        tune.with_parameters(trainable, data_path=data_path, eval_cfg=eval_cfg,
+                             threads=int(max(1, settings.cpus_per_trial))), resources)
+    if settings.resume:
+        tuner = tune.Tuner.restore(f"{storage}/{name}" if "://" in storage else str(Path(storage) / name),
+                                   trainable=trainable, resume_unfinished=True, resume_errored=False)
+        # The restored run config holds a pickled copy of the tracker; use this session's
+        # (the same parent run; it finds each trial's child run again by its tag).
+        tuner._local_tuner.get_run_config().callbacks = [tracker]
+    else:
+        tuner = _new_tuner(settings, space, objectives, name, storage, exp_dir, tracker, trainable)
+    start = time.perf_counter()
+    timing["tune_started_at"] = time.time()
+    tuner.fit()
+    timing["tune_ended_at"] = time.time()
+    timing["tune_s"] = time.perf_counter() - start
+    timing["slots"] = _slots(settings)
+    if settings.resume:
+        alg = tuner._local_tuner._tune_config.search_alg  # restored in place from the experiment folder
+        timing["optuna_orphans_failed"] = getattr(alg, "searcher", alg).fail_orphans()
+        timing["mlflow_lost_runs"] = close_lost_runs(tracker.client, tracker.experiment_id,
+                                                     tracker.parent_run_id, set(tracker.trials))
+    return [_to_row(trial, tracker) for trial in tracker.trials.values()]
+
+
+def _new_tuner(settings, space, objectives, name, storage, exp_dir, tracker, trainable):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
@@ -277,41 +323,7 @@ def _tune(settings, space, objectives, name, storage, exp_dir, tracker, trainabl
                                   grace_period=settings.grace_period, reduction_factor=2, stop_last_trials=False)
     else:
         scheduler = FIFOScheduler()
-    if settings.workers > 1:  # DDP: the trial runs a TorchTrainer whose workers take the CPUs/GPUs
-        from search.ddp import ddp_trainable
-
-        trainable = ddp_trainable(workers=settings.workers, use_gpu=settings.gpus_per_trial > 1,
-                                  storage_path=f"{storage}/{name}-ddp")
-        resources = {"cpu": 1, "gpu": 0}
-    else:
-        resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
-    # Tune lets a searcher have one trial pending at a time; trials then start one by one
-    # as each one's worker comes up. Allow as many pending trials as can run at once.
-    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = _USER_MAX_PENDING or str(_slots(settings))
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the compact status table below, not a box per result
-    trainable = tune.with_resources(
-        tune.with_parameters(trainable, data_path=data_path, eval_cfg=eval_cfg,
-                             threads=int(max(1, settings.cpus_per_trial))), resources)
-    if settings.resume:
-        tuner = tune.Tuner.restore(f"{storage}/{name}" if "://" in storage else str(Path(storage) / name),
-                                   trainable=trainable, resume_unfinished=True, resume_errored=False)
-        # The restored run config holds a pickled copy of the tracker; use this session's
-        # (the same parent run; it finds each trial's child run again by its tag).
-        run_config = tuner._local_tuner.get_run_config()
-        run_config.callbacks = [tracker]
-        start = time.perf_counter()
-        timing["tune_started_at"] = time.time()
-        tuner.fit()
-        timing["tune_ended_at"] = time.time()
-        timing["tune_s"] = time.perf_counter() - start
-        timing["slots"] = _slots(settings)
-        alg = tuner._local_tuner._tune_config.search_alg  # restored in place from the experiment folder
-        timing["optuna_orphans_failed"] = getattr(alg, "searcher", alg).fail_orphans()
-        timing["mlflow_lost_runs"] = close_lost_runs(tracker.client, tracker.experiment_id,
-                                                     tracker.parent_run_id, set(tracker.trials))
-        return [_to_row(trial, tracker) for trial in tracker.trials.values()]
-    tuner = tune.Tuner(
+    return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples),
         run_config=tune.RunConfig(
@@ -324,13 +336,6 @@ def _tune(settings, space, objectives, name, storage, exp_dir, tracker, trainabl
             verbose=1,
         ),
     )
-    start = time.perf_counter()
-    timing["tune_started_at"] = time.time()
-    tuner.fit()
-    timing["tune_ended_at"] = time.time()
-    timing["tune_s"] = time.perf_counter() - start
-    timing["slots"] = _slots(settings)
-    return [_to_row(trial, tracker) for trial in tracker.trials.values()]
 
 
 def _max_epochs(space) -> int:
@@ -402,7 +407,7 @@ def _finish(settings, objectives, rows, final_cfg, tracker, timing) -> FrontChan
     print(f"re-evaluating {len(chosen)} trials (the Pareto front{extra}) with the final profile ...", flush=True)
     start = time.perf_counter()
     results = reevaluate([_row(rows, t) for t in chosen], final_cfg, cpus=settings.cpus_per_trial,
-                         gpus=settings.gpus_per_trial)
+                         gpus=min(settings.gpus_per_trial, 1.0))  # one model fits one GPU
     timing["final_eval_s"] = time.perf_counter() - start
     client = tracker.client
     for tid, res in results.items():

@@ -108,11 +108,12 @@ class NSDEOptunaSearch(OptunaSearch):
         orphans = [t for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                    if t.number not in owned]
         for t in orphans:
-            self._ot_study.tell(t.number, None, state=TrialState.FAIL)
+            self._ot_study.tell(t.number, None, state=TrialState.FAIL, skip_if_finished=True)
         return len(orphans)
 
     def _tell(self, trial_id: str, state: TrialState) -> None:
-        self._ot_study.tell(self._ot_trials[trial_id], None, state=state)
+        # skip_if_finished: a trial replayed after a --resume may have been told already
+        self._ot_study.tell(self._ot_trials[trial_id], None, state=state, skip_if_finished=True)
         self._completed_trials.add(trial_id)
 
 

@@ -119,6 +119,7 @@ class TrialTracker(Callback):
         self.wall_seconds: dict[str, float] = {}  # trial id -> start to end, as the driver sees it
         self.recoveries: list[tuple[str, float]] = []  # (trial id, time Tune saw it fail and scheduled a retry)
         self.restarts: list[tuple[str, float]] = []
+        self.evaluated: set[str] = set()  # trials whose objectives are logged
         self.last_epoch: dict[str, int] = {}  # trial id -> last epoch logged (a retry resumes after it)  # (trial id, time it started again)
         self.logging_seconds = 0.0  # time spent in these hooks (MLflow calls), for the overhead benchmark
 
@@ -137,8 +138,13 @@ class TrialTracker(Callback):
             [self.experiment_id],
             filter_string=f"tags.`{TRIAL_TAG}` = '{trial.trial_id}' and tags.`mlflow.parentRunId` = '{self.parent_run_id}'",
         )
-        if found:
-            return found[0].info.run_id
+        if found:  # a retry, or a --resume: continue the trial's run, logging nothing twice
+            run = found[0]
+            history = self.client.get_metric_history(run.info.run_id, "val_accuracy")
+            self.last_epoch[trial.trial_id] = max((m.step for m in history), default=0)
+            if "clean_accuracy" in run.data.metrics:
+                self.evaluated.add(trial.trial_id)
+            return run.info.run_id
         run = self.client.create_run(self.experiment_id, run_name=trial.trial_id, tags={
             "mlflow.parentRunId": self.parent_run_id, TRIAL_TAG: trial.trial_id, "nsde.search": self.search_name})
         params = [Param(k, _param_value(v)) for k, v in flatten(trial.config).items()]
@@ -171,7 +177,8 @@ class TrialTracker(Callback):
         if epoch > self.last_epoch.get(trial.trial_id, 0):
             metrics = [Metric(k, float(result[k]), ts, epoch) for k in _EPOCH_KEYS if k in result]
             self.last_epoch[trial.trial_id] = epoch
-        if result.get(EVALUATED):
+        if result.get(EVALUATED) and trial.trial_id not in self.evaluated:
+            self.evaluated.add(trial.trial_id)
             skip = set(_EPOCH_KEYS) | {"epoch", "training_iteration", "time_this_iter_s", "timestamp", "pid"}
             metrics += [Metric(k, float(v), ts, 0) for k, v in result.items()
                         if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -132,3 +132,4 @@ def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path):
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 3
     assert optuna.trial.TrialState.RUNNING not in states
+    assert optuna.trial.TrialState.WAITING not in states  # the starting points were not queued again
