@@ -32,7 +32,7 @@ from nsde.data import load
 from nsde.metrics import EvalConfig, evaluate
 from nsde.train import CHECKPOINT, EpochMetrics, load_checkpoint, train
 from search.config import METRICS, trial_configs
-from search.trainable import EVALUATED, _write_outputs, evaluation_metrics
+from search.trainable import EVALUATED, _write_outputs, evaluation_metrics, replay_if_finished, report_final
 
 __all__ = ["ddp_trainable"]
 
@@ -76,6 +76,13 @@ def _run_ddp_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConf
     """DDP training over `workers` Ray Train workers, then one evaluation, reported to Tune."""
     torch.set_num_threads(max(1, threads))
     trial = tune.get_context()
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:  # a finished DDP trial restarted by a --resume: repeat its final report
+        work = Path(tempfile.mkdtemp(prefix="nsde-ddp-replay-"))
+        with ckpt.as_directory() as folder:
+            shutil.copytree(folder, work, dirs_exist_ok=True)
+        if replay_if_finished(work):
+            return
     start = time.perf_counter()
     trainer = TorchTrainer(
         _worker_loop,
@@ -97,7 +104,7 @@ def _run_ddp_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConf
             (work / name).write_bytes(content)
         last = {k: v for k, v in result.metrics.items() if k != "checkpoint_path"}
         final = {**last, **out["metrics"], EVALUATED: True, "train_seconds": train_seconds, "ddp_workers": workers}
-        tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(work)))
+        report_final(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -33,6 +33,7 @@ EVALUATED = "evaluated"
 MODEL_FILE = "model.pt"  # weights + model config only (what load_checkpoint reads); logged to MLflow
 REPORT_FILE = "eval_report.json"
 FIGURE_FILE = "attributions.png"
+FINAL_FILE = "final.json"  # the final report, so that a replayed finished trial repeats it
 _NAN_OBJECTIVES = {name: math.nan for name in METRICS if name not in ("val_accuracy",)}
 
 
@@ -45,6 +46,8 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
     work = Path(tempfile.mkdtemp(prefix="nsde-trial-"))
     try:
         resume = _restore_checkpoint(work)
+        if replay_if_finished(work):
+            return
         start = time.perf_counter()
 
         def report_epoch(m: EpochMetrics, ckpt_path: Path | None) -> None:
@@ -62,7 +65,7 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
         _write_outputs(work, result.model, model_cfg, report, data)
         final = {**asdict(result.history[-1]), **evaluation_metrics(report), EVALUATED: True,
                  "train_seconds": train_seconds}
-        tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(work)))
+        report_final(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -79,14 +82,30 @@ def evaluation_metrics(report) -> dict[str, float]:
     return out
 
 
+def report_final(work: Path, final: dict[str, Any]) -> None:
+    """The trial's last report; `final.json` in its checkpoint lets a replay repeat it."""
+    (work / FINAL_FILE).write_text(json.dumps(final))
+    tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(work)))
+
+
+def replay_if_finished(work: Path) -> bool:
+    """A trial that had finished, restarted by a --resume whose experiment snapshot predates its
+    end: report its stored final result again instead of training and evaluating again."""
+    if not (work / FINAL_FILE).exists():
+        return False
+    final = {**json.loads((work / FINAL_FILE).read_text()), "replayed": True}
+    tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(work)))
+    return True
+
+
 def _restore_checkpoint(work: Path) -> Path | None:
-    """After a retry (a lost node, a crash), continue from the trial's last checkpoint."""
+    """After a retry (a lost node, a crash) or a --resume, continue from the trial's last checkpoint."""
     ckpt = tune.get_checkpoint()
     if ckpt is None:
         return None
     with ckpt.as_directory() as folder:
-        shutil.copy2(Path(folder) / CHECKPOINT, work / CHECKPOINT)
-    return work / CHECKPOINT
+        shutil.copytree(folder, work, dirs_exist_ok=True)
+    return work / CHECKPOINT if (work / CHECKPOINT).exists() else None
 
 
 def _write_outputs(work: Path, model, model_cfg, report, data) -> None:
