@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_results  # noqa: E402
+from _common import write_results  # noqa: E402
 
 
 def slot_gaps(timing: dict) -> tuple[float, float]:

@@ -5,9 +5,11 @@ Ray tasks, and the front recomputed from the final numbers.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,8 +59,6 @@ def pick_baseline(rows: Sequence[TrialRow]) -> TrialRow | None:
 
 @ray.remote
 def _evaluate_task(checkpoint, eval_cfg, threads: int) -> dict[str, Any]:
-    from pathlib import Path
-
     from nsde.data import load
     from nsde.metrics import evaluate
     from nsde.train import load_checkpoint
@@ -66,8 +66,6 @@ def _evaluate_task(checkpoint, eval_cfg, threads: int) -> dict[str, Any]:
 
     torch.set_num_threads(max(1, threads))
     with checkpoint.as_directory() as folder:
-        import json
-
         data = load(json.loads((Path(folder) / "data.json").read_text())["path"])
         model = load_checkpoint(Path(folder) / MODEL_FILE)
     report = evaluate(model, data, eval_cfg)

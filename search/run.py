@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from mlflow.entities import Metric
 from optuna.distributions import CategoricalDistribution
 
 from nsde.train import TrainConfig
@@ -418,8 +419,6 @@ def _finish(settings, objectives, rows, final_cfg, tracker, timing) -> FrontChan
         # metrics the evaluation does not produce (e.g. val_accuracy) keep their search values
         row.final = {**{k: row.metrics[k] for k in METRICS if k in row.metrics}, **res["metrics"]}
         run_id = row.run_id
-        from mlflow.entities import Metric
-
         ts = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(f"final_{k}", float(v), ts, 0) for k, v in res["metrics"].items()
                                           if v == v])
@@ -462,8 +461,6 @@ def _log_parent(client, parent_id, objectives, rows, front, change, timing) -> N
     client.log_dict(parent_id, timing, "timing.json")
     counts = {s: sum(r.status == s for r in rows) for s in ("complete", "pruned", "failed")}
     ts = int(time.time() * 1000)
-    from mlflow.entities import Metric
-
     client.log_batch(parent_id, metrics=[Metric(f"trials_{k}", v, ts, 0) for k, v in counts.items()]
                      + [Metric("pareto_size", len(front), ts, 0)])
     client.set_tag(parent_id, "nsde.pareto_trials", ",".join(front))

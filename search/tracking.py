@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import math
+import os
 import socket
 import tempfile
 import time
