@@ -12,7 +12,6 @@ GPU it uses (the trial process holds none).
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 import time
@@ -31,13 +30,18 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from nsde.data import load
 from nsde.metrics import EvalConfig, evaluate
 from nsde.train import CHECKPOINT, EpochMetrics, load_checkpoint, train
-from search.config import METRICS, trial_configs
-from search.trainable import EVALUATED, _write_outputs, evaluation_metrics, replay_if_finished, report_final
+from search.config import trial_configs
+from search.trainable import (
+    _NAN_OBJECTIVES,
+    EVALUATED,
+    _restore_checkpoint,
+    _write_outputs,
+    evaluation_metrics,
+    replay_if_finished,
+    report_final,
+)
 
 __all__ = ["ddp_trainable"]
-
-_NAN = {name: math.nan for name in METRICS if name != "val_accuracy"}
-
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
     """One DDP rank: train, report every epoch (rank 0 attaches the checkpoint)."""
@@ -54,7 +58,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         resume = work / CHECKPOINT
 
     def report(m: EpochMetrics, ckpt_path: Path | None) -> None:
-        metrics = {**asdict(m), **_NAN, EVALUATED: False}
+        metrics = {**asdict(m), **_NAN_OBJECTIVES, EVALUATED: False}
         checkpoint = ray_train.Checkpoint.from_directory(str(ckpt_path.parent)) if ckpt_path else None
         ray_train.report(metrics, checkpoint=checkpoint)
 
@@ -76,13 +80,13 @@ def _run_ddp_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConf
     """DDP training over `workers` Ray Train workers, then one evaluation, reported to Tune."""
     torch.set_num_threads(max(1, threads))
     trial = tune.get_context()
-    ckpt = tune.get_checkpoint()
-    if ckpt is not None:  # a finished DDP trial restarted by a --resume: repeat its final report
-        work = Path(tempfile.mkdtemp(prefix="nsde-ddp-replay-"))
-        with ckpt.as_directory() as folder:
-            shutil.copytree(folder, work, dirs_exist_ok=True)
-        if replay_if_finished(work):
+    replay = Path(tempfile.mkdtemp(prefix="nsde-ddp-replay-"))
+    try:
+        _restore_checkpoint(replay)
+        if replay_if_finished(replay):  # a finished DDP trial restarted by a --resume
             return
+    finally:
+        shutil.rmtree(replay, ignore_errors=True)
     start = time.perf_counter()
     trainer = TorchTrainer(
         _worker_loop,

@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -46,7 +47,6 @@ from search.tracking import (
     find_parent_run,
     log_pareto_model,
     mlflow_ui_hint,
-    port_is_open,
     start_parent_run,
 )
 
@@ -138,10 +138,18 @@ class SearchOutcome:
     ui_hint: str = ""
 
     def row(self, trial_id: str) -> TrialRow:
-        return next(r for r in self.rows if r.trial_id == trial_id)
+        return _row(self.rows, trial_id)
 
 
 # ----------------------------------------------------------------------- checks
+
+
+def _port_is_open(host: str, port: int, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _check_ray_address(address: str | None) -> None:
@@ -151,7 +159,7 @@ def _check_ray_address(address: str | None) -> None:
     parsed = urlparse(address if "://" in address else f"ray://{address}")
     if parsed.hostname is None or parsed.port is None:
         raise ValueError(f"--address must be 'auto', 'host:port' or 'ray://host:port', but got {address!r}")
-    if not port_is_open(parsed.hostname, parsed.port):
+    if not _port_is_open(parsed.hostname, parsed.port):
         raise ValueError(f"Ray cluster at {address} cannot be reached (no answer on {parsed.hostname}:{parsed.port}); "
                          f"start it (`ray start --head` or `ray up ray_cluster.yaml`) or leave out --address")
 
@@ -196,8 +204,7 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
     t0 = time.perf_counter()
     space, objectives, data_cfg, search_cfg, final_cfg = _prepare(settings)
     name = settings.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    storage, exp_dir = _storage(settings.storage_path, name)
-    tune_path = f"{storage}/{name}" if "://" in storage else str(Path(storage) / name)
+    storage, tune_path, exp_dir = _storage(settings.storage_path, name)
     if settings.resume and not tune.Tuner.can_restore(tune_path):
         raise ValueError(f"--resume: no interrupted search to continue at {tune_path}")
     if not settings.resume and tune.Tuner.can_restore(tune_path):
@@ -249,7 +256,7 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
                          mlflow_ui_hint(settings.mlflow_uri, exp_id, parent_id))
 
 
-def _storage(path: str, name: str) -> tuple[str, Path]:
+def _storage(path: str, name: str) -> tuple[str, str, Path]:
     """Tune's storage path, and the local folder of the search's own files (the Optuna study,
     timing.json): the experiment folder itself, or $NSDE_CACHE_DIR/searches/NAME when Tune stores
     in the cloud (on the cluster, NSDE_CACHE_DIR is the shared file system: --resume finds it)."""
@@ -261,7 +268,7 @@ def _storage(path: str, name: str) -> tuple[str, Path]:
         path = str(Path(path).expanduser().resolve())
         local = Path(path) / name
     local.mkdir(parents=True, exist_ok=True)
-    return path, local
+    return path, f"{path}/{name}", local
 
 
 def _tune(settings, space, objectives, name, storage, exp_dir, tracker, trainable, *, data_path, eval_cfg, timing):
@@ -289,8 +296,8 @@ def _tune(settings, space, objectives, name, storage, exp_dir, tracker, trainabl
         tune.with_parameters(trainable, data_path=data_path, eval_cfg=eval_cfg,
                              threads=int(max(1, settings.cpus_per_trial))), resources)
     if settings.resume:
-        tuner = tune.Tuner.restore(f"{storage}/{name}" if "://" in storage else str(Path(storage) / name),
-                                   trainable=trainable, resume_unfinished=True, resume_errored=False)
+        tuner = tune.Tuner.restore(f"{storage}/{name}", trainable=trainable, resume_unfinished=True,
+                                   resume_errored=False)
         # The restored run config holds a pickled copy of the tracker; use this session's
         # (the same parent run; it finds each trial's child run again by its tag).
         tuner._local_tuner.get_run_config().callbacks = [tracker]
@@ -392,6 +399,10 @@ def _to_row(trial, tracker: TrialTracker) -> TrialRow:
                     error=failure_reason(trial) if status == "failed" else None)
 
 
+def _status_counts(rows: list[TrialRow]) -> dict[str, int]:
+    return {s: sum(r.status == s for r in rows) for s in ("complete", "pruned", "failed")}
+
+
 def _row(rows: list[TrialRow], trial_id: str) -> TrialRow:
     return next(r for r in rows if r.trial_id == trial_id)
 
@@ -459,7 +470,7 @@ def _log_parent(client, parent_id, objectives, rows, front, change, timing) -> N
         client.log_dict(parent_id, asdict(change), "front_change.json")
         client.set_tag(parent_id, "nsde.front_change", change.summary()[:4000])
     client.log_dict(parent_id, timing, "timing.json")
-    counts = {s: sum(r.status == s for r in rows) for s in ("complete", "pruned", "failed")}
+    counts = _status_counts(rows)
     ts = int(time.time() * 1000)
     client.log_batch(parent_id, metrics=[Metric(f"trials_{k}", v, ts, 0) for k, v in counts.items()]
                      + [Metric("pareto_size", len(front), ts, 0)])
@@ -540,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ConnectionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    counts = {s: sum(r.status == s for r in outcome.rows) for s in ("complete", "pruned", "failed")}
+    counts = _status_counts(outcome.rows)
     print(f"\nsearch {outcome.name}: {counts['complete']} complete, {counts['pruned']} stopped early, "
           f"{counts['failed']} failed, in {outcome.timing['total_s'] / 60:.1f} min")
     for r in outcome.rows:

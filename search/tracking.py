@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import os
-import socket
 import tempfile
 import time
 import warnings
@@ -281,11 +280,3 @@ def log_pareto_model(uri: str, run_id: str, checkpoint) -> None:
                 artifacts={"checkpoint": str(dst)},
                 pip_requirements=["torch", "timm", "nsde-search"],
             )
-
-
-def port_is_open(host: str, port: int, timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False

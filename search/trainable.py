@@ -34,7 +34,7 @@ MODEL_FILE = "model.pt"  # weights + model config only (what load_checkpoint rea
 REPORT_FILE = "eval_report.json"
 FIGURE_FILE = "attributions.png"
 FINAL_FILE = "final.json"  # the final report, so that a replayed finished trial repeats it
-_NAN_OBJECTIVES = {name: math.nan for name in METRICS if name not in ("val_accuracy",)}
+_NAN_OBJECTIVES = {name: math.nan for name in METRICS if name != "val_accuracy"}
 
 
 def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, threads: int) -> None:

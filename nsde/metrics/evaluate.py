@@ -127,12 +127,7 @@ class EvalReport:
     @property
     def objectives(self) -> dict[str, float]:
         """The search's four objectives (all to maximise)."""
-        return {
-            "clean_accuracy": self.clean_test.value,
-            "sweep_accuracy": self.sweep_mean.value,
-            "apgd_accuracy": float(np.mean([e.value for e in self.apgd.values()])) if self.apgd else float("nan"),
-            "abc_correct": float(self.abc["mean_correct"].value),
-        }
+        return {name: float(est.value) for name, est in self.objective_estimates().items()}
 
     def objective_estimates(self) -> dict[str, Estimate]:
         """`objectives` with their sample sizes and 95 % intervals (APGD: the mean over eps
