@@ -10,7 +10,7 @@ TORCHATTACKS ?= torchattacks==3.5.1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench notebooks clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# JupyterLab on notebooks/ (installs the `notebooks` extra into .venv first)
+notebooks: $(STAMP)
+	$(BIN)/python -m pip install -e '.[notebooks]'
+	$(BIN)/jupyter lab notebooks/
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_noise.py

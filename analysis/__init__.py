@@ -1,5 +1,21 @@
-"""Reading finished searches: Pareto fronts and (later) hypervolume, plots and reports."""
+"""Reading finished searches: trials as DataFrames, Pareto fronts, hypervolume, plots, reports.
 
-from analysis.pareto import pareto_mask, to_maximise
+    from analysis import load_search, hypervolume, reference_point
+    search = load_search(experiment="nsde-search")      # the latest search in the experiment
+    search.trials                                       # one row a trial
+    search.front(final=True)                            # Pareto-optimal trial ids
+    from analysis import plots; plots.scatter_matrix(search)
+    python -m analysis.report --experiment nsde-search  # everything in one HTML file
 
-__all__ = ["pareto_mask", "to_maximise"]
+`plots` (matplotlib) and `report` are submodules, imported on use.
+"""
+
+from analysis.compare import baseline_id, front_and_baseline, front_hursts, group_summary, versus_baseline
+from analysis.hypervolume import BOUNDS, hypervolume, hypervolume_progress, reference_point
+from analysis.load import Search, load_search, load_tune
+from analysis.pareto import knee_index, pareto_mask, pareto_ranks, to_maximise
+
+__all__ = [
+    "BOUNDS", "Search", "baseline_id", "front_and_baseline", "front_hursts", "group_summary", "hypervolume", "hypervolume_progress", "knee_index",
+    "load_search", "load_tune", "pareto_mask", "pareto_ranks", "reference_point", "to_maximise", "versus_baseline",
+]

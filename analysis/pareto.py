@@ -2,15 +2,19 @@
 
 Directions are normalised once at the start (every objective turned into one to
 maximise), as Optuna's `_is_pareto_front` helpers do; the rest works on plain arrays.
+Rows holding NaN (a trial that failed, or was stopped before its evaluation) are never on
+a front; the functions drop them with a `RuntimeWarning` that says how many.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
+import moocore
 import numpy as np
 
-__all__ = ["pareto_mask", "to_maximise"]
+__all__ = ["pareto_mask", "pareto_ranks", "knee_index", "to_maximise"]
 
 
 def to_maximise(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
@@ -24,6 +28,14 @@ def to_maximise(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
         raise ValueError(f"directions must be 'max' or 'min', but got {bad}")
     signs = np.array([1.0 if d == "max" else -1.0 for d in directions])
     return values * signs
+
+
+def _finite_rows(v: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(v).all(axis=1)
+    if not finite.all():
+        warnings.warn(f"{int((~finite).sum())} of {len(v)} rows hold NaN or inf and are left off the front",
+                      RuntimeWarning, stacklevel=3)
+    return finite
 
 
 def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
@@ -41,7 +53,7 @@ def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
         (N,) bool mask of the front.
     """
     v = to_maximise(values, directions)
-    finite = np.isfinite(v).all(axis=1)
+    finite = _finite_rows(v)
     mask = np.zeros(len(v), dtype=bool)
     w = v[finite]  # (K, M)
     # dominated[i] = any_j (w_j >= w_i everywhere and w_j > w_i somewhere): (K, K, M) comparisons
@@ -49,3 +61,39 @@ def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     gt = (w[None, :, :] > w[:, None, :]).any(axis=2)
     mask[np.flatnonzero(finite)] = ~(geq & gt).any(axis=1)
     return mask
+
+
+def pareto_ranks(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    """Non-dominated sorting: rank 0 is the Pareto front, rank 1 the front once rank 0 is
+    removed, and so on (NSGA-II's fronts). Equal rows share a rank; NaN rows get -1.
+
+    The ranking itself is moocore's `pareto_rank`.
+    """
+    v = to_maximise(values, directions)
+    finite = _finite_rows(v)
+    ranks = np.full(len(v), -1, dtype=int)
+    if finite.any():
+        ranks[finite] = moocore.pareto_rank(v[finite], maximise=True)
+    return ranks
+
+
+def knee_index(values: np.ndarray, directions: Sequence[str]) -> int:
+    """The best compromise on the front: the Pareto-optimal row closest (Euclidean) to the
+    ideal point once every objective is rescaled to [0, 1] over the front (0 = the front's
+    worst value, 1 = its best; an objective on which the front is flat counts as 1).
+
+    Returns:
+        The row index into `values`.
+
+    Raises:
+        ValueError: no row is finite.
+    """
+    mask = pareto_mask(values, directions)
+    if not mask.any():
+        raise ValueError("no row without NaN: there is no front and no knee point")
+    v = to_maximise(values, directions)[mask]
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    scaled = np.where(hi > lo, (v - lo) / span, 1.0)
+    distance = np.linalg.norm(1.0 - scaled, axis=1)
+    return int(np.flatnonzero(mask)[int(np.argmin(distance))])

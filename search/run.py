@@ -2,7 +2,8 @@
 
 With no arguments it runs the embedded default: a local Ray, the `default` space, a few
 trials on the default data set, MLflow in ./mlflow.db. It ends by printing the
-Pareto-optimal trials and the command that opens the MLflow UI on them.
+Pareto-optimal trials, the command that opens the MLflow UI on them and the path of the
+search's HTML report (`analysis.report`: fronts, hypervolume, baseline comparison, figures).
 
     python -m search.run                                   # the default search (~15 min, 2 cores)
     python -m search.run --space shapes --num-samples 40 --sampler nsga2
@@ -37,6 +38,7 @@ from search.config import (
     parse_objectives,
     trial_configs,
 )
+from analysis.load import FINAL_REPORTS, SEARCH_FILE
 from search.final import FrontChange, TrialRow, front_change, front_ids, pick_baseline, reevaluate
 from search.searcher import SAMPLERS, make_searcher
 from search.tracking import (
@@ -136,6 +138,7 @@ class SearchOutcome:
     experiment_dir: Path
     timing: dict[str, Any] = field(default_factory=dict)
     ui_hint: str = ""
+    report: Path | None = None  # the HTML report (analysis.report), None when it could not be written
 
     def row(self, trial_id: str) -> TrialRow:
         return _row(self.rows, trial_id)
@@ -235,7 +238,7 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
     try:
         rows = _tune(settings, space, objectives, name, storage, exp_dir, tracker, run_trial,
                      data_path=str(data.path), eval_cfg=search_cfg, timing=timing)
-        change = _finish(settings, objectives, rows, final_cfg, tracker, timing)
+        change = _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir)
         front = list(change.final_front) if change else front_ids(rows, objectives)
         start = time.perf_counter()
         for tid in front:
@@ -247,13 +250,15 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
         timing["recoveries"] = tracker.recoveries
         timing["restarts"] = tracker.restarts
         _log_parent(client, parent_id, objectives, rows, front, change, timing)
+        _write_record(exp_dir, settings, name, space, objectives, rows, change, exp_id, parent_id)
         client.set_terminated(parent_id, "FINISHED")
     except BaseException:
         client.set_terminated(parent_id, "FAILED")
         raise
     (exp_dir / "timing.json").write_text(json.dumps(timing, indent=2))
+    report = _write_report(client, settings.mlflow_uri, parent_id, exp_dir / "report.html")
     return SearchOutcome(name, exp_id, parent_id, objectives, rows, front, change, exp_dir, timing,
-                         mlflow_ui_hint(settings.mlflow_uri, exp_id, parent_id))
+                         mlflow_ui_hint(settings.mlflow_uri, exp_id, parent_id), report)
 
 
 def _storage(path: str, name: str) -> tuple[str, str, Path]:
@@ -407,7 +412,7 @@ def _row(rows: list[TrialRow], trial_id: str) -> TrialRow:
     return next(r for r in rows if r.trial_id == trial_id)
 
 
-def _finish(settings, objectives, rows, final_cfg, tracker, timing) -> FrontChange | None:
+def _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir: Path) -> FrontChange | None:
     """Re-evaluate the front and the baseline with the final profile; log the final numbers."""
     if not settings.final:
         return None
@@ -434,8 +439,44 @@ def _finish(settings, objectives, rows, final_cfg, tracker, timing) -> FrontChan
         client.log_batch(run_id, metrics=[Metric(f"final_{k}", float(v), ts, 0) for k, v in res["metrics"].items()
                                           if v == v])
         client.log_dict(run_id, res["report"], "final_eval_report.json")
+        reports = exp_dir / FINAL_REPORTS  # beside the Tune results too: analysis.load_tune reads them there
+        reports.mkdir(exist_ok=True)
+        (reports / f"{tid}.json").write_text(json.dumps(res["report"]))
         client.set_tag(run_id, "nsde.baseline", str(baseline is not None and tid == baseline.trial_id).lower())
     return front_change(rows, objectives)
+
+
+def _write_record(exp_dir: Path, settings, name, space, objectives, rows, change, exp_id, parent_id) -> None:
+    """`search.json` in the search's folder: what `analysis.load_tune` needs beside Tune's own files."""
+    baseline = pick_baseline(rows)
+    record = {
+        "name": name,
+        "objectives": [[o.name, o.mode] for o in objectives],
+        "settings": {k: v for k, v in asdict(settings).items() if v is not None},
+        "space": space.to_dict(),
+        "baseline": baseline.trial_id if baseline is not None and baseline.final else None,
+        "final": {r.trial_id: r.final for r in rows if r.final},
+        "front_change": asdict(change) if change is not None else None,
+        "run_ids": {r.trial_id: r.run_id for r in rows},
+        "mlflow": {"tracking_uri": settings.mlflow_uri, "experiment_id": exp_id, "parent_run_id": parent_id},
+    }
+    (exp_dir / SEARCH_FILE).write_text(json.dumps(record, indent=2, default=str))
+
+
+def _write_report(client, uri: str, parent_id: str, path: Path) -> Path | None:
+    """The search's HTML report (analysis.report), also logged to the parent run. A failure here
+    loses nothing (every number is in MLflow already): it prints how to write the report later."""
+    from analysis import load_search
+    from analysis.report import write_report
+
+    try:
+        write_report(load_search(run_id=parent_id, tracking_uri=uri), path)
+        client.log_artifact(parent_id, str(path))
+    except Exception as err:  # noqa: BLE001 - the search itself has finished and is recorded
+        print(f"warning: the report could not be written ({type(err).__name__}: {err}); write it with "
+              f"`python -m analysis.report --run-id {parent_id} --tracking-uri {uri}`", file=sys.stderr)
+        return None
+    return path
 
 
 def _trial_timing(rows: list[TrialRow], tracker: TrialTracker) -> list[dict[str, Any]]:
@@ -562,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
         print(outcome.change.summary())
     print(f"\nMLflow: {outcome.ui_hint}")
     print(f"Tune results: {outcome.experiment_dir}")
+    if outcome.report is not None:
+        print(f"Report: {outcome.report}")
     return 0
 
 

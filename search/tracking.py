@@ -32,6 +32,7 @@ __all__ = ["TrialTracker", "check_mlflow", "close_lost_runs", "failure_reason", 
 
 TRIAL_TAG = "nsde.trial_id"
 STATUS_TAG = "nsde.status"  # complete | pruned | failed
+ENDED_TAG = "nsde.ended"  # when the driver saw the trial end (seconds since the epoch)
 _EPOCH_KEYS = ("train_loss", "val_accuracy", "lr", "seconds", "examples_per_second")
 
 
@@ -161,7 +162,10 @@ class TrialTracker(Callback):
         self.run_id(trial)
 
     def _ended(self, trial, status: str) -> None:
-        self.wall_seconds[trial.trial_id] = time.time() - self.started.get(trial.trial_id, time.time())
+        now = time.time()
+        self.wall_seconds[trial.trial_id] = now - self.started.get(trial.trial_id, now)
+        # the run's own end_time moves when a front member's model is logged later: keep this one
+        self.client.set_tag(self.run_id(trial), ENDED_TAG, f"{now:.3f}")
         done = len(self.wall_seconds)
         print(f"[search] trial {trial.trial_id} {status} after {self.wall_seconds[trial.trial_id]:.0f} s "
               f"({done} ended)", flush=True)

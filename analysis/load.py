@@ -1,0 +1,374 @@
+"""A finished (or running) search as a pandas DataFrame, from MLflow or from a Tune folder.
+
+    search = load_search(experiment="nsde-search")              # the latest search in it
+    search = load_search(run_id="3f2a...")                      # a search's parent run
+    search = load_tune("runs/default-20261126-081617")          # the Tune folder, no MLflow
+    search.trials                                               # one row a trial
+
+`Search.trials` is indexed by Tune's trial id and holds: `run_id` (the MLflow child run,
+None from a Tune folder), `status` (complete | pruned | failed | lost), `failure`,
+`started` / `ended` (seconds since the epoch), `deterministic` (sigma 0: no noise),
+`baseline` (the deterministic trial the search re-scored as its baseline), one column per
+config key (`"noise/hurst"`, ...; `Search.params`), every metric the trial reported (the
+objectives with `_low` / `_high`, their 95 % interval), and `final_<metric>` for the
+trials re-scored with the final profile (NaN for the others).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.pareto import knee_index, pareto_mask
+
+__all__ = ["Search", "load_search", "load_tune", "SEARCH_FILE", "FINAL_REPORTS"]
+
+SEARCH_FILE = "search.json"  # written by search.run into the search's folder: objectives, final numbers
+FINAL_REPORTS = "final_reports"  # <search folder>/final_reports/<trial id>.json: the final profile's reports
+_TUNE_STATUS = {"complete", "pruned", "failed"}
+
+
+@dataclass
+class Search:
+    """One search: its trials and where its files are.
+
+    Attributes:
+        name: the search's name (`--name`).
+        trials: one row a trial (see the module docstring).
+        objectives: (name, "max" | "min") pairs, as the search optimised them.
+        params: the config columns of `trials`, e.g. "noise/hurst".
+        status: the parent run's status (FINISHED, RUNNING, FAILED, KILLED) or "unknown".
+        source: where it was read from (an MLflow URI and run id, or a Tune folder).
+        space, settings, front_change, timing: the search's own records (empty when absent).
+    """
+
+    name: str
+    trials: pd.DataFrame
+    objectives: tuple[tuple[str, str], ...]
+    params: list[str]
+    status: str
+    source: str
+    space: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    front_change: dict = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)
+    fetch: Callable[[str, str], Path | None] | None = field(default=None, repr=False)
+
+    @property
+    def directions(self) -> list[str]:
+        return [mode for _, mode in self.objectives]
+
+    @property
+    def objective_names(self) -> list[str]:
+        return [name for name, _ in self.objectives]
+
+    @property
+    def varied_params(self) -> list[str]:
+        """The config columns that take more than one value (the searched ones)."""
+        return [p for p in self.params if self.trials[p].astype(str).nunique() > 1]
+
+    @property
+    def has_final(self) -> bool:
+        """Whether the search re-scored trials with the final profile."""
+        col = "final_" + self.objective_names[0]
+        return col in self.trials and bool(self.trials[col].notna().any())
+
+    def values(self, *, final: bool = False) -> np.ndarray:
+        """(N, M) objective values of every trial (final numbers, or NaN where not re-scored)."""
+        prefix = "final_" if final else ""
+        return np.column_stack([self.trials.get(prefix + n, pd.Series(np.nan, index=self.trials.index))
+                                .to_numpy(dtype=float) for n in self.objective_names])
+
+    def front(self, *, final: bool = False) -> list[str]:
+        """Trial ids on the Pareto front of the complete trials (search or final numbers)."""
+        done = (self.trials["status"] == "complete").to_numpy()
+        values = self.values(final=final)
+        rows = done & np.isfinite(values).all(axis=1)
+        if not rows.any():
+            return []
+        mask = pareto_mask(values[rows], self.directions)
+        return list(self.trials.index[rows][mask])
+
+    def knee(self, *, final: bool = False) -> str | None:
+        """The front's best compromise (`analysis.pareto.knee_index`), or None without a front."""
+        front = self.front(final=final)
+        if not front:
+            return None
+        return front[knee_index(self.values(final=final)[self.trials.index.get_indexer(front)], self.directions)]
+
+    def artifact(self, trial_id: str, name: str) -> Path | None:
+        """A trial's file (eval_report.json, final_eval_report.json, attributions.png), or None."""
+        return self.fetch(trial_id, name) if self.fetch else None
+
+    def eval_report(self, trial_id: str, *, final: bool = False) -> dict | None:
+        """A trial's evaluation report (`EvalReport.to_dict()`), search or final profile."""
+        path = self.artifact(trial_id, "final_eval_report.json" if final else "eval_report.json")
+        return json.loads(path.read_text()) if path else None
+
+
+# ------------------------------------------------------------------------- MLflow
+
+
+def load_search(experiment: str | None = None, *, run_id: str | None = None, search: str | None = None,
+                tracking_uri: str = "sqlite:///mlflow.db") -> Search:
+    """Read a search from MLflow: by its parent run id, or the latest (or `search`-named) search
+    of an experiment. A child run's id also works (its parent is read).
+
+    Raises:
+        ValueError: no such experiment, run or search, naming what was looked for.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    if run_id is not None:
+        parent = _get_run(client, run_id, tracking_uri)
+        if "mlflow.parentRunId" in parent.data.tags:  # a trial's run: go to its search
+            parent = _get_run(client, parent.data.tags["mlflow.parentRunId"], tracking_uri)
+        if parent.data.tags.get("nsde.role") != "search":
+            raise ValueError(f"MLflow run {run_id} is not a search's parent run (tag nsde.role = search)")
+    else:
+        if experiment is None:
+            raise ValueError("name an MLflow experiment (e.g. nsde-search) or a search's run id")
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            known = [e.name for e in client.search_experiments()]
+            raise ValueError(f"no MLflow experiment {experiment!r} at {tracking_uri}; known experiments: {known}")
+        query = "tags.`nsde.role` = 'search'" + (f" and tags.`nsde.search` = '{search}'" if search else "")
+        runs = client.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"],
+                                  max_results=1)
+        if not runs:
+            what = f"search named {search!r}" if search else "search"
+            raise ValueError(f"no {what} in MLflow experiment {experiment!r} at {tracking_uri}")
+        parent = runs[0]
+
+    parent_id, exp_id = parent.info.run_id, parent.info.experiment_id
+    settings = {k: _parse_value(v) for k, v in parent.data.params.items()}
+    objectives = _objectives(settings.get("objectives"))
+    children = _all_children(client, exp_id, parent_id)
+    cache = Path(tempfile.mkdtemp(prefix="nsde-analysis-"))
+    timing = _read_json(_download(tracking_uri, parent_id, "timing.json", cache / "_parent")) or {}
+    ends = {t["trial_id"]: t["started_at"] + t["wall_s"] for t in timing.get("trials", [])
+            if t.get("started_at") is not None and t.get("wall_s") is not None}
+    rows = [_mlflow_row(run, ends) for run in children]
+    run_ids = {row["trial_id"]: row["run_id"] for row in rows}
+
+    def fetch(trial_id: str, name: str) -> Path | None:
+        run = run_ids.get(trial_id)
+        return _download(tracking_uri, run, name, cache / trial_id) if run else None
+
+    return Search(
+        name=parent.data.tags.get("nsde.search", parent.info.run_name or parent_id),
+        trials=_frame(rows, objectives),
+        objectives=objectives,
+        params=_param_columns(rows),
+        status=parent.info.status,
+        source=f"MLflow {tracking_uri}, experiment {exp_id}, run {parent_id}",
+        space=_read_json(_download(tracking_uri, parent_id, "space.json", cache / "_parent")) or {},
+        settings=settings,
+        front_change=_read_json(_download(tracking_uri, parent_id, "front_change.json", cache / "_parent")) or {},
+        timing=timing,
+        fetch=fetch,
+    )
+
+
+def _get_run(client, run_id: str, uri: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise ValueError(f"no MLflow run {run_id!r} at {uri}") from None
+
+
+def _all_children(client, exp_id: str, parent_id: str) -> list:
+    runs, token = [], None
+    while True:
+        page = client.search_runs([exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'",
+                                  max_results=1000, page_token=token, order_by=["attributes.start_time ASC"])
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _mlflow_row(run, ends: dict[str, float]) -> dict[str, Any]:
+    """One trial from its child run. Its end: the `nsde.ended` tag, else the search's timing.json
+    (searches before the tag), else the run's end_time (which logging the model later moves)."""
+    tags, info = run.data.tags, run.info
+    trial_id = tags.get("nsde.trial_id", info.run_name)
+    if "nsde.ended" in tags:
+        ended = float(tags["nsde.ended"])
+    elif trial_id in ends:
+        ended = ends[trial_id]
+    else:
+        ended = info.end_time / 1000 if info.end_time and info.status != "RUNNING" else math.nan
+    row: dict[str, Any] = {
+        "trial_id": trial_id,
+        "run_id": info.run_id,
+        "status": tags.get("nsde.status", "running" if info.status == "RUNNING" else "unknown"),
+        "failure": tags.get("nsde.failure"),
+        "started": info.start_time / 1000 if info.start_time else math.nan,
+        "ended": ended,
+        "baseline": tags.get("nsde.baseline") == "true",
+    }
+    row.update({k: _parse_value(v) for k, v in run.data.params.items()})
+    row.update(run.data.metrics)
+    return row
+
+
+def _download(uri: str, run_id: str, name: str, dest: Path) -> Path | None:
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file: noise
+    target = dest / name
+    if target.exists():
+        return target
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=str(dest),
+                                                        tracking_uri=uri))
+    except Exception:  # noqa: BLE001 - MLflow raises several types for "no such artifact"
+        return None
+
+
+# --------------------------------------------------------------------------- Tune
+
+
+def load_tune(path: str | Path) -> Search:
+    """Read a search from its Tune folder (`<--storage-path>/<name>`, a local path).
+
+    Objectives and the final profile's numbers come from the folder's `search.json` (written
+    by `search.run` at the end of a search); without it (a search still running, or killed)
+    the default objectives are assumed and there are no final numbers.
+
+    Raises:
+        ValueError: `path` is not a Tune experiment folder.
+    """
+    folder = Path(path).expanduser()
+    trial_dirs = sorted(p.parent for p in folder.glob("*/params.json"))
+    if not folder.is_dir() or not trial_dirs:
+        raise ValueError(f"{folder} is not a Tune experiment folder (no <trial>/params.json below it); "
+                         f"pass <--storage-path>/<search name>, e.g. runs/default-20261126-081617")
+    record = _read_json(folder / SEARCH_FILE) or {}
+    objectives = _objectives(record.get("objectives"))
+    rows, dirs = [], {}
+    for trial_dir in trial_dirs:
+        row = _tune_row(trial_dir, record)
+        if row is not None:
+            rows.append(row)
+            dirs[row["trial_id"]] = trial_dir
+
+    def fetch(trial_id: str, name: str) -> Path | None:
+        if name == "final_eval_report.json":
+            candidates = [folder / FINAL_REPORTS / f"{trial_id}.json"]
+        else:  # the newest checkpoint holds the trial's last outputs
+            candidates = sorted(dirs[trial_id].glob(f"checkpoint_*/{name}"), reverse=True) if trial_id in dirs else []
+        return next((p for p in candidates if p.exists()), None)
+
+    return Search(
+        name=record.get("name", folder.name),
+        trials=_frame(rows, objectives),
+        objectives=objectives,
+        params=_param_columns(rows),
+        status="FINISHED" if record else "unknown",
+        source=f"Tune folder {folder.resolve()}",
+        space=record.get("space", {}),
+        settings=record.get("settings", {}),
+        front_change=record.get("front_change") or {},
+        timing=_read_json(folder / "timing.json") or {},
+        fetch=fetch,
+    )
+
+
+def _tune_row(trial_dir: Path, record: dict) -> dict[str, Any] | None:
+    from search.config import flatten
+
+    lines = (trial_dir / "result.json").read_text().splitlines() if (trial_dir / "result.json").exists() else []
+    results = [json.loads(line) for line in lines if line.strip()]
+    config = flatten(json.loads((trial_dir / "params.json").read_text()))
+    if not results:  # never reported: the trial id is only in the folder name (<trainable>_<id>_<n>_...)
+        parts = trial_dir.name.split("_")
+        trial_id = parts[2] if len(parts) > 2 and parts[:2] == ["run", "trial"] else trial_dir.name
+        last = {}
+    else:
+        last = results[-1]
+        trial_id = last["trial_id"]
+    failed = (trial_dir / "error.txt").exists()
+    status = "complete" if last.get("evaluated") else "failed" if failed else "pruned"
+    first = results[0] if results else {}
+    row: dict[str, Any] = {
+        "trial_id": trial_id,
+        "run_id": record.get("run_ids", {}).get(trial_id),
+        "status": status,
+        "failure": _last_line(trial_dir / "error.txt") if status == "failed" else None,
+        "started": first.get("timestamp", math.nan) - first.get("time_this_iter_s", 0.0) if first else math.nan,
+        "ended": last.get("timestamp", math.nan) if last else math.nan,
+        "baseline": record.get("baseline") == trial_id,
+        **config,
+    }
+    row.update({k: float(v) for k, v in last.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    row.update({f"final_{k}": v for k, v in record.get("final", {}).get(trial_id, {}).items()})
+    return row
+
+
+def _last_line(path: Path) -> str:
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _objectives(text: Any) -> tuple[tuple[str, str], ...]:
+    """The search's objectives from its settings (a string like "clean_accuracy:max,..." or pairs)."""
+    from search.config import DEFAULT_OBJECTIVES, parse_objectives
+
+    if isinstance(text, (list, tuple)):
+        return tuple((str(n), str(m)) for n, m in text)
+    return tuple((o.name, o.mode) for o in parse_objectives(text or DEFAULT_OBJECTIVES))
+
+
+def _parse_value(text: str) -> Any:
+    """MLflow stores params as strings: '0.004' -> 0.004, '[1, 2]' -> (1, 2), 'None' -> None, 'fbm' -> 'fbm'."""
+    if text in ("None", "True", "False"):
+        return {"None": None, "True": True, "False": False}[text]
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return text
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _param_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    return sorted({k for row in rows for k in row if "/" in k})
+
+
+def _frame(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    if df.empty:
+        df = pd.DataFrame(columns=["trial_id", "run_id", "status", "failure", "started", "ended", "baseline"])
+    for name, _ in objectives:  # every objective column exists, NaN where a trial has none
+        for col in (name, f"{name}_low", f"{name}_high", f"final_{name}", f"final_{name}_low", f"final_{name}_high"):
+            if col not in df:
+                df[col] = np.nan
+    shape, sigma = df.get("noise/shape"), df.get("noise/sigma")
+    det = pd.Series(False, index=df.index)
+    if shape is not None:
+        det |= shape.astype(str).eq("none")
+    if sigma is not None:
+        det |= pd.to_numeric(sigma, errors="coerce").fillna(0.0).eq(0.0)
+    df["deterministic"] = det
+    return df.set_index("trial_id").sort_values("started", kind="stable")
+
+
+def _read_json(path: Path | None) -> Any:
+    return json.loads(path.read_text()) if path is not None and path.exists() else None
