@@ -43,7 +43,7 @@ def front_hursts(search: Search, *, final: bool = False) -> list[float]:
     df = search.trials.loc[search.front(final=final)]
     if "noise/hurst" not in df or "noise/shape" not in df:
         return []
-    return sorted({float(h) for h, shape in zip(df["noise/hurst"], df["noise/shape"]) if shape == "fbm" and h == h})
+    return sorted({float(h) for h, shape in zip(df["noise/hurst"], df["noise/shape"]) if shape == "fbm" and pd.notna(h)})
 
 
 def group_summary(search: Search, *, final: bool = False) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from analysis.pareto import to_maximise
 
-__all__ = ["BOUNDS", "reference_point", "hypervolume", "hypervolume_progress"]
+__all__ = ["BOUNDS", "hypervolume", "hypervolume_progress", "reference_point"]
 
 # Objectives with a known range: (worst possible, best possible) do not depend on direction.
 BOUNDS: dict[str, tuple[float, float]] = {

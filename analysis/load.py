@@ -30,7 +30,7 @@ import pandas as pd
 
 from analysis.pareto import knee_index, pareto_mask
 
-__all__ = ["Search", "load_search", "load_tune", "SEARCH_FILE", "FINAL_REPORTS"]
+__all__ = ["FINAL_REPORTS", "SEARCH_FILE", "Search", "load_search", "load_tune"]
 
 SEARCH_FILE = "search.json"  # written by search.run into the search's folder: objectives, final numbers
 FINAL_REPORTS = "final_reports"  # <search folder>/final_reports/<trial id>.json: the final profile's reports
@@ -248,7 +248,8 @@ def load_tune(path: str | Path) -> Search:
 
     Objectives and the final profile's numbers come from the folder's `search.json` (written
     by `search.run` at the end of a search); without it (a search still running, or killed)
-    the default objectives are assumed and there are no final numbers.
+    the default objectives are assumed and there are no final numbers, and a trial still
+    running reads as `pruned` (ended without an evaluation); MLflow knows the difference.
 
     Raises:
         ValueError: `path` is not a Tune experiment folder.

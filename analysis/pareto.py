@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import moocore
 import numpy as np
 
-__all__ = ["pareto_mask", "pareto_ranks", "knee_index", "to_maximise"]
+__all__ = ["knee_index", "pareto_mask", "pareto_ranks", "to_maximise"]
 
 
 def to_maximise(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:

@@ -22,8 +22,16 @@ from analysis.compare import baseline_id
 from analysis.hypervolume import hypervolume_progress, reference_point
 from analysis.load import Search
 
-__all__ = ["colours", "scatter_matrix", "front_shift", "parallel_coordinates", "hypervolume_curves", "sweep_curves",
-           "noise_surfaces", "short_name"]
+__all__ = [
+    "colours",
+    "front_shift",
+    "hypervolume_curves",
+    "noise_surfaces",
+    "parallel_coordinates",
+    "scatter_matrix",
+    "short_name",
+    "sweep_curves",
+]
 
 FRONT = matplotlib.colormaps["tab10"]
 GREY = "#b0b0b0"
@@ -116,7 +124,7 @@ def front_shift(search: Search) -> Figure:
                        marker="s" if row["deterministic"] else "o",
                        edgecolors="black" if tid in final_front else "none")
             ax.annotate("", xy=(row["final_" + xa], row["final_" + yb]), xytext=(row[xa], row[yb]),
-                        arrowprops=dict(arrowstyle="->", color=c, lw=0.8))
+                        arrowprops={"arrowstyle": "->", "color": c, "lw": 0.8})
         ax.set_xlabel(short_name(xa))
         ax.set_ylabel(short_name(yb))
         ax.tick_params(labelsize=7)
@@ -127,6 +135,11 @@ def front_shift(search: Search) -> Figure:
     return fig
 
 
+def _missing(v) -> bool:
+    """None or NaN (a tuple value, e.g. a list of depths, is a value)."""
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
 def _axis_values(series: pd.Series) -> tuple[np.ndarray, list[str], list[float]]:
     """A column scaled to [0, 1] for a parallel-coordinates axis, with its tick labels."""
     numeric = pd.to_numeric(series, errors="coerce")
@@ -134,9 +147,9 @@ def _axis_values(series: pd.Series) -> tuple[np.ndarray, list[str], list[float]]
         lo, hi = float(numeric.min()), float(numeric.max())
         span = hi - lo if hi > lo else 1.0
         return ((numeric - lo) / span).to_numpy(dtype=float), [f"{lo:.3g}", f"{hi:.3g}"], [0.0, 1.0]
-    labels = sorted(series.dropna().astype(str).unique())
+    labels = sorted({str(v) for v in series if not _missing(v)})
     pos = {v: i / max(1, len(labels) - 1) for i, v in enumerate(labels)}
-    scaled = series.map(lambda v: pos.get(str(v), np.nan) if v is not None and v == v else np.nan)
+    scaled = series.map(lambda v: np.nan if _missing(v) else pos.get(str(v), np.nan))
     return scaled.to_numpy(dtype=float), labels, [pos[v] for v in labels]
 
 

@@ -32,7 +32,7 @@ from analysis.compare import baseline_id, front_and_baseline, front_hursts, grou
 from analysis.hypervolume import hypervolume, reference_point
 from analysis.load import Search, load_search, load_tune
 
-__all__ = ["render_report", "write_report", "main"]
+__all__ = ["main", "render_report", "write_report"]
 
 MAX_ATTRIBUTION_FIGURES = 6
 _CSS = """
@@ -102,8 +102,9 @@ def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
     final = search.has_final
     values = search.values()
     ref = reference_point(values, search.objectives)
-    hv_search = hypervolume(values[(df["status"] == "complete").to_numpy()], search.directions, ref)
-    hv_final = hypervolume(search.values(final=True), search.directions, ref) if final else None
+    has_ref = bool(np.isfinite(ref).all())  # an unbounded objective without any finite value has none
+    hv_search = hypervolume(values[(df["status"] == "complete").to_numpy()], search.directions, ref) if has_ref else None
+    hv_final = hypervolume(search.values(final=True), search.directions, ref) if final and has_ref else None
     minutes = search.timing.get("total_s")
     parts.append(f"<h1>Search {html.escape(search.name)}</h1>")
     parts.append("<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in [
@@ -157,9 +158,10 @@ def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
         parts.append("<h2>Parameters and objectives</h2>")
         figure("parallel_coordinates", plots.parallel_coordinates(search, final=final),
                "One line a trial; each axis scaled to its range (labels: its ends or categories).")
-        parts.append("<h2>Hypervolume over the search</h2>")
-        figure("hypervolume", plots.hypervolume_curves(search, ref),
-               "Hypervolume of the trials ended so far (search profile): it rises only when a trial extends the front.")
+        if has_ref:
+            parts.append("<h2>Hypervolume over the search</h2>")
+            figure("hypervolume", plots.hypervolume_curves(search, ref), "Hypervolume of the trials ended so far "
+                   "(search profile): it rises only when a trial extends the front.")
         base = baseline_id(search, final=final)
         chosen = front_and_baseline(search, final=final)
         parts.append("<h2>Noise-sweep curves</h2>")

@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 from mlflow.entities import Metric
 from optuna.distributions import CategoricalDistribution
 
+from analysis.load import FINAL_REPORTS, SEARCH_FILE
 from nsde.train import TrainConfig
 from search.config import (
     DEFAULT_OBJECTIVES,
@@ -38,7 +39,6 @@ from search.config import (
     parse_objectives,
     trial_configs,
 )
-from analysis.load import FINAL_REPORTS, SEARCH_FILE
 from search.final import FrontChange, TrialRow, front_change, front_ids, pick_baseline, reevaluate
 from search.searcher import SAMPLERS, make_searcher
 from search.tracking import (
@@ -52,7 +52,7 @@ from search.tracking import (
     start_parent_run,
 )
 
-__all__ = ["SearchSettings", "SearchOutcome", "run_search", "main"]
+__all__ = ["SearchOutcome", "SearchSettings", "main", "run_search"]
 
 SCHEDULERS = ("fifo", "asha")
 _USER_MAX_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")  # a user's own setting wins

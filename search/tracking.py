@@ -28,7 +28,7 @@ from ray.tune import Callback
 from search.config import flatten
 from search.trainable import EVALUATED, FIGURE_FILE, MODEL_FILE, REPORT_FILE
 
-__all__ = ["TrialTracker", "check_mlflow", "close_lost_runs", "failure_reason", "find_parent_run", "log_pareto_model", "mlflow_ui_hint", "start_parent_run", "TRIAL_TAG"]
+__all__ = ["TRIAL_TAG", "TrialTracker", "check_mlflow", "close_lost_runs", "failure_reason", "find_parent_run", "log_pareto_model", "mlflow_ui_hint", "start_parent_run"]
 
 TRIAL_TAG = "nsde.trial_id"
 STATUS_TAG = "nsde.status"  # complete | pruned | failed

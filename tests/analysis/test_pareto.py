@@ -1,9 +1,8 @@
 """analysis.pareto: fronts of hand-made sets whose answer is known."""
 
+import moocore
 import numpy as np
 import pytest
-
-import moocore
 
 from analysis import knee_index, pareto_mask, pareto_ranks
 

@@ -19,7 +19,7 @@ import ray
 import requests
 from mlflow.tracking import MlflowClient
 
-from analysis import pareto_mask
+from analysis import load_search, load_tune, pareto_mask
 from nsde.data import PRESETS, prepare
 from nsde.train import load_checkpoint
 from search.run import SearchSettings, format_front, main, run_search
@@ -107,6 +107,7 @@ def test_search_end_to_end_with_sqlite_tracking(local_ray, tmp_path):
     # the first trial is the space's starting point: the deterministic baseline
     assert study.trials[0].params["noise/shape"] == "none"
     assert json.loads((outcome.experiment_dir / "timing.json").read_text())["trials"]
+    assert outcome.report == outcome.experiment_dir / "report.html" and outcome.report.exists()
 
 
 def _free_port() -> int:
@@ -176,6 +177,14 @@ def test_stopped_trials_are_pruned_and_a_nan_trial_fails_cleanly(local_ray, tmp_
     assert [m.step for m in client.get_metric_history(pruned.info.run_id, "val_accuracy")] == [1, 2]
     assert "clean_accuracy" not in pruned.data.metrics
     assert outcome.front == [status[4e-3].trial_id]
+
+    # the report and the loaders see the same statuses, and the report names the failure
+    search = load_search(run_id=outcome.parent_run_id, tracking_uri=uri)
+    assert {tid: search.trials.loc[tid, "status"] for tid in search.trials.index} == {r.trial_id: r.status
+                                                                                      for r in outcome.rows}
+    assert load_tune(outcome.experiment_dir).trials["status"].sort_index().equals(search.trials["status"].sort_index())
+    html = outcome.report.read_text()
+    assert ">Failed trials<" in html and "non-finite training loss" in html
 
 
 def _closed_port() -> int:
