@@ -25,9 +25,13 @@ def baseline_id(search: Search, *, final: bool = False) -> str | None:
     if len(chosen) and (not final or np.isfinite(df.loc[chosen[0], prefix + search.objective_names[0]])):
         return str(chosen[0])
     det = df[(df["status"] == "complete") & df["deterministic"]]
-    col = prefix + "clean_accuracy" if prefix + "clean_accuracy" in det else prefix + search.objective_names[0]
-    det = det[det[col].notna()]
-    return None if det.empty else str(det[col].idxmax())
+    name, mode = "clean_accuracy", "max"
+    if prefix + name not in det:  # a search without clean accuracy: its first objective
+        name, mode = search.objectives[0]
+    det = det[det[prefix + name].notna()]
+    if det.empty:
+        return None
+    return str(det[prefix + name].idxmax() if mode == "max" else det[prefix + name].idxmin())
 
 
 def front_and_baseline(search: Search, *, final: bool = False) -> list[str]:
@@ -71,8 +75,8 @@ def group_summary(search: Search, *, final: bool = False) -> pd.DataFrame:
 
 
 def versus_baseline(search: Search, *, final: bool = False) -> pd.DataFrame:
-    """Each front member minus the baseline, per objective (positive = better for a maximised
-    objective), and whether the two 95 % intervals are disjoint (`<objective> separated`).
+    """Each front member minus the baseline, per objective, signed so that positive is better
+    whatever the direction, and whether the two 95 % intervals are disjoint (`<objective> separated`).
 
     Returns an empty frame when the search has no deterministic baseline or no front.
     """

@@ -87,7 +87,9 @@ def hypervolume_progress(trials: pd.DataFrame, objectives: Sequence[tuple[str, s
 
     Args:
         trials: one row per trial with an `ended` time (seconds since the epoch) and the
-            objective columns (`prefix + name`, e.g. prefix "final_" for re-evaluated numbers).
+            objective columns (`prefix + name`, e.g. prefix "final_" for re-evaluated numbers);
+            with a `status` column, only "complete" trials add volume (every ended trial counts
+            in `trials`).
         objectives: (name, mode) pairs; ref: the reference point (`reference_point`).
 
     Returns:
@@ -96,11 +98,13 @@ def hypervolume_progress(trials: pd.DataFrame, objectives: Sequence[tuple[str, s
     """
     cols = [prefix + name for name, _ in objectives]
     directions = [mode for _, mode in objectives]
-    done = trials[trials["ended"].notna()].sort_values("ended")
+    done = trials[trials["ended"].notna()].sort_values("ended", kind="stable")
+    values = done[cols].to_numpy(dtype=float, copy=True)
+    if "status" in done:
+        values[(done["status"] != "complete").to_numpy()] = np.nan
     start = trials["started"].min()
     out = []
     for k in range(1, len(done) + 1):
-        part = done.iloc[:k]
-        out.append({"trials": k, "trial_id": part.index[-1], "seconds": float(part["ended"].iloc[-1] - start),
-                    "hypervolume": hypervolume(part[cols].to_numpy(dtype=float), directions, ref)})
+        out.append({"trials": k, "trial_id": done.index[k - 1], "seconds": float(done["ended"].iloc[k - 1] - start),
+                    "hypervolume": hypervolume(values[:k], directions, ref)})
     return pd.DataFrame(out, columns=["trials", "trial_id", "seconds", "hypervolume"])

@@ -4,11 +4,13 @@
     search = load_search(run_id="3f2a...")                      # a search's parent run
     search = load_tune("runs/default-20261126-081617")          # the Tune folder, no MLflow
     search.trials                                               # one row a trial
+    trials = load_runs("nsde-search")                           # the table alone
 
 `Search.trials` is indexed by Tune's trial id and holds: `run_id` (the MLflow child run,
 None from a Tune folder), `status` (complete | pruned | failed | lost), `failure`,
 `started` / `ended` (seconds since the epoch), `deterministic` (sigma 0: no noise),
-`baseline` (the deterministic trial the search re-scored as its baseline), one column per
+`baseline` (the deterministic trial the search re-scored as its baseline), `rescored` (the
+final profile re-scored it), one column per
 config key (`"noise/hurst"`, ...; `Search.params`), every metric the trial reported (the
 objectives with `_low` / `_high`, their 95 % interval), and `final_<metric>` for the
 trials re-scored with the final profile (NaN for the others).
@@ -20,6 +22,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +31,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.hypervolume import reference_point
 from analysis.pareto import knee_index, pareto_mask
 
 __all__ = ["FINAL_REPORTS", "SEARCH_FILE", "Search", "load_search", "load_tune"]
 
 SEARCH_FILE = "search.json"  # written by search.run into the search's folder: objectives, final numbers
 FINAL_REPORTS = "final_reports"  # <search folder>/final_reports/<trial id>.json: the final profile's reports
-_TUNE_STATUS = {"complete", "pruned", "failed"}
+# what an evaluation (search or final profile) produces; the final profile re-scores these
+EVALUATION_METRICS = ("clean_accuracy", "sweep_accuracy", "apgd_accuracy", "abc_correct", "attribution_stability")
 
 
 @dataclass
@@ -79,20 +84,29 @@ class Search:
     @property
     def has_final(self) -> bool:
         """Whether the search re-scored trials with the final profile."""
-        col = "final_" + self.objective_names[0]
-        return col in self.trials and bool(self.trials[col].notna().any())
+        return bool(self.trials["rescored"].any()) if "rescored" in self.trials else False
 
     def values(self, *, final: bool = False) -> np.ndarray:
-        """(N, M) objective values of every trial (final numbers, or NaN where not re-scored)."""
+        """(N, M) objective values, one row a trial; NaN for trials that did not complete (a
+        pruned trial's val_accuracy is not an objective value) and, with `final`, for trials
+        the final profile did not re-score."""
         prefix = "final_" if final else ""
-        return np.column_stack([self.trials.get(prefix + n, pd.Series(np.nan, index=self.trials.index))
-                                .to_numpy(dtype=float) for n in self.objective_names])
+        done = (self.trials["status"] == "complete").to_numpy()
+        cols = [self.trials.get(prefix + n, pd.Series(np.nan, index=self.trials.index)).to_numpy(dtype=float)
+                for n in self.objective_names]
+        values = np.column_stack(cols) if cols else np.empty((len(self.trials), 0))
+        values[~done] = np.nan
+        return values
+
+    def reference_point(self) -> np.ndarray:
+        """The hypervolume reference point (`analysis.hypervolume.reference_point`) of the search
+        and final numbers together, so that both fronts are measured from the same point."""
+        return reference_point(np.vstack([self.values(), self.values(final=True)]), self.objectives)
 
     def front(self, *, final: bool = False) -> list[str]:
         """Trial ids on the Pareto front of the complete trials (search or final numbers)."""
-        done = (self.trials["status"] == "complete").to_numpy()
         values = self.values(final=final)
-        rows = done & np.isfinite(values).all(axis=1)
+        rows = np.isfinite(values).all(axis=1)
         if not rows.any():
             return []
         mask = pareto_mask(values[rows], self.directions)
@@ -119,9 +133,11 @@ class Search:
 
 
 def load_search(experiment: str | None = None, *, run_id: str | None = None, search: str | None = None,
-                tracking_uri: str = "sqlite:///mlflow.db") -> Search:
+                tracking_uri: str = "sqlite:///mlflow.db", cache_dir: str | Path | None = None) -> Search:
     """Read a search from MLflow: by its parent run id, or the latest (or `search`-named) search
-    of an experiment. A child run's id also works (its parent is read).
+    of an experiment. A child run's id also works (its parent is read). Artifacts (reports,
+    figures) are downloaded on first use into `cache_dir` (default: a new temporary folder,
+    left for the system to clean, since the paths handed out must stay valid).
 
     Raises:
         ValueError: no such experiment, run or search, naming what was looked for.
@@ -154,7 +170,7 @@ def load_search(experiment: str | None = None, *, run_id: str | None = None, sea
     settings = {k: _parse_value(v) for k, v in parent.data.params.items()}
     objectives = _objectives(settings.get("objectives"))
     children = _all_children(client, exp_id, parent_id)
-    cache = Path(tempfile.mkdtemp(prefix="nsde-analysis-"))
+    cache = Path(cache_dir) if cache_dir is not None else Path(tempfile.mkdtemp(prefix="nsde-analysis-"))
     timing = _read_json(_download(tracking_uri, parent_id, "timing.json", cache / "_parent")) or {}
     ends = {t["trial_id"]: t["started_at"] + t["wall_s"] for t in timing.get("trials", [])
             if t.get("started_at") is not None and t.get("wall_s") is not None}
@@ -178,6 +194,11 @@ def load_search(experiment: str | None = None, *, run_id: str | None = None, sea
         timing=timing,
         fetch=fetch,
     )
+
+
+def load_runs(experiment: str, *, tracking_uri: str = "sqlite:///mlflow.db", search: str | None = None) -> pd.DataFrame:
+    """The trials table of an experiment's latest (or `search`-named) search: `load_search(...).trials`."""
+    return load_search(experiment, search=search, tracking_uri=tracking_uri).trials
 
 
 def _get_run(client, run_id: str, uri: str):
@@ -260,6 +281,10 @@ def load_tune(path: str | Path) -> Search:
         raise ValueError(f"{folder} is not a Tune experiment folder (no <trial>/params.json below it); "
                          f"pass <--storage-path>/<search name>, e.g. runs/default-20261126-081617")
     record = _read_json(folder / SEARCH_FILE) or {}
+    if not record:
+        warnings.warn(f"{folder / SEARCH_FILE} is missing (a search still running, killed, or whose files "
+                      f"went to $NSDE_CACHE_DIR/searches/ because Tune stored in the cloud): assuming the "
+                      f"default objectives, without final numbers", RuntimeWarning, stacklevel=2)
     objectives = _objectives(record.get("objectives"))
     rows, dirs = [], {}
     for trial_dir in trial_dirs:
@@ -295,7 +320,8 @@ def _tune_row(trial_dir: Path, record: dict) -> dict[str, Any] | None:
 
     lines = (trial_dir / "result.json").read_text().splitlines() if (trial_dir / "result.json").exists() else []
     results = [json.loads(line) for line in lines if line.strip()]
-    config = flatten(json.loads((trial_dir / "params.json").read_text()))
+    config = {k: tuple(v) if isinstance(v, list) else v  # as MLflow's params read back: (1, 2)
+              for k, v in flatten(json.loads((trial_dir / "params.json").read_text())).items()}
     if not results:  # never reported: the trial id is only in the folder name (<trainable>_<id>_<n>_...)
         parts = trial_dir.name.split("_")
         trial_id = parts[2] if len(parts) > 2 and parts[:2] == ["run", "trial"] else trial_dir.name
@@ -361,6 +387,15 @@ def _frame(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]) ->
         for col in (name, f"{name}_low", f"{name}_high", f"final_{name}", f"final_{name}_low", f"final_{name}_high"):
             if col not in df:
                 df[col] = np.nan
+    # re-scored: the final profile's numbers exist. Metrics the evaluation does not produce keep
+    # their search values there (as search.run's final numbers do; older MLflow runs lack them).
+    final_cols = [f"final_{n}" for n in EVALUATION_METRICS if f"final_{n}" in df]
+    df["rescored"] = df[final_cols].notna().any(axis=1) if final_cols else False
+    for name in ("val_accuracy", "train_seconds"):
+        if name in df:
+            if f"final_{name}" not in df:
+                df[f"final_{name}"] = np.nan
+            df[f"final_{name}"] = df[f"final_{name}"].where(~df["rescored"] | df[f"final_{name}"].notna(), df[name])
     shape, sigma = df.get("noise/shape"), df.get("noise/sigma")
     det = pd.Series(False, index=df.index)
     if shape is not None:

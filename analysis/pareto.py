@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 import moocore
 import numpy as np
+import pandas as pd
 
-__all__ = ["knee_index", "pareto_mask", "pareto_ranks", "to_maximise"]
+__all__ = ["knee_index", "pareto_front", "pareto_mask", "pareto_ranks", "to_maximise"]
 
 
 def to_maximise(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
@@ -97,3 +98,14 @@ def knee_index(values: np.ndarray, directions: Sequence[str]) -> int:
     scaled = np.where(hi > lo, (v - lo) / span, 1.0)
     distance = np.linalg.norm(1.0 - scaled, axis=1)
     return int(np.flatnonzero(mask)[int(np.argmin(distance))])
+
+
+def pareto_front(df: pd.DataFrame, objectives: Sequence[str], directions: Sequence[str]) -> pd.DataFrame:
+    """The rows of `df` on the Pareto front of its `objectives` columns (NaN rows dropped with a warning).
+
+        pareto_front(search.trials, ["clean_accuracy", "apgd_accuracy"], ["max", "max"])
+    """
+    missing = [c for c in objectives if c not in df]
+    if missing:
+        raise ValueError(f"objectives {missing} are not columns of the table; columns: {list(df.columns)}")
+    return df[pareto_mask(df[list(objectives)].to_numpy(dtype=float), directions)]

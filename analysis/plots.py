@@ -19,10 +19,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.compare import baseline_id
-from analysis.hypervolume import hypervolume_progress, reference_point
+from analysis.hypervolume import hypervolume_progress
 from analysis.load import Search
 
 __all__ = [
+    "PALETTE",
     "colours",
     "front_shift",
     "hypervolume_curves",
@@ -33,7 +34,10 @@ __all__ = [
     "sweep_curves",
 ]
 
-FRONT = matplotlib.colormaps["tab10"]
+# 18 distinct colours, none grey (grey means "off the front"): tab10 and tab20's light shades
+# without their greys
+PALETTE = [c for i, c in enumerate(matplotlib.colormaps["tab10"].colors) if i != 7] + \
+          [c for i, c in enumerate(matplotlib.colormaps["tab20"].colors) if i % 2 and i != 15]
 GREY = "#b0b0b0"
 
 
@@ -44,9 +48,15 @@ def short_name(column: str) -> str:
 
 
 def colours(search: Search, trial_ids: Sequence[str]) -> dict[str, tuple]:
-    """A trial's colour, the same in every figure of the search (from its place in `search.trials`)."""
-    position = {tid: i for i, tid in enumerate(search.trials.index)}
-    return {tid: FRONT(position[tid] % 10) for tid in trial_ids}
+    """A trial's colour, the same in every figure of the search: the trials a figure can
+    highlight (both fronts, the re-scored trials, the baseline) are numbered in `search.trials`
+    order and take the palette's colours in turn; other trials asked for come after them."""
+    marked = set(search.front()) | set(search.front(final=True)) | {baseline_id(search), baseline_id(search, final=True)}
+    if "rescored" in search.trials:
+        marked |= set(search.trials.index[search.trials["rescored"].astype(bool)])
+    order = [t for t in search.trials.index if t in marked]
+    order += [t for t in trial_ids if t not in marked]
+    return {tid: PALETTE[order.index(tid) % len(PALETTE)] for tid in trial_ids}
 
 
 def _draw_points(ax, df: pd.DataFrame, x: str, y: str, colour: dict[str, tuple], knee: str | None, base: str | None):
@@ -196,7 +206,10 @@ def parallel_coordinates(search: Search, *, final: bool = False) -> Figure:
 
 def hypervolume_curves(search: Search, ref: Sequence[float] | None = None) -> Figure:
     """Hypervolume of the trials ended so far (search profile), over trials and over time."""
-    ref = reference_point(search.values(), search.objectives) if ref is None else ref
+    ref = search.reference_point() if ref is None else ref
+    if not np.isfinite(ref).all():
+        raise ValueError(f"no hypervolume without a finite reference point, but got {list(ref)} (an objective "
+                         f"without bounds has no finite value in any complete trial)")
     progress = hypervolume_progress(search.trials, search.objectives, ref)
     fig = Figure(figsize=(9, 3.2))
     left, right = fig.subplots(1, 2, sharey=True)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.compare import baseline_id, front_and_baseline, front_hursts, group_summary, versus_baseline
-from analysis.hypervolume import hypervolume, reference_point
+from analysis.hypervolume import hypervolume
 from analysis.load import Search, load_search, load_tune
 
 __all__ = ["main", "render_report", "write_report"]
@@ -100,18 +100,17 @@ def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
     df = search.trials
     counts = df["status"].value_counts().to_dict()
     final = search.has_final
-    values = search.values()
-    ref = reference_point(values, search.objectives)
+    ref = search.reference_point()
     has_ref = bool(np.isfinite(ref).all())  # an unbounded objective without any finite value has none
-    hv_search = hypervolume(values[(df["status"] == "complete").to_numpy()], search.directions, ref) if has_ref else None
+    hv_search = hypervolume(search.values(), search.directions, ref) if has_ref else None
     hv_final = hypervolume(search.values(final=True), search.directions, ref) if final and has_ref else None
-    minutes = search.timing.get("total_s")
+    seconds = search.timing.get("total_s")
     parts.append(f"<h1>Search {html.escape(search.name)}</h1>")
     parts.append("<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in [
         ("source", search.source), ("status", search.status),
         ("objectives", ", ".join(f"{n} ({m})" for n, m in search.objectives)),
         ("trials", ", ".join(f"{counts.get(s, 0)} {s}" for s in ("complete", "pruned", "failed")) + f" of {len(df)}"),
-        ("wall time", f"{minutes / 60:.1f} min" if minutes else "-"),
+        ("wall time", f"{seconds / 60:.1f} min" if seconds else "-"),
         ("hypervolume (search profile, all complete trials)", _fmt(hv_search)),
         ("hypervolume (final profile, re-scored trials)", _fmt(hv_final) if final else "not re-scored"),
         ("reference point", ", ".join(f"{n} {r:.3g}" for n, r in zip(search.objective_names, ref))),

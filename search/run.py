@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import socket
 import sys
@@ -436,10 +437,11 @@ def _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir: Pat
         row.final = {**{k: row.metrics[k] for k in METRICS if k in row.metrics}, **res["metrics"]}
         run_id = row.run_id
         ts = int(time.time() * 1000)
-        client.log_batch(run_id, metrics=[Metric(f"final_{k}", float(v), ts, 0) for k, v in res["metrics"].items()
-                                          if v == v])
+        # every final number, the kept search values too, so that MLflow and search.json agree
+        client.log_batch(run_id, metrics=[Metric(f"final_{k}", float(v), ts, 0) for k, v in row.final.items()
+                                          if math.isfinite(v)])
         client.log_dict(run_id, res["report"], "final_eval_report.json")
-        reports = exp_dir / FINAL_REPORTS  # beside the Tune results too: analysis.load_tune reads them there
+        reports = exp_dir / FINAL_REPORTS  # the search's folder: analysis.load_tune reads them there
         reports.mkdir(exist_ok=True)
         (reports / f"{tid}.json").write_text(json.dumps(res["report"]))
         client.set_tag(run_id, "nsde.baseline", str(baseline is not None and tid == baseline.trial_id).lower())

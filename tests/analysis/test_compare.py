@@ -67,6 +67,37 @@ def test_a_minimised_objective_counts_a_decrease_as_better():
     assert table.loc["det_b", "apgd_accuracy vs baseline"] == pytest.approx(0.05)
 
 
+def test_the_tagged_baseline_wins_over_the_best_clean_accuracy():
+    rows = [r if r[0] != "det_b" else (*r[:3], True, *r[4:]) for r in ROWS]  # the search re-scored det_b
+    s = _search(rows)
+    assert baseline_id(s) == "det_b"
+    assert versus_baseline(s).loc["nsde_a", "clean_accuracy vs baseline"] == pytest.approx(0.02)
+    # with final numbers, a tagged baseline counts only when it was re-scored
+    assert baseline_id(s, final=True) is None
+    s.trials.loc["det_b", "final_clean_accuracy"] = 0.9
+    s.trials.loc["det_b", "final_apgd_accuracy"] = 0.05
+    assert baseline_id(s, final=True) == "det_b"
+
+
+def test_a_minimised_first_objective_picks_the_lowest_baseline():
+    s = _search(ROWS)
+    s.trials = s.trials.drop(columns=["clean_accuracy"])
+    s.objectives = (("apgd_accuracy", "min"),)
+    assert baseline_id(s) == "det_b"
+
+
+def test_colours_are_distinct_and_never_grey():
+    from analysis.plots import GREY, PALETTE, colours
+
+    rows = [(f"t{i:02d}", "complete", False, False, "fbm", i / 20, 1 - i / 20) for i in range(20)]  # all on the front
+    s = _search(rows)
+    colour = colours(s, list(s.trials.index))
+    assert list(colour.values())[:len(PALETTE)] == PALETTE  # in trial order, each colour once
+    assert GREY not in colour.values()
+    # a trial's colour does not depend on which trials a figure asks for
+    assert colours(s, ["t05"])["t05"] == colour["t05"]
+
+
 def test_without_deterministic_trials_there_is_no_baseline():
     s = _search([r for r in ROWS if not r[2]])
     assert baseline_id(s) is None

@@ -72,3 +72,8 @@ def test_progress_rises_as_trials_end_and_ends_at_the_total():
     assert progress["seconds"].tolist() == [20.0, 30.0, 50.0]
     assert progress["hypervolume"].tolist() == pytest.approx([0.18, 0.18 + 0.3 * 0.5, 0.18 + 0.15 + 0.4 * 0.1])
     assert progress["hypervolume"].is_monotonic_increasing
+    # with statuses, only complete trials add volume; every ended trial still counts
+    trials["status"] = ["complete", "pruned", "complete", "complete"]
+    progress = hypervolume_progress(trials, [("x", "max"), ("y", "max")], [0.0, 0.0])
+    assert progress["trials"].tolist() == [1, 2, 3]
+    assert progress["hypervolume"].tolist() == pytest.approx([0.0, 0.25, 0.25 + 0.4 * 0.1])

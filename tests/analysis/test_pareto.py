@@ -2,9 +2,10 @@
 
 import moocore
 import numpy as np
+import pandas as pd
 import pytest
 
-from analysis import knee_index, pareto_mask, pareto_ranks
+from analysis import knee_index, pareto_front, pareto_mask, pareto_ranks
 
 
 def test_two_objective_front_with_a_dominated_point():
@@ -80,3 +81,12 @@ def test_knee_is_the_balanced_point_not_an_extreme():
 def test_knee_of_nothing_is_an_error():
     with pytest.raises(ValueError, match="no front"), pytest.warns(RuntimeWarning):
         knee_index(np.full((2, 2), np.nan), ["max", "max"])
+
+
+def test_pareto_front_of_a_table_keeps_its_rows():
+    df = pd.DataFrame({"acc": [0.9, 0.8, 0.7, np.nan], "robust": [0.1, 0.5, 0.4, 0.9], "name": list("abcd")})
+    with pytest.warns(RuntimeWarning, match="1 of 4 rows"):
+        front = pareto_front(df, ["acc", "robust"], ["max", "max"])
+    assert front["name"].tolist() == ["a", "b"]
+    with pytest.raises(ValueError, match=r"objectives \['speed'\] are not columns"):
+        pareto_front(df, ["speed"], ["max"])

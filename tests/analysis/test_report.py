@@ -65,8 +65,10 @@ def test_mlflow_and_the_tune_folder_give_the_same_search(finished_search):
     for col in a.varied_params:
         assert ta[col].astype(str).tolist() == tb[col].astype(str).tolist(), col
     cols = [p + n + s for n in a.objective_names for p in ("", "final_") for s in ("", "_low", "_high")]
+    cols += [p + n for n in ("val_accuracy", "train_seconds") for p in ("", "final_")]  # kept search values
     assert np.allclose(ta[cols].to_numpy(float), tb[cols].to_numpy(float), equal_nan=True)
-    assert a.has_final and b.has_final
+    assert a.has_final and b.has_final and (ta["rescored"] == tb["rescored"]).all()
+    assert ta.loc[ta["rescored"], "final_val_accuracy"].notna().all()
     assert a.front(final=True) == b.front(final=True) and a.front() == b.front()
     assert (ta["baseline"] == tb["baseline"]).all() and ta["baseline"].sum() == 1
     tid = a.front(final=True)[0]

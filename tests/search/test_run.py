@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -59,6 +60,9 @@ def _check_tracking(outcome, uri: str) -> None:
         assert sorted(m.step for m in epochs) == list(range(1, int(row.config["train/epochs"]) + 1))
         assert run.data.params["noise/shape"] == row.config["noise/shape"]
         assert {"eval_report.json", "attributions.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+        for k, v in row.final.items():  # every final number, the search values it keeps included
+            if math.isfinite(v):
+                assert run.data.metrics[f"final_{k}"] == pytest.approx(v), k
 
     # the parent holds the Pareto table; it is the front of the child runs' final numbers
     local = client.download_artifacts(outcome.parent_run_id, "pareto_final.json")
