@@ -6,14 +6,13 @@
     search.trials                                               # one row a trial
     trials = load_runs("nsde-search")                           # the table alone
 
-`Search.trials` is indexed by Tune's trial id and holds: `run_id` (the MLflow child run,
-None from a Tune folder), `status` (complete | pruned | failed | lost), `failure`,
+`Search.trials` is indexed by Tune's trial id and holds: `run_id` (the MLflow child run),
+`status` (complete | pruned | failed; from MLflow also lost | running), `failure`,
 `started` / `ended` (seconds since the epoch), `deterministic` (sigma 0: no noise),
 `baseline` (the deterministic trial the search re-scored as its baseline), `rescored` (the
-final profile re-scored it), one column per
-config key (`"noise/hurst"`, ...; `Search.params`), every metric the trial reported (the
-objectives with `_low` / `_high`, their 95 % interval), and `final_<metric>` for the
-trials re-scored with the final profile (NaN for the others).
+final profile re-scored it), one column per config key (`"noise/hurst"`, ...;
+`Search.params`), every metric the trial reported (the objectives with `_low` / `_high`,
+their 95 % interval), and `final_<metric>` for the re-scored trials (NaN for the others).
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ import pandas as pd
 from analysis.hypervolume import reference_point
 from analysis.pareto import knee_index, pareto_mask
 
-__all__ = ["FINAL_REPORTS", "SEARCH_FILE", "Search", "load_search", "load_tune"]
+__all__ = ["FINAL_REPORTS", "SEARCH_FILE", "Search", "load_runs", "load_search", "load_tune"]
 
 SEARCH_FILE = "search.json"  # written by search.run into the search's folder: objectives, final numbers
 FINAL_REPORTS = "final_reports"  # <search folder>/final_reports/<trial id>.json: the final profile's reports
