@@ -33,12 +33,10 @@ import pandas as pd
 from analysis.hypervolume import reference_point
 from analysis.pareto import knee_index, pareto_mask
 
-__all__ = ["FINAL_REPORTS", "SEARCH_FILE", "Search", "load_runs", "load_search", "load_tune"]
+__all__ = ["FINAL_REPORTS", "SEARCH_FILE", "Search", "last_error_line", "load_runs", "load_search", "load_tune"]
 
 SEARCH_FILE = "search.json"  # written by search.run into the search's folder: objectives, final numbers
 FINAL_REPORTS = "final_reports"  # <search folder>/final_reports/<trial id>.json: the final profile's reports
-# what an evaluation (search or final profile) produces; the final profile re-scores these
-EVALUATION_METRICS = ("clean_accuracy", "sweep_accuracy", "apgd_accuracy", "abc_correct", "attribution_stability")
 
 
 @dataclass
@@ -93,7 +91,7 @@ class Search:
         done = (self.trials["status"] == "complete").to_numpy()
         cols = [self.trials.get(prefix + n, pd.Series(np.nan, index=self.trials.index)).to_numpy(dtype=float)
                 for n in self.objective_names]
-        values = np.column_stack(cols) if cols else np.empty((len(self.trials), 0))
+        values = np.column_stack(cols)
         values[~done] = np.nan
         return values
 
@@ -335,7 +333,7 @@ def _tune_row(trial_dir: Path, record: dict) -> dict[str, Any] | None:
         "trial_id": trial_id,
         "run_id": record.get("run_ids", {}).get(trial_id),
         "status": status,
-        "failure": _last_line(trial_dir / "error.txt") if status == "failed" else None,
+        "failure": (last_error_line(trial_dir / "error.txt") or "unknown error") if status == "failed" else None,
         "started": first.get("timestamp", math.nan) - first.get("time_this_iter_s", 0.0) if first else math.nan,
         "ended": last.get("timestamp", math.nan) if last else math.nan,
         "baseline": record.get("baseline") == trial_id,
@@ -346,9 +344,12 @@ def _tune_row(trial_dir: Path, record: dict) -> dict[str, Any] | None:
     return row
 
 
-def _last_line(path: Path) -> str:
-    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error"
+def last_error_line(path: str | Path | None) -> str | None:
+    """The last line of a Tune trial's error file (e.g. 'NonFiniteLossError: ...'); None without one."""
+    path = Path(path) if path else None
+    text = path.read_text() if path is not None and path.exists() else ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 # ------------------------------------------------------------------------ helpers
@@ -379,6 +380,8 @@ def _param_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _frame(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    from search.config import is_deterministic
+
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=["trial_id", "run_id", "status", "failure", "started", "ended", "baseline"])
@@ -388,20 +391,13 @@ def _frame(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]) ->
                 df[col] = np.nan
     # re-scored: the final profile's numbers exist. Metrics the evaluation does not produce keep
     # their search values there (as search.run's final numbers do; older MLflow runs lack them).
-    final_cols = [f"final_{n}" for n in EVALUATION_METRICS if f"final_{n}" in df]
-    df["rescored"] = df[final_cols].notna().any(axis=1) if final_cols else False
+    df["rescored"] = df.filter(regex="^final_").notna().any(axis=1)
     for name in ("val_accuracy", "train_seconds"):
         if name in df:
             if f"final_{name}" not in df:
                 df[f"final_{name}"] = np.nan
             df[f"final_{name}"] = df[f"final_{name}"].where(~df["rescored"] | df[f"final_{name}"].notna(), df[name])
-    shape, sigma = df.get("noise/shape"), df.get("noise/sigma")
-    det = pd.Series(False, index=df.index)
-    if shape is not None:
-        det |= shape.astype(str).eq("none")
-    if sigma is not None:
-        det |= pd.to_numeric(sigma, errors="coerce").fillna(0.0).eq(0.0)
-    df["deterministic"] = det
+    df["deterministic"] = [is_deterministic(row) for row in rows]
     return df.set_index("trial_id").sort_values("started", kind="stable")
 
 

@@ -10,7 +10,8 @@ from nsde.models import ModelConfig, NoiseConfig
 from nsde.train import TrainConfig
 from spaces import KEYS
 
-__all__ = ["METRICS", "SCHEDULER_METRICS", "Objective", "flatten", "parse_objectives", "trial_configs", "DEFAULT_OBJECTIVES"]
+__all__ = ["METRICS", "SCHEDULER_METRICS", "Objective", "flatten", "is_deterministic", "parse_objectives", "trial_configs",
+           "DEFAULT_OBJECTIVES"]
 
 # Scalar metrics a trial reports at its end, with the direction that is better.
 METRICS: dict[str, str] = {
@@ -61,6 +62,11 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def is_deterministic(config: Mapping[str, Any]) -> bool:
+    """A flat config without noise: `noise/shape` none, or sigma 0 (or unset)."""
+    return config.get("noise/shape") == "none" or not config.get("noise/sigma", 0.0)
 
 
 def trial_configs(config: Mapping[str, Any]) -> tuple[ModelConfig, TrainConfig]:

@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from analysis import pareto_mask
-from search.config import Objective
+from search.config import Objective, is_deterministic
 
 __all__ = ["TrialRow", "FrontChange", "front_ids", "pick_baseline", "reevaluate", "front_change"]
 
@@ -38,7 +38,7 @@ class TrialRow:
 
     @property
     def deterministic(self) -> bool:
-        return self.config.get("noise/shape") == "none" or not self.config.get("noise/sigma", 0.0)
+        return is_deterministic(self.config)
 
 
 def front_ids(rows: Sequence[TrialRow], objectives: Sequence[Objective], *, final: bool = False) -> list[str]:

@@ -21,10 +21,11 @@ from urllib.parse import urlparse
 
 import mlflow
 import requests
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
+from analysis.load import last_error_line
 from search.config import flatten
 from search.trainable import EVALUATED, FIGURE_FILE, MODEL_FILE, REPORT_FILE
 
@@ -161,11 +162,14 @@ class TrialTracker(Callback):
         self.trials[trial.trial_id] = trial
         self.run_id(trial)
 
-    def _ended(self, trial, status: str) -> None:
+    def _ended(self, trial, run_id: str, status: str, run_status: int, tags: Mapping[str, str] | None = None) -> None:
+        """Tag the trial's run with its status and end time (and `tags`), then close it."""
         now = time.time()
         self.wall_seconds[trial.trial_id] = now - self.started.get(trial.trial_id, now)
-        # the run's own end_time moves when a front member's model is logged later: keep this one
-        self.client.set_tag(self.run_id(trial), ENDED_TAG, f"{now:.3f}")
+        # ENDED_TAG: the run's own end_time moves when a front member's model is logged later
+        tags = {STATUS_TAG: status, ENDED_TAG: f"{now:.3f}", **(tags or {})}
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.client.set_terminated(run_id, RunStatus.to_string(run_status))
         done = len(self.wall_seconds)
         print(f"[search] trial {trial.trial_id} {status} after {self.wall_seconds[trial.trial_id]:.0f} s "
               f"({done} ended)", flush=True)
@@ -197,9 +201,7 @@ class TrialTracker(Callback):
             status = "complete"
         else:
             status = "pruned"  # a scheduler stopped it before its evaluation
-        self.client.set_tag(run_id, STATUS_TAG, status)
-        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
-        self._ended(trial, status)
+        self._ended(trial, run_id, status, RunStatus.FINISHED)
 
     def on_experiment_end(self, trials, **info) -> None:
         for trial in trials:  # after a --resume, also the trials that finished before the interruption
@@ -212,11 +214,8 @@ class TrialTracker(Callback):
 
     @_timed
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        run_id = self.run_id(trial)
-        self.client.set_tag(run_id, STATUS_TAG, "failed")
-        self.client.set_tag(run_id, "nsde.failure", failure_reason(trial)[:4000])
-        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
-        self._ended(trial, "failed")
+        self._ended(trial, self.run_id(trial), "failed", RunStatus.FAILED,
+                    {"nsde.failure": failure_reason(trial)[:4000]})
 
     def _log_outputs(self, run_id: str, trial) -> None:
         ckpt = trial.checkpoint
@@ -230,10 +229,7 @@ class TrialTracker(Callback):
 
 def failure_reason(trial) -> str:
     """The last line of the trial's error (e.g. 'NonFiniteLossError: non-finite training loss ...')."""
-    path = trial.error_file
-    text = Path(path).read_text() if path and Path(path).exists() else ""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error (see the trial's folder under the Tune storage path)"
+    return last_error_line(trial.error_file) or "unknown error (see the trial's folder under the Tune storage path)"
 
 
 def _param_value(value: Any) -> str:
