@@ -417,6 +417,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="after training, run every metric (noise sweep, APGD, ABC, stability) and print the tables")
     g.add_argument("--eval-profile", choices=sorted(EVAL_PROFILES), default="fast",
                    help="fast: fewer APGD steps, smaller subsets; full: the study's settings (slow on CPU)")
+    g.add_argument("--eval-split", choices=("val", "test"), default="val",
+                   help="the split --evaluate scores (select on val; report test once, for what you selected)")
     return p
 
 
@@ -494,9 +496,10 @@ def main(argv: list[str] | None = None) -> int:
         from nsde.metrics.__main__ import comparison_tables
         from nsde.metrics.evaluate import eval_config
 
-        report = evaluate(result.model, data, eval_config(args.eval_profile))
+        report = evaluate(result.model, data, eval_config(args.eval_profile), split=args.eval_split)
         (out / "eval_report.json").write_text(report.to_json())
         summary["objectives"] = report.objectives
+        summary["objectives_split"] = report.split
         print(comparison_tables({out.name: report}))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"summary: {out / 'summary.json'}")

@@ -6,26 +6,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nsde.metrics.evaluate import OBJECTIVE_METRICS, OBJECTIVES
 from nsde.models import ModelConfig, NoiseConfig
 from nsde.train import TrainConfig
 from spaces import KEYS
 
-__all__ = ["METRICS", "SCHEDULER_METRICS", "Objective", "flatten", "is_deterministic", "parse_objectives", "trial_configs",
-           "DEFAULT_OBJECTIVES"]
+__all__ = ["DEFAULT_OBJECTIVES", "METRICS", "OBJECTIVE_SPLIT", "SCHEDULER_METRICS", "TEST_PREFIX", "Objective", "flatten",
+           "is_deterministic", "parse_objectives", "trial_configs"]
 
-# Scalar metrics a trial reports at its end, with the direction that is better.
+# Scalar metrics a trial reports at its end, with the direction that is better: every
+# objective of an evaluation (nsde.metrics.OBJECTIVE_METRICS, all on the validation split)
+# and the training's own numbers.
 METRICS: dict[str, str] = {
-    "clean_accuracy": "max",  # test split, noise as the trial's eval_mode says
-    "sweep_accuracy": "max",  # mean over the Gaussian and fBm input-noise sweep
-    "apgd_accuracy": "max",  # APGD-CE L2 robust accuracy, mean over eps
-    "abc_correct": "max",  # mean attribution-based confidence on correct predictions
-    "attribution_stability": "min",  # log sum |IG(x + delta) - IG(x)|: lower is more stable
-    "val_accuracy": "max",  # last epoch's validation accuracy
+    **OBJECTIVE_METRICS,
+    "val_accuracy": "max",  # last epoch's validation accuracy (single pass, as training measures it)
     "train_seconds": "min",
 }
 # Per-epoch metrics a scheduler (ASHA) can compare; objectives exist only at a trial's end.
 SCHEDULER_METRICS: dict[str, str] = {"val_accuracy": "max", "train_loss": "min"}
-DEFAULT_OBJECTIVES = "clean_accuracy:max,sweep_accuracy:max,apgd_accuracy:max,abc_correct:max"
+DEFAULT_OBJECTIVES = ",".join(f"{name}:{OBJECTIVE_METRICS[name]}" for name in OBJECTIVES)
+# Where a trial's numbers come from: selection (trials, both fronts) on validation only; the
+# final front and the baseline are scored on test once, as `test_<metric>`.
+OBJECTIVE_SPLIT = "val"
+TEST_PREFIX = "test_"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from nsde.data import load
 from nsde.metrics import EvalConfig, evaluate
 from nsde.train import CHECKPOINT, EpochMetrics, load_checkpoint, train
-from search.config import trial_configs
+from search.config import OBJECTIVE_SPLIT, trial_configs
 from search.trainable import (
     _NAN_OBJECTIVES,
     EVALUATED,
@@ -123,7 +123,7 @@ def _evaluate_checkpoint(checkpoint, data_path: str, config: dict[str, Any], eva
     with tempfile.TemporaryDirectory() as tmp:
         with checkpoint.as_directory() as folder:
             model = load_checkpoint(Path(folder) / CHECKPOINT)  # on the task's GPU when it has one
-        report = evaluate(model, data, eval_cfg)
+        report = evaluate(model, data, eval_cfg, split=OBJECTIVE_SPLIT)  # selection never sees test
         _write_outputs(Path(tmp), model, model_cfg, report, data)
         files = {p.name: p.read_bytes() for p in Path(tmp).iterdir()}
     return {"metrics": evaluation_metrics(report), "files": files}

@@ -1,6 +1,8 @@
 """The end of a search: the Pareto front on the search profile's numbers, the re-evaluation
 of its members (and the deterministic baseline) with the final, full-strength profile as
-Ray tasks, and the front recomputed from the final numbers.
+Ray tasks, the front recomputed from the final numbers (all on the validation split), and
+then, once, the held-out test scores of the final front and the baseline (`held_out`), over
+one or more training seeds.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import torch
 from tqdm import tqdm
 
 from analysis import pareto_mask
-from search.config import Objective, is_deterministic
+from search.config import OBJECTIVE_SPLIT, TEST_PREFIX, Objective, is_deterministic, trial_configs
+from search.trainable import CHECKS_PASSED
 
-__all__ = ["TrialRow", "FrontChange", "front_ids", "pick_baseline", "reevaluate", "front_change"]
+__all__ = ["FrontChange", "TrialRow", "flagged", "front_change", "front_ids", "held_out", "pick_baseline", "reevaluate",
+           "replicate_seeds"]
 
 
 @dataclass
@@ -33,7 +37,8 @@ class TrialRow:
     metrics: dict[str, float]  # the search profile's numbers (the last result)
     checkpoint: Any = None  # ray.tune.Checkpoint of the final result
     run_id: str | None = None  # MLflow child run
-    final: dict[str, float] = field(default_factory=dict)  # the final profile's numbers
+    final: dict[str, float] = field(default_factory=dict)  # the final profile's numbers (validation)
+    test: dict[str, float] = field(default_factory=dict)  # held-out numbers (`test_` keys), final front + baseline
     error: str | None = None
 
     @property
@@ -41,9 +46,17 @@ class TrialRow:
         return is_deterministic(self.config)
 
 
-def front_ids(rows: Sequence[TrialRow], objectives: Sequence[Objective], *, final: bool = False) -> list[str]:
-    """Ids of the Pareto-optimal rows among `rows` (complete ones; NaN rows never qualify)."""
-    rows = [r for r in rows if r.status == "complete" and (r.final if final else True)]
+def flagged(values: dict[str, float]) -> bool:
+    """An evaluation whose attack failed a sanity check (its robustness number is suspect)."""
+    return values.get(CHECKS_PASSED, 1.0) == 0.0
+
+
+def front_ids(rows: Sequence[TrialRow], objectives: Sequence[Objective], *, final: bool = False,
+              keep_flagged: bool = False) -> list[str]:
+    """Ids of the Pareto-optimal rows among `rows` (complete ones; NaN rows never qualify; rows
+    whose attack failed a sanity check only with `keep_flagged`)."""
+    rows = [r for r in rows if r.status == "complete" and (r.final if final else True)
+            and (keep_flagged or not flagged(r.final if final else r.metrics))]
     if not rows:
         return []
     values = np.array([[(r.final if final else r.metrics).get(o.name, math.nan) for o in objectives] for r in rows])
@@ -52,39 +65,98 @@ def front_ids(rows: Sequence[TrialRow], objectives: Sequence[Objective], *, fina
 
 
 def pick_baseline(rows: Sequence[TrialRow]) -> TrialRow | None:
-    """The deterministic (sigma = 0) trial with the best clean accuracy, if the search ran one."""
+    """The deterministic (sigma = 0) trial with the best validation accuracy, if the search ran one."""
     det = [r for r in rows if r.status == "complete" and r.deterministic]
     return max(det, key=lambda r: r.metrics.get("clean_accuracy", -1.0), default=None)
 
 
 @ray.remote
-def _evaluate_task(checkpoint, eval_cfg, threads: int) -> dict[str, Any]:
+def _evaluate_task(checkpoint, eval_cfg, threads: int, split: str = OBJECTIVE_SPLIT,
+                   config: dict[str, Any] | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Evaluate a trial's model on `split`; with `seed`, first retrain the trial's `config` with
+    that training seed (a replicate for the held-out numbers) on the same data."""
     from nsde.data import load
     from nsde.metrics import evaluate
-    from nsde.train import load_checkpoint
+    from nsde.train import load_checkpoint, train
     from search.trainable import MODEL_FILE, evaluation_metrics
 
     torch.set_num_threads(max(1, threads))
     with checkpoint.as_directory() as folder:
         data = load(json.loads((Path(folder) / "data.json").read_text())["path"])
-        model = load_checkpoint(Path(folder) / MODEL_FILE)
-    report = evaluate(model, data, eval_cfg)
+        model = None if seed is not None else load_checkpoint(Path(folder) / MODEL_FILE)
+    if seed is not None:
+        model_cfg, train_cfg = trial_configs({**config, "train/seed": seed})
+        model = train(model_cfg, data, train_cfg, progress=False).model
+    report = evaluate(model, data, eval_cfg, split=split)
     return {"metrics": evaluation_metrics(report), "report": report.to_dict()}
 
 
-def reevaluate(rows: Sequence[TrialRow], eval_cfg, *, cpus: float, gpus: float) -> dict[str, dict[str, Any]]:
-    """Evaluate each row's final checkpoint with `eval_cfg`, in parallel Ray tasks.
-
-    Returns: trial id -> {"metrics": flat metrics, "report": EvalReport.to_dict()}.
-    """
-    task = _evaluate_task.options(num_cpus=cpus, num_gpus=gpus)
-    pending = {task.remote(r.checkpoint, eval_cfg, int(max(1, cpus))): r.trial_id for r in rows}
-    out: dict[str, dict[str, Any]] = {}
-    with tqdm(total=len(pending), desc="final evaluation", unit="model") as bar:
+def _run_tasks(jobs: dict[Any, Any], desc: str) -> dict[Any, dict[str, Any]]:
+    out: dict[Any, dict[str, Any]] = {}
+    pending = {ref: key for key, ref in jobs.items()}
+    with tqdm(total=len(pending), desc=desc, unit="model") as bar:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             out[pending.pop(done[0])] = ray.get(done[0])
             bar.update()
+    return out
+
+
+def reevaluate(rows: Sequence[TrialRow], eval_cfg, *, cpus: float, gpus: float) -> dict[str, dict[str, Any]]:
+    """Evaluate each row's final checkpoint with `eval_cfg` on the validation split, in parallel Ray tasks.
+
+    Returns: trial id -> {"metrics": flat metrics, "report": EvalReport.to_dict()}.
+    """
+    task = _evaluate_task.options(num_cpus=cpus, num_gpus=gpus)
+    return _run_tasks({r.trial_id: task.remote(r.checkpoint, eval_cfg, int(max(1, cpus))) for r in rows},
+                      "final evaluation (val)")
+
+
+def replicate_seeds(base: int, n: int) -> list[int]:
+    """The training seeds of a row's n replicates: its own seed first, then base + 1000 k."""
+    return [base] + [base + 1000 * k for k in range(1, n)]
+
+
+def held_out(rows: Sequence[TrialRow], eval_cfg, *, seeds: int, cpus: float, gpus: float) -> dict[str, dict[str, Any]]:
+    """The held-out numbers: each row scored on the test split with `eval_cfg`, once per seed
+    (the trial's own model, plus `seeds - 1` retrained with other training seeds).
+
+    Returns: trial id -> {"metrics": flat `test_` metrics (mean and interval over seeds, with
+    `test_seeds`), "seeds": the training seeds, "reports": one EvalReport.to_dict() a seed}.
+    """
+    from nsde.metrics import EvalReport, seed_estimates
+    from search.trainable import evaluation_metrics
+
+    task = _evaluate_task.options(num_cpus=cpus, num_gpus=gpus)
+    threads = int(max(1, cpus))
+    jobs = {}
+    for r in rows:
+        for k, s in enumerate(replicate_seeds(int(r.config.get("train/seed", 0)), seeds)):
+            jobs[(r.trial_id, k)] = task.remote(r.checkpoint, eval_cfg, threads, "test", r.config,
+                                                None if k == 0 else s)
+    results = _run_tasks(jobs, f"held-out test ({seeds} seed{'s' if seeds > 1 else ''})")
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        seed_list = replicate_seeds(int(r.config.get("train/seed", 0)), seeds)
+        reports = [results[(r.trial_id, k)]["report"] for k in range(seeds)]
+        if seeds == 1:
+            flat = results[(r.trial_id, 0)]["metrics"]
+        else:
+            parsed = [EvalReport.from_dict(d) for d in reports]
+            flat = {}
+            for name, est in seed_estimates(parsed, resamples=eval_cfg.resamples, seed=eval_cfg.seed).items():
+                flat.update({name: est.value, f"{name}_low": est.low, f"{name}_high": est.high, f"{name}_n": est.n})
+            passed = [p.checks_passed for p in parsed]
+            flat[CHECKS_PASSED] = math.nan if all(v is None for v in passed) else float(all(v is not False
+                                                                                          for v in passed))
+            per_seed = [evaluation_metrics(p) for p in parsed]
+            for key in per_seed[0]:
+                if key.startswith("check_"):
+                    flat[key] = float(np.nanmin([m[key] for m in per_seed])) if not all(
+                        math.isnan(m[key]) for m in per_seed) else math.nan
+        out[r.trial_id] = {"metrics": {**{f"{TEST_PREFIX}{k}": v for k, v in flat.items()},
+                                       f"{TEST_PREFIX}seeds": float(seeds)},
+                           "seeds": seed_list, "reports": reports}
     return out
 
 
@@ -106,9 +178,10 @@ class FrontChange:
                 f" mean final - search: {shifts}")
 
 
-def front_change(rows: Sequence[TrialRow], objectives: Sequence[Objective]) -> FrontChange:
-    search = front_ids(rows, objectives)
-    final = front_ids(rows, objectives, final=True)
+def front_change(rows: Sequence[TrialRow], objectives: Sequence[Objective], *, keep_flagged: bool = False
+                 ) -> FrontChange:
+    search = front_ids(rows, objectives, keep_flagged=keep_flagged)
+    final = front_ids(rows, objectives, final=True, keep_flagged=keep_flagged)
     evaluated = [r for r in rows if r.final]
     shift = {o.name: float(np.mean([r.final[o.name] - r.metrics[o.name] for r in evaluated])) if evaluated
              else math.nan for o in objectives}

@@ -29,18 +29,20 @@ from urllib.parse import urlparse
 from mlflow.entities import Metric
 from optuna.distributions import CategoricalDistribution
 
-from analysis.load import FINAL_REPORTS, SEARCH_FILE
+from analysis.load import FINAL_REPORTS, SEARCH_FILE, TEST_REPORTS
 from nsde.train import TrainConfig
 from search.config import (
     DEFAULT_OBJECTIVES,
     METRICS,
+    OBJECTIVE_SPLIT,
     SCHEDULER_METRICS,
+    TEST_PREFIX,
     Objective,
     flatten,
     parse_objectives,
     trial_configs,
 )
-from search.final import FrontChange, TrialRow, front_change, front_ids, pick_baseline, reevaluate
+from search.final import FrontChange, TrialRow, flagged, front_change, front_ids, held_out, pick_baseline, reevaluate
 from search.searcher import SAMPLERS, make_searcher
 from search.tracking import (
     TrialTracker,
@@ -86,6 +88,8 @@ class SearchSettings:
     max_failures: int = 2
     resume: bool = False
     ddp_workers: int = 1
+    final_seeds: int | None = None
+    keep_flagged: bool = False
 
     @property
     def workers(self) -> int:
@@ -121,6 +125,8 @@ class SearchSettings:
         if self.ddp_workers < 1 or (self.ddp_workers > 1 and self.gpus_per_trial > 0):
             raise ValueError(f"`--ddp-workers >= 1` must hold, and only for CPU trials (with GPUs, "
                              f"--gpus-per-trial N sets N workers), but got {self.ddp_workers}")
+        if self.final_seeds is not None and self.final_seeds < 1:
+            raise ValueError(f"`--final-seeds >= 1` must hold, but got {self.final_seeds}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ValueError(f"`--max-concurrent >= 1` must hold, but got {self.max_concurrent}")
 
@@ -140,6 +146,7 @@ class SearchOutcome:
     timing: dict[str, Any] = field(default_factory=dict)
     ui_hint: str = ""
     report: Path | None = None  # the HTML report (analysis.report), None when it could not be written
+    keep_flagged: bool = False
 
     def row(self, trial_id: str) -> TrialRow:
         return _row(self.rows, trial_id)
@@ -177,6 +184,8 @@ def _prepare(settings: SearchSettings):
     space = get_space(settings.space)
     if "train/seed" not in space.constants:  # every trial trains with the search's seed
         space = replace(space, constants={**space.constants, "train/seed": settings.seed})
+    if settings.final_seeds is not None:
+        space = replace(space, final_seeds=settings.final_seeds)
     objectives = parse_objectives(settings.objectives)
     preset = settings.preset or space.preset
     if preset not in PRESETS:
@@ -239,8 +248,9 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
     try:
         rows = _tune(settings, space, objectives, name, storage, exp_dir, tracker, run_trial,
                      data_path=str(data.path), eval_cfg=search_cfg, timing=timing)
-        change = _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir)
-        front = list(change.final_front) if change else front_ids(rows, objectives)
+        change = _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir, space.final_seeds)
+        front = list(change.final_front) if change else front_ids(rows, objectives,
+                                                                   keep_flagged=settings.keep_flagged)
         start = time.perf_counter()
         for tid in front:
             log_pareto_model(settings.mlflow_uri, _row(rows, tid).run_id, _row(rows, tid).checkpoint)
@@ -259,7 +269,7 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
     (exp_dir / "timing.json").write_text(json.dumps(timing, indent=2))
     report = _write_report(client, settings.mlflow_uri, parent_id, exp_dir / "report.html")
     return SearchOutcome(name, exp_id, parent_id, objectives, rows, front, change, exp_dir, timing,
-                         mlflow_ui_hint(settings.mlflow_uri, exp_id, parent_id), report)
+                         mlflow_ui_hint(settings.mlflow_uri, exp_id, parent_id), report, settings.keep_flagged)
 
 
 def _storage(path: str, name: str) -> tuple[str, str, Path]:
@@ -413,11 +423,13 @@ def _row(rows: list[TrialRow], trial_id: str) -> TrialRow:
     return next(r for r in rows if r.trial_id == trial_id)
 
 
-def _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir: Path) -> FrontChange | None:
-    """Re-evaluate the front and the baseline with the final profile; log the final numbers."""
+def _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir: Path, seeds: int) -> FrontChange | None:
+    """Re-evaluate the front and the baseline with the final profile on validation, recompute the
+    front, then score the final front and the baseline once on test (`seeds` training seeds)."""
     if not settings.final:
         return None
-    front = front_ids(rows, objectives)
+    keep = settings.keep_flagged
+    front = front_ids(rows, objectives, keep_flagged=keep)
     chosen = list(front)
     baseline = pick_baseline(rows)
     if baseline is not None and baseline.trial_id not in chosen:
@@ -425,27 +437,48 @@ def _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir: Pat
     if not chosen:
         return None
     extra = " and the deterministic baseline" if baseline is not None and baseline.trial_id not in front else ""
-    print(f"re-evaluating {len(chosen)} trials (the Pareto front{extra}) with the final profile ...", flush=True)
+    print(f"re-evaluating {len(chosen)} trials (the Pareto front{extra}) with the final profile on the validation "
+          f"split ...", flush=True)
     start = time.perf_counter()
-    results = reevaluate([_row(rows, t) for t in chosen], final_cfg, cpus=settings.cpus_per_trial,
-                         gpus=min(settings.gpus_per_trial, 1.0))  # one model fits one GPU
+    cpus, gpus = settings.cpus_per_trial, min(settings.gpus_per_trial, 1.0)  # one model fits one GPU
+    results = reevaluate([_row(rows, t) for t in chosen], final_cfg, cpus=cpus, gpus=gpus)
     timing["final_eval_s"] = time.perf_counter() - start
     client = tracker.client
+    reports = exp_dir / FINAL_REPORTS  # the search's folder: analysis.load_tune reads them there
+    reports.mkdir(exist_ok=True)
     for tid, res in results.items():
         row = _row(rows, tid)
         # metrics the evaluation does not produce (e.g. val_accuracy) keep their search values
         row.final = {**{k: row.metrics[k] for k in METRICS if k in row.metrics}, **res["metrics"]}
-        run_id = row.run_id
-        ts = int(time.time() * 1000)
-        # every final number, the kept search values too, so that MLflow and search.json agree
-        client.log_batch(run_id, metrics=[Metric(f"final_{k}", float(v), ts, 0) for k, v in row.final.items()
-                                          if math.isfinite(v)])
-        client.log_dict(run_id, res["report"], "final_eval_report.json")
-        reports = exp_dir / FINAL_REPORTS  # the search's folder: analysis.load_tune reads them there
-        reports.mkdir(exist_ok=True)
+        _log_numbers(client, row.run_id, {f"final_{k}": v for k, v in row.final.items()})
+        client.log_dict(row.run_id, res["report"], "final_eval_report.json")
         (reports / f"{tid}.json").write_text(json.dumps(res["report"]))
-        client.set_tag(run_id, "nsde.baseline", str(baseline is not None and tid == baseline.trial_id).lower())
-    return front_change(rows, objectives)
+        client.set_tag(row.run_id, "nsde.baseline", str(baseline is not None and tid == baseline.trial_id).lower())
+    change = front_change(rows, objectives, keep_flagged=keep)
+
+    # The test split, once: the final front and the baseline, nothing chosen by these numbers.
+    held = list(change.final_front) + ([baseline.trial_id] if baseline is not None
+                                       and baseline.trial_id not in change.final_front else [])
+    print(f"held-out test scores of {len(held)} trials (the final front and the baseline), {seeds} training "
+          f"seed{'s' if seeds > 1 else ''} each ...", flush=True)
+    start = time.perf_counter()
+    tested = held_out([_row(rows, t) for t in held], final_cfg, seeds=seeds, cpus=cpus, gpus=gpus)
+    timing["test_eval_s"] = time.perf_counter() - start
+    test_dir = exp_dir / TEST_REPORTS
+    test_dir.mkdir(exist_ok=True)
+    for tid, res in tested.items():
+        row = _row(rows, tid)
+        row.test = res["metrics"]
+        _log_numbers(client, row.run_id, row.test)
+        record = {"seeds": res["seeds"], "reports": res["reports"]}
+        client.log_dict(row.run_id, record, "test_eval_report.json")
+        (test_dir / f"{tid}.json").write_text(json.dumps(record))
+    return change
+
+
+def _log_numbers(client, run_id: str, values: dict[str, float]) -> None:
+    ts = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in values.items() if math.isfinite(v)])
 
 
 def _write_record(exp_dir: Path, settings, name, space, objectives, rows, change, exp_id, parent_id) -> None:
@@ -458,6 +491,8 @@ def _write_record(exp_dir: Path, settings, name, space, objectives, rows, change
         "space": space.to_dict(),
         "baseline": baseline.trial_id if baseline is not None and baseline.final else None,
         "final": {r.trial_id: r.final for r in rows if r.final},
+        "test": {r.trial_id: r.test for r in rows if r.test},
+        "splits": {"objectives": OBJECTIVE_SPLIT, "final": OBJECTIVE_SPLIT, "test": "test"},
         "front_change": asdict(change) if change is not None else None,
         "run_ids": {r.trial_id: r.run_id for r in rows},
         "mlflow": {"tracking_uri": settings.mlflow_uri, "experiment_id": exp_id, "parent_run_id": parent_id},
@@ -498,11 +533,16 @@ def _front_table(outcome_rows: list[TrialRow], front: list[str], objectives, *, 
     for tid in front:
         r = _row(outcome_rows, tid)
         values = r.final if final and r.final else r.metrics
-        table.append({"trial_id": tid, "run_id": r.run_id, **r.config,
+        table.append({"trial_id": tid, "run_id": r.run_id, "split": OBJECTIVE_SPLIT, **r.config,
                       **{o.name: values.get(o.name) for o in objectives},
                       **{f"{o.name}_low": values.get(f"{o.name}_low") for o in objectives},
-                      **{f"{o.name}_high": values.get(f"{o.name}_high") for o in objectives}})
+                      **{f"{o.name}_high": values.get(f"{o.name}_high") for o in objectives},
+                      "checks_failed": _failed_checks(values)})
     return table
+
+
+def _failed_checks(values: dict[str, float]) -> list[str]:
+    return [k.removeprefix("check_") for k, v in values.items() if k.startswith("check_") and v == 0.0]
 
 
 def _log_parent(client, parent_id, objectives, rows, front, change, timing) -> None:
@@ -512,6 +552,9 @@ def _log_parent(client, parent_id, objectives, rows, front, change, timing) -> N
         client.log_dict(parent_id, _front_table(rows, front, objectives, final=True), "pareto_final.json")
         client.log_dict(parent_id, asdict(change), "front_change.json")
         client.set_tag(parent_id, "nsde.front_change", change.summary()[:4000])
+    tested = {r.trial_id: r.test for r in rows if r.test}
+    if tested:
+        client.log_dict(parent_id, tested, "test_estimates.json")
     client.log_dict(parent_id, timing, "timing.json")
     counts = _status_counts(rows)
     ts = int(time.time() * 1000)
@@ -524,19 +567,51 @@ def _log_parent(client, parent_id, objectives, rows, front, change, timing) -> N
 
 
 def format_front(outcome: SearchOutcome) -> str:
-    """The Pareto-optimal trials: their parameters and objectives, one row each."""
+    """The Pareto-optimal trials (selected on validation): parameters, objectives and failed
+    sanity checks, one row each; then their held-out test numbers and the baseline's."""
     final = outcome.change is not None
     table = _front_table(outcome.rows, outcome.front, outcome.objectives, final=final)
     if not table:
         return "no trial completed; see the Tune folder and the MLflow runs for the reasons"
     params = sorted({k for r in table for k in r if "/" in k and k not in ("train/seed",)})
-    header = ["trial"] + [p.split("/")[1] for p in params] + [o.name for o in outcome.objectives]
+    header = ["trial"] + [p.split("/")[1] for p in params] + [o.name for o in outcome.objectives] + ["checks"]
     body = [[r["trial_id"]] + [_cell(r.get(p)) for p in params] + [_cell(r[o.name]) for o in outcome.objectives]
-            for r in table]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)) for line in [header, *body]]
+            + [("FAILED " + ",".join(r["checks_failed"])) if r["checks_failed"] else "ok"] for r in table]
     which = "final profile" if final else "search profile"
-    return f"Pareto-optimal trials ({which}; all objectives {', '.join(o.name + ':' + o.mode for o in outcome.objectives)}):\n" + "\n".join(lines)
+    text = (f"Pareto-optimal trials (selected on the {OBJECTIVE_SPLIT} split, {which}; all objectives "
+            f"{', '.join(o.name + ':' + o.mode for o in outcome.objectives)}):\n" + _text_table(header, body))
+    tested = [r for r in outcome.rows if r.test]
+    if tested:
+        seeds = int(tested[0].test.get(f"{TEST_PREFIX}seeds", 1))
+        header = ["trial", "role"] + [o.name for o in outcome.objectives]
+        body = []
+        base = pick_baseline(outcome.rows)
+        for r in sorted(tested, key=lambda r: r.trial_id not in outcome.front):
+            role = ", ".join(name for name, on in (("front", r.trial_id in outcome.front),
+                                                   ("baseline", base is not None and r is base)) if on)
+            body.append([r.trial_id, role] + [_interval(r.test, f"{TEST_PREFIX}{o.name}") for o in outcome.objectives])
+        text += (f"\n\nHeld-out TEST estimates of the final front and the baseline (scored once; value [95 % "
+                 f"interval], {seeds} training seed{'s' if seeds > 1 else ''} each):\n" + _text_table(header, body))
+    flagged_rows = [r for r in outcome.rows if r.status == "complete" and flagged(r.final or r.metrics)]
+    if flagged_rows:
+        kept = "kept on the fronts (--keep-flagged)" if outcome.keep_flagged else "kept off the fronts"
+        text += f"\n\nTrials whose attack failed a sanity check ({kept}):\n" + "\n".join(
+            f"  {r.trial_id}: {', '.join(_failed_checks(r.final or r.metrics))}" for r in flagged_rows)
+    return text
+
+
+def _text_table(header: list[str], body: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)) for line in [header, *body])
+
+
+def _interval(values: dict[str, float], name: str) -> str:
+    v, lo, hi = values.get(name), values.get(f"{name}_low"), values.get(f"{name}_high")
+    if v is None or not math.isfinite(v):
+        return "-"
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{v:.3f}"
+    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
 def _cell(v: Any) -> str:
@@ -577,7 +652,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=None, help="data preset (default: the space's; e.g. paper)")
     p.add_argument("--search-profile", default=None, help="evaluation profile of every trial (default: the space's)")
     p.add_argument("--final-profile", default=None, help="profile that re-scores the front (default: the space's)")
-    p.add_argument("--no-final", dest="final", action="store_false", help="skip the final re-evaluation")
+    p.add_argument("--no-final", dest="final", action="store_false",
+                   help="skip the final re-evaluation and the held-out test scores")
+    p.add_argument("--final-seeds", type=int, default=None,
+                   help="training seeds behind each held-out test number of the final front and the baseline "
+                        "(N > 1 retrains N - 1 more; default: the space's, 1 in default, 3 in paper)")
+    p.add_argument("--keep-flagged", action="store_true",
+                   help="let trials whose attack failed a sanity check onto the fronts (default: kept off)")
     p.add_argument("--max-failures", type=int, default=d.max_failures,
                    help="retries of a failing trial (a lost node, a crash), each from its last checkpoint")
     p.add_argument("--resume", action="store_true",

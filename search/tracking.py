@@ -26,13 +26,17 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from analysis.load import last_error_line
-from search.config import flatten
+from search.config import OBJECTIVE_SPLIT, TEST_PREFIX, flatten
 from search.trainable import EVALUATED, FIGURE_FILE, MODEL_FILE, REPORT_FILE
 
 __all__ = ["TRIAL_TAG", "TrialTracker", "check_mlflow", "close_lost_runs", "failure_reason", "find_parent_run", "log_pareto_model", "mlflow_ui_hint", "start_parent_run"]
 
 TRIAL_TAG = "nsde.trial_id"
 STATUS_TAG = "nsde.status"  # complete | pruned | failed
+# Where a run's numbers come from: the objectives, their intervals and `final_*` on the
+# validation split (selection), `test_*` on the test split (the held-out estimates).
+SPLIT_TAG = "nsde.splits"
+SPLIT_NOTE = f"objectives and final_*: {OBJECTIVE_SPLIT}; {TEST_PREFIX}*: test (held out, final front and baseline)"
 ENDED_TAG = "nsde.ended"  # when the driver saw the trial end (seconds since the epoch)
 _EPOCH_KEYS = ("train_loss", "val_accuracy", "lr", "seconds", "examples_per_second")
 
@@ -60,7 +64,8 @@ def start_parent_run(client: MlflowClient, experiment: str, name: str, params: M
     """Create (or get) the experiment and the search's parent run; returns their ids."""
     exp = client.get_experiment_by_name(experiment)
     exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
-    run = client.create_run(exp_id, run_name=name, tags={"nsde.role": "search", "nsde.search": name})
+    run = client.create_run(exp_id, run_name=name, tags={"nsde.role": "search", "nsde.search": name,
+                                                         SPLIT_TAG: SPLIT_NOTE})
     client.log_batch(run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
     client.log_dict(run.info.run_id, space, "space.json")
     return exp_id, run.info.run_id
@@ -147,7 +152,8 @@ class TrialTracker(Callback):
                 self.evaluated.add(trial.trial_id)
             return run.info.run_id
         run = self.client.create_run(self.experiment_id, run_name=trial.trial_id, tags={
-            "mlflow.parentRunId": self.parent_run_id, TRIAL_TAG: trial.trial_id, "nsde.search": self.search_name})
+            "mlflow.parentRunId": self.parent_run_id, TRIAL_TAG: trial.trial_id, "nsde.search": self.search_name,
+            SPLIT_TAG: SPLIT_NOTE})
         params = [Param(k, _param_value(v)) for k, v in flatten(trial.config).items()]
         self.client.log_batch(run.info.run_id, params=params)
         return run.info.run_id

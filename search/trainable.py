@@ -25,15 +25,16 @@ from ray import tune
 from nsde.data import load
 from nsde.metrics import EvalConfig, attribution_figure, evaluate
 from nsde.train import CHECKPOINT, EpochMetrics, train
-from search.config import METRICS, trial_configs
+from search.config import METRICS, OBJECTIVE_SPLIT, trial_configs
 
-__all__ = ["EVALUATED", "MODEL_FILE", "REPORT_FILE", "FIGURE_FILE", "run_trial", "evaluation_metrics"]
+__all__ = ["CHECKS_PASSED", "EVALUATED", "MODEL_FILE", "REPORT_FILE", "FIGURE_FILE", "run_trial", "evaluation_metrics"]
 
 EVALUATED = "evaluated"
 MODEL_FILE = "model.pt"  # weights + model config only (what load_checkpoint reads); logged to MLflow
 REPORT_FILE = "eval_report.json"
 FIGURE_FILE = "attributions.png"
 FINAL_FILE = "final.json"  # the final report, so that a replayed finished trial repeats it
+CHECKS_PASSED = "checks_passed"  # 1.0 when every applicable sanity check of the attack passed
 _NAN_OBJECTIVES = {name: math.nan for name in METRICS if name != "val_accuracy"}
 
 
@@ -61,7 +62,7 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
         result = train(model_cfg, data, train_cfg, callback=report_epoch, checkpoint_dir=work,
                        resume_from=resume, progress=False)
         train_seconds = time.perf_counter() - start
-        report = evaluate(result.model, data, eval_cfg)
+        report = evaluate(result.model, data, eval_cfg, split=OBJECTIVE_SPLIT)  # selection never sees test
         _write_outputs(work, result.model, model_cfg, report, data)
         final = {**asdict(result.history[-1]), **evaluation_metrics(report), EVALUATED: True,
                  "train_seconds": train_seconds}
@@ -71,13 +72,16 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
 
 
 def evaluation_metrics(report) -> dict[str, float]:
-    """The flat metrics of an `EvalReport`: objectives, their intervals and sample sizes, costs."""
+    """The flat metrics of an `EvalReport`: every objective with its interval and sample size,
+    the sanity checks of the attack (1 passed, 0 failed, nan not applicable), costs."""
     out: dict[str, float] = {}
     for name, est in report.objective_estimates().items():
         out.update({name: est.value, f"{name}_low": est.low, f"{name}_high": est.high, f"{name}_n": est.n})
-    stab = report.attribution_stability
-    out.update({"attribution_stability": stab.value, "attribution_stability_low": stab.low,
-                "attribution_stability_high": stab.high})
+    for name, check in report.checks.items():
+        passed = check.get("passed")
+        out[f"check_{name}"] = math.nan if passed is None else float(passed)
+    passed = report.checks_passed
+    out[CHECKS_PASSED] = math.nan if passed is None else float(passed)
     out.update({f"eval_seconds_{k}": v for k, v in report.seconds.items()})
     return out
 
@@ -111,8 +115,8 @@ def _restore_checkpoint(work: Path) -> Path | None:
 def _write_outputs(work: Path, model, model_cfg, report, data) -> None:
     torch.save({"model_config": asdict(model_cfg), "model": model.state_dict()}, work / MODEL_FILE)
     (work / REPORT_FILE).write_text(report.to_json())
-    test = data.split("test")
+    val = data.split(OBJECTIVE_SPLIT)
     # one example of each of the first four classes, as the study's Figure 4
-    picks = torch.tensor([int((test.y == c).nonzero()[0]) for c in test.y.unique()[:4]])
-    attribution_figure({"model": model}, test.x[picks].float(), work / FIGURE_FILE, ig_steps=16, nt_samples=4)
+    picks = torch.tensor([int((val.y == c).nonzero()[0]) for c in val.y.unique()[:4]])
+    attribution_figure({"model": model}, val.x[picks].float(), work / FIGURE_FILE, ig_steps=16, nt_samples=4)
     (work / "data.json").write_text(json.dumps({"path": str(data.path), "config": data.meta["config"]}))

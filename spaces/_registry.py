@@ -80,7 +80,8 @@ def _load_python(path: Path) -> SearchSpace:
     return space
 
 
-_SPACE_FIELDS = {"name", "description", "preset", "search_profile", "final_profile", "params", "constants", "points"}
+_SPACE_FIELDS = {"name", "description", "preset", "search_profile", "final_profile", "final_seeds", "params", "constants",
+                 "points"}
 _PARAM_FIELDS = {"choices", "low", "high", "log", "step", "type", "when", "key"}
 
 
@@ -98,6 +99,7 @@ def space_from_dict(record: dict[str, Any]) -> SearchSpace:
         preset=record.get("preset", "default"),
         search_profile=record.get("search_profile", "fast"),
         final_profile=record.get("final_profile", "full"),
+        final_seeds=record.get("final_seeds", 1),
         params={name: _param(name, spec) for name, spec in params.items()},
         constants={k: _number(v) for k, v in (record.get("constants") or {}).items()},
         points=tuple({k: _number(v) for k, v in p.items()} for p in record.get("points") or ()),

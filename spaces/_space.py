@@ -118,6 +118,8 @@ class SearchSpace:
         preset: the data preset (`nsde.data.PRESETS`) the space is sized for.
         search_profile / final_profile: evaluation profiles (`nsde.metrics.EVAL_PROFILES`)
             that score every trial and then re-score the Pareto-optimal ones.
+        final_seeds: training seeds behind each held-out (test) number of the final front
+            and the baseline: 1 = the trial's own model; N > 1 retrains N - 1 more.
     """
 
     name: str
@@ -127,6 +129,7 @@ class SearchSpace:
     preset: str = "default"
     search_profile: str = "fast"
     final_profile: str = "full"
+    final_seeds: int = 1
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -147,6 +150,8 @@ class SearchSpace:
         for which in ("search_profile", "final_profile"):
             if getattr(self, which) not in EVAL_PROFILES:
                 raise ValueError(f"unknown {which} {getattr(self, which)!r}; known: {sorted(EVAL_PROFILES)}")
+        if isinstance(self.final_seeds, bool) or not isinstance(self.final_seeds, int) or self.final_seeds < 1:
+            raise ValueError(f"`final_seeds >= 1` must hold (an integer), but got {self.final_seeds!r}")
         if not self.params:
             raise ValueError("a space needs at least one parameter")
         seen: list[str] = []
@@ -219,6 +224,7 @@ class SearchSpace:
             "preset": self.preset,
             "search_profile": self.search_profile,
             "final_profile": self.final_profile,
+            "final_seeds": self.final_seeds,
             "params": {n: _param_dict(p) for n, p in self.params.items()},
             "constants": dict(self.constants),
             "points": [dict(p) for p in self.points],

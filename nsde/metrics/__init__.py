@@ -1,6 +1,17 @@
 """Objectives of the search: clean accuracy, noise sweep, APGD robustness, ABC, attributions."""
 
-from nsde.metrics.evaluate import EVAL_PROFILES, OBJECTIVES, EvalConfig, EvalReport, eval_config, evaluate
+from nsde.metrics.evaluate import (
+    EVAL_PROFILES,
+    OBJECTIVE_METRICS,
+    OBJECTIVES,
+    SPLITS,
+    EvalConfig,
+    EvalReport,
+    eval_config,
+    evaluate,
+    objective_samples,
+    seed_estimates,
+)
 from nsde.metrics.explain import (
     abc_scores,
     abc_summary,
@@ -11,29 +22,60 @@ from nsde.metrics.explain import (
     path_averaged_gradient,
     saliency,
 )
-from nsde.metrics.robustness import apgd_robust_accuracy, noisy_inputs, sweep_accuracy
-from nsde.metrics.stats import Estimate, auroc, mean_estimate, proportion
+from nsde.metrics.robustness import (
+    AttackResult,
+    adaptive_checks,
+    apgd_attack,
+    apgd_robust_accuracy,
+    noisy_inputs,
+    predict_labels,
+    sweep_accuracy,
+)
+from nsde.metrics.stats import (
+    Estimate,
+    auroc,
+    bootstrap,
+    bootstrap_mean,
+    bootstrap_seeds,
+    mcnemar,
+    mean_estimate,
+    paired_difference,
+    proportion,
+)
 
 __all__ = [
     "EVAL_PROFILES",
     "OBJECTIVES",
+    "OBJECTIVE_METRICS",
+    "SPLITS",
+    "AttackResult",
     "EvalConfig",
     "EvalReport",
     "Estimate",
     "abc_scores",
     "abc_summary",
+    "adaptive_checks",
+    "apgd_attack",
     "apgd_robust_accuracy",
     "attribution_figure",
     "attribution_stability",
     "auroc",
+    "bootstrap",
+    "bootstrap_mean",
+    "bootstrap_seeds",
     "eval_config",
     "evaluate",
     "integrated_gradients",
+    "mcnemar",
     "mean_estimate",
     "noise_tunnel",
     "noisy_inputs",
+    "objective_samples",
+    "paired_difference",
     "path_averaged_gradient",
+    "predict_labels",
     "proportion",
     "saliency",
+    "seed_estimates",
     "sweep_accuracy",
 ]

@@ -6,7 +6,8 @@
 
 Each RUN is a folder written by `python -m nsde.train` (its checkpoint.pt names the model
 and the data set). Prints the study's tables: 1 clean accuracy, 2 noise sweep, 3 APGD-CE
-L2 robust accuracy, 4 attribution-based confidence, plus attribution stability; writes
+L2 robust accuracy, 4 attribution-based confidence, plus attribution stability and the
+attack's sanity checks, all on one split (`--split val`, the default, or `test`); writes
 every report as JSON next to its checkpoint (eval_report.json).
 """
 
@@ -51,31 +52,45 @@ def _pct(e) -> str:
 
 
 def comparison_tables(reports: dict[str, EvalReport]) -> str:
-    """The study's tables 1-4 (and attribution stability) for several models side by side."""
+    """The study's tables 1-4 (and attribution stability, the sanity checks) side by side."""
     names = list(reports)
     first = reports[names[0]]
-    out = [_table("Table 1: clean accuracy, % [95 % interval]", ["split", *names],
-                  [["validation", *[_pct(reports[n].clean_val) for n in names]],
-                   ["test", *[_pct(reports[n].clean_test) for n in names]]])]
+    split = {"val": "validation", "test": "test"}[first.split]
+    est = {n: reports[n].objective_estimates() for n in names}
+    out = [_table(f"Table 1: clean accuracy on the {split} split, % [95 % interval]", ["", *names],
+                  [["accuracy", *[_pct(reports[n].clean) for n in names]]])]
     rows = []
     for kind, points in first.sweep.items():
         for i, (intensity, _) in enumerate(points):
             rows.append([f"{kind} {intensity:g}", *[_pct(reports[n].sweep[kind][i][1]) for n in names]])
-    rows.append(["mean over the sweep", *[_pct(reports[n].sweep_mean) for n in names]])
+    rows.append([f"area (intensity <= {first.settings['sweep_area_max']:g})",
+                 *[_pct(est[n]["sweep_area"]) for n in names]])
     out.append(_table("Table 2: accuracy under input noise (inputs clipped to [0, 1]), %", ["noise", *names], rows))
+    rows = [[f"{eps:g}", *[_pct(reports[n].apgd[eps]) for n in names]] for eps in first.apgd]
+    rows.append(["mean over eps", *[_pct(est[n]["apgd_accuracy"]) for n in names]])
     out.append(_table(
         f"Table 3: APGD-CE L2 robust accuracy, % ({first.settings['apgd_steps']} steps, EOT "
-        f"{first.settings['eot_iter']} for stochastic models)", ["eps", *names],
-        [[f"{eps:g}", *[_pct(reports[n].apgd[eps]) for n in names]] for eps in first.apgd]))
-    out.append(_table("Table 4: attribution-based confidence (mean [95 % interval], n) and stability",
+        f"{first.settings['eot_iter']} for stochastic models)", ["eps", *names], rows))
+    out.append(_table("Table 4: attribution-based confidence (value [95 % interval] (n)) and stability",
                       ["", *names],
                       [["ABC, correct predictions", *[str(reports[n].abc["mean_correct"]) for n in names]],
                        ["ABC, incorrect predictions", *[str(reports[n].abc["mean_incorrect"]) for n in names]],
-                       ["AUROC of ABC for correctness", *[f"{reports[n].abc['auroc']:.3f}" for n in names]],
+                       ["AUROC of ABC for correctness",
+                        *[str(reports[n].abc["auroc"]) if reports[n].abc.get("auroc_note") is None
+                          else "undefined" for n in names]],
                        ["attribution stability (lower = stabler)",
                         *[str(reports[n].attribution_stability) for n in names]],
                        ["evaluation seconds", *[f"{reports[n].seconds['total']:.1f}" for n in names]]]))
+    if any(reports[n].checks for n in names):
+        check_names = list(next(reports[n].checks for n in names if reports[n].checks))
+        out.append(_table("Sanity checks of the attack (pass / FAIL / n/a)", ["check", *names],
+                          [[c, *[_verdict(reports[n].checks.get(c, {}).get("passed")) for n in names]]
+                           for c in check_names]))
     return "\n\n".join(out)
+
+
+def _verdict(passed) -> str:
+    return "n/a" if passed is None else ("pass" if passed else "FAIL")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--names", nargs="+", default=None, help="column names (default: the folder names)")
     p.add_argument("--profile", choices=sorted(EVAL_PROFILES), default="fast",
                    help="named profiles (docs/metrics.md): fast = search trials, full = the study's settings, cpu-search / cpu-final = the CPU-sized pair of the default search")
-    p.add_argument("--attack-subset", type=int, default=None, help="test examples attacked (0 = all)")
+    p.add_argument("--split", choices=("val", "test"), default="val",
+                   help="the split every number comes from (select on val; report test once)")
+    p.add_argument("--attack-subset", type=int, default=None, help="examples attacked (0 = all)")
     p.add_argument("--apgd-steps", type=int, default=None)
     p.add_argument("--eot-iter", type=int, default=None)
     p.add_argument("--abc-subset", type=int, default=None)
@@ -103,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, run in zip(names, args.runs):
         model, data = _load_run(run, args.device)
         print(f"evaluating {name} ({run}) ...", flush=True)
-        reports[name] = evaluate(model, data, cfg)
+        reports[name] = evaluate(model, data, cfg, split=args.split)
         (run if run.is_dir() else run.parent).joinpath("eval_report.json").write_text(reports[name].to_json())
         models[name] = model
     print(comparison_tables(reports))

@@ -1,17 +1,27 @@
-"""`evaluate(model, data, cfg) -> EvalReport`: every objective of the search, with n and intervals.
+"""`evaluate(model, data, cfg, split="val" | "test") -> EvalReport`: every objective, with n and intervals.
 
-Clean accuracy runs on the full validation and test splits; the noise sweep on the full
-test split; APGD, ABC and attribution stability on a seeded subset of the test split
-(`attack_subset`, `abc_subset`), the slow part. The report is frozen and JSON-serialisable
-(`to_dict`, `to_json`), and holds the settings and the seconds each metric took.
+One call scores one split: a search selects on `split="val"` and touches `split="test"`
+once, for what it selected. Clean accuracy runs on the whole split; the noise sweep, APGD,
+ABC and attribution stability on seeded subsets of it (`sweep_subset`, `attack_subset`,
+`abc_subset`, `stability_subset`). The subsets depend only on the split's size and the
+seed, so two models evaluated with the same settings are scored on the same examples and
+can be compared pairwise (`per_example` holds each model's per-example outcomes, and
+`analysis.compare` pairs them). Every prediction is the model's own evaluation-mode
+prediction (`predict_labels`: one pass, the Monte-Carlo mean, or the majority vote).
+
+The report is frozen and JSON-serialisable (`to_dict`, `to_json`, `from_dict`), and holds
+the settings, the adaptive-attack sanity checks and the seconds each metric took.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,37 +30,70 @@ from nsde.data import SpectrogramData
 from nsde.metrics.explain import abc_scores, abc_summary, attribution_stability
 from nsde.metrics.robustness import (
     SWEEP_KINDS,
-    apgd_robust_accuracy,
+    adaptive_checks,
+    apgd_attack,
     correct_predictions,
     is_stochastic,
-    sweep_accuracy,
+    sweep_area,
+    sweep_correct,
 )
-from nsde.metrics.stats import Estimate, proportion
+from nsde.metrics.stats import Estimate, auroc, bootstrap, bootstrap_mean, bootstrap_seeds, proportion
 
-__all__ = ["EVAL_PROFILES", "EvalConfig", "EvalReport", "eval_config", "evaluate", "OBJECTIVES"]
+__all__ = [
+    "EVAL_PROFILES",
+    "OBJECTIVES",
+    "OBJECTIVE_METRICS",
+    "SPLITS",
+    "EvalConfig",
+    "EvalReport",
+    "eval_config",
+    "evaluate",
+    "objective_samples",
+    "seed_estimates",
+]
 
-# The four objectives the search optimises (all maximised), as keys of EvalReport.objectives.
-OBJECTIVES = ("clean_accuracy", "sweep_accuracy", "apgd_accuracy", "abc_correct")
+SPLITS = ("val", "test")
+# The four default objectives of the search (all maximised), keys of EvalReport.objectives.
+OBJECTIVES = ("clean_accuracy", "sweep_area", "apgd_accuracy", "abc_auroc")
+# Every objective an evaluation produces, with the direction that is better.
+OBJECTIVE_METRICS: dict[str, str] = {
+    "clean_accuracy": "max",  # the model's evaluation-mode prediction on the whole split
+    "sweep_area": "max",  # normalised area under accuracy vs input-noise intensity (<= sweep_area_max)
+    "sweep_retention": "max",  # sweep_area / clean accuracy on the sweep's examples
+    "apgd_accuracy": "max",  # APGD-CE L2 robust accuracy, mean over eps
+    "apgd_retention": "max",  # apgd_accuracy / clean accuracy on the attacked examples
+    "abc_auroc": "max",  # AUROC of ABC as a predictor of a correct prediction
+    "abc_correct": "max",  # mean ABC on correct predictions (the study's Table 4)
+    "abc_incorrect": "min",  # mean ABC on incorrect predictions (the study's Table 4)
+    "attribution_stability": "min",  # L1 change of IG under small input noise / L1 of IG
+}
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Settings of every metric. Defaults follow the study; `fast()` is the search profile.
+    """Settings of every metric. Defaults follow the study; `EVAL_PROFILES` names cheaper ones.
 
     Attributes:
         sweep_intensities / sweep_kinds / sweep_hurst: the noise sweep (inputs clipped to [0, 1]).
-        sweep_subset: test examples in the sweep (seeded subset; 0 = the whole test split).
+        sweep_area_max: the sweep objective is the area under the accuracy curve over the
+            intensities <= this (above 0.25 every model of the default search is at chance).
+        sweep_subset: examples in the sweep (seeded subset; 0 = the whole split).
         apgd_eps / apgd_steps / eot_iter: APGD-CE L2; eot_iter applies to stochastic models.
-        attack_subset: test examples attacked (seeded subset; 0 = the whole test split).
+        attack_subset: examples attacked (seeded subset; 0 = the whole split).
         abc_subset / abc_samples / abc_mutate / ig_steps: ABC (S samples, features mutated
             per sample as a fraction of all features, IG steps).
         stability_subset / stability_draws / stability_stdev: attribution stability.
-        seed: seeds the subsets, the sweep noise, the attack and the ABC sampling.
+        checks: run the adaptive-attack sanity checks (`adaptive_checks`) on the attacked subset.
+        check_small_eps / check_large_rms / check_eot_factor: their settings (eps -> 0; a large
+            eps as an RMS change per pixel; the larger EOT as a multiple of eot_iter).
+        resamples: bootstrap resamples of every interval.
+        seed: seeds the subsets, the sweep noise, the attack, the ABC sampling, the bootstrap.
     """
 
     sweep_intensities: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 0.75, 1.0)
     sweep_kinds: tuple[str, ...] = SWEEP_KINDS
     sweep_hurst: float = 0.5
+    sweep_area_max: float = 0.25
     sweep_subset: int = 0
     apgd_eps: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2)
     apgd_steps: int = 100
@@ -63,21 +106,34 @@ class EvalConfig:
     stability_subset: int = 64
     stability_draws: int = 4
     stability_stdev: float = 0.01
+    checks: bool = True
+    check_small_eps: float = 1e-4
+    check_large_rms: float = 0.25
+    check_eot_factor: int = 4
+    resamples: int = 2000
     batch_size: int = 128
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("apgd_steps", "eot_iter", "abc_samples", "ig_steps", "stability_draws", "batch_size"):
+        for name in ("apgd_steps", "eot_iter", "abc_samples", "ig_steps", "stability_draws", "batch_size",
+                     "check_eot_factor", "resamples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name} >= 1` must hold, but got {name}={getattr(self, name)}")
         for name in ("attack_subset", "abc_subset", "stability_subset", "sweep_subset"):
             if getattr(self, name) < 0:
-                raise ValueError(f"`{name} >= 0` must hold (0 = whole test split), but got {getattr(self, name)}")
+                raise ValueError(f"`{name} >= 0` must hold (0 = the whole split), but got {getattr(self, name)}")
         unknown = set(self.sweep_kinds) - set(SWEEP_KINDS)
         if unknown:
             raise ValueError(f"unknown sweep kinds {sorted(unknown)}; known kinds: {list(SWEEP_KINDS)}")
         if not 0 < self.abc_mutate < 1:
             raise ValueError(f"`0 < abc_mutate < 1` (a fraction of the features) must hold, but got {self.abc_mutate}")
+        if not any(i <= self.sweep_area_max for i in self.sweep_intensities):
+            raise ValueError(f"`sweep_area_max` must be >= the smallest sweep intensity "
+                             f"{min(self.sweep_intensities)}, but got {self.sweep_area_max}")
+        if not 0 < self.check_small_eps < min(self.apgd_eps):
+            raise ValueError(f"`0 < check_small_eps < min(apgd_eps)` must hold, but got {self.check_small_eps}")
+        if not self.check_large_rms > 0:
+            raise ValueError(f"`check_large_rms > 0` must hold, but got {self.check_large_rms}")
 
     @classmethod
     def fast(cls, **overrides) -> EvalConfig:
@@ -92,13 +148,15 @@ EVAL_PROFILES: dict[str, dict] = {
     # search trials: 20 APGD steps, EOT 2, subsets of 64
     "fast": dict(apgd_steps=20, eot_iter=2, attack_subset=64, abc_subset=64, abc_samples=32, ig_steps=16,
                  stability_subset=16, stability_draws=2),
-    # the study's settings: 100 APGD steps, EOT 4, subsets of 256, the sweep on the whole test split
+    # the study's settings: 100 APGD steps, EOT 4, subsets of 256, the sweep on the whole split
     "full": {},
     # The pair the CPU-sized `default` space uses. At 64x64 on 2 cores, 100-step APGD on 64
-    # examples already costs about 2/3 of a 5-epoch training run (docs/search.md).
-    "cpu-search": dict(apgd_steps=20, eot_iter=2, attack_subset=32, abc_subset=32, abc_samples=32, ig_steps=16,
-                       stability_subset=16, stability_draws=2, sweep_subset=128),
-    "cpu-final": dict(attack_subset=64, abc_subset=64, stability_subset=32),  # full strength, smaller subsets
+    # examples already costs about 2/3 of a 5-epoch training run (docs/search.md). ABC runs on
+    # 64 examples so that a subset without an incorrect (or correct) prediction, where the
+    # AUROC is undefined, is rare (a model at 90 % accuracy: 0.9^64 = 0.1 %).
+    "cpu-search": dict(apgd_steps=20, eot_iter=2, attack_subset=32, abc_subset=64, abc_samples=32, ig_steps=16,
+                       stability_subset=16, stability_draws=2, sweep_subset=128, resamples=1000),
+    "cpu-final": dict(attack_subset=64, abc_subset=128, stability_subset=32),  # full strength, smaller subsets
 }
 
 
@@ -109,38 +167,133 @@ def eval_config(profile: str, **overrides) -> EvalConfig:
     return EvalConfig(**{**EVAL_PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}})
 
 
+# ---------------------------------------------------------------- per-example objectives
+
+
+def _ratio(a: np.ndarray) -> float:
+    den = a[:, 1].mean()
+    return float(a[:, 0].mean() / den) if den > 0 else math.nan
+
+
+def _abc_mean(correct: bool) -> Callable[[np.ndarray], float]:
+    def stat(a: np.ndarray) -> float:
+        group = a[a[:, 1] > 0.5, 0] if correct else a[a[:, 1] <= 0.5, 0]
+        return float(group.mean()) if group.size else math.nan
+
+    return stat
+
+
+def _abc_auroc(a: np.ndarray) -> float:
+    return auroc(a[:, 0], a[:, 1] > 0.5)
+
+
+# objective -> (per_example key, columns, statistic of the (n, columns) array). Every objective
+# is a statistic of per-example values, so one rule gives its interval (bootstrap over
+# examples), its replicate summary (two-level bootstrap over seeds) and its paired comparison.
+_STATISTICS: dict[str, tuple[str, tuple[str, ...], Callable[[np.ndarray], float]]] = {
+    "clean_accuracy": ("clean", ("correct",), lambda a: float(a[:, 0].mean())),
+    "sweep_area": ("sweep", ("area",), lambda a: float(a[:, 0].mean())),
+    "sweep_retention": ("sweep", ("area", "clean"), _ratio),
+    "apgd_accuracy": ("apgd", ("robust_mean",), lambda a: float(a[:, 0].mean())),
+    "apgd_retention": ("apgd", ("robust_mean", "clean"), _ratio),
+    "abc_auroc": ("abc", ("score", "correct"), _abc_auroc),
+    "abc_correct": ("abc", ("score", "correct"), _abc_mean(True)),
+    "abc_incorrect": ("abc", ("score", "correct"), _abc_mean(False)),
+    "attribution_stability": ("stability", ("value",), lambda a: float(a[:, 0].mean())),
+}
+
+
+def objective_samples(per_example: dict[str, dict[str, list]], name: str
+                      ) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], float]]:
+    """(example indices, (n, c) per-example values, statistic) of objective `name`: the
+    objective is statistic(values); rows of two reports with equal indices are the same examples."""
+    if name not in _STATISTICS:
+        raise ValueError(f"unknown objective {name!r}; known objectives: {list(_STATISTICS)}")
+    key, columns, stat = _STATISTICS[name]
+    part = per_example[key]
+    values = np.column_stack([np.asarray(part[c], dtype=np.float64) for c in columns])
+    return np.asarray(part["index"]), values, stat
+
+
+def seed_estimates(reports: list[EvalReport], names=None, *, resamples: int = 2000,
+                   seed: int = 0) -> dict[str, Estimate]:
+    """Objectives replicated over training seeds (one report a seed, same split and settings):
+    the mean over seeds, with a two-level bootstrap interval (seeds, then examples); n = seeds."""
+    names = names or list(_STATISTICS)
+    out = {}
+    for name in names:
+        parts = [objective_samples(r.per_example, name) for r in reports]
+        stat = parts[0][2]
+        out[name] = bootstrap_seeds([p[1] for p in parts], stat, resamples=resamples, seed=seed)
+    return out
+
+
+# ------------------------------------------------------------------------- the report
+
+
+def _estimate(d: Any) -> Any:
+    return Estimate(**d) if isinstance(d, dict) and set(d) == {"value", "n", "low", "high"} else d
+
+
 @dataclass(frozen=True)
 class EvalReport:
-    """Every number of an evaluation. Accuracies are `Estimate`s (value, n, 95 % interval)."""
+    """Every number of an evaluation of one split. Estimates carry (value, n, 95 % interval).
 
-    clean_val: Estimate
-    clean_test: Estimate
+    Attributes:
+        split: "val" or "test": where every number of this report comes from.
+        clean: accuracy on the whole split (Wilson interval).
+        sweep: per kind, (intensity, accuracy) on the sweep's subset.
+        apgd: per eps, robust accuracy on the attacked subset.
+        abc: "mean_correct", "mean_incorrect", "auroc" (Estimates, bootstrap intervals) and
+            "auroc_note" (why the AUROC is undefined, else None).
+        attribution_stability: normalised IG change (lower = stabler).
+        checks: the adaptive-attack sanity checks (`adaptive_checks`), {} when not run.
+        per_example: per-example outcomes, each part with "index": the examples' indices in
+            the data set (all inside `split`'s indices).
+    """
+
+    split: str
+    clean: Estimate
     sweep: dict[str, list[tuple[float, Estimate]]]
-    sweep_mean: Estimate  # mean accuracy over every (kind, intensity) point, on the test split
     apgd: dict[float, Estimate]
-    abc: dict[str, Estimate | float]
+    abc: dict[str, Any]
     attribution_stability: Estimate
+    checks: dict[str, dict]
+    per_example: dict[str, dict[str, list]]
     stochastic: bool
     settings: dict
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def objectives(self) -> dict[str, float]:
-        """The search's four objectives (all to maximise)."""
+        """Every objective's value (`OBJECTIVE_METRICS`; `OBJECTIVES` are the default four)."""
         return {name: float(est.value) for name, est in self.objective_estimates().items()}
 
     def objective_estimates(self) -> dict[str, Estimate]:
-        """`objectives` with their sample sizes and 95 % intervals (APGD: the mean over eps
-        of the per-eps values and of the per-eps interval ends, a conservative interval)."""
-        apgd = list(self.apgd.values())
-        apgd_est = (Estimate(float(np.mean([e.value for e in apgd])), apgd[0].n, float(np.mean([e.low for e in apgd])),
-                             float(np.mean([e.high for e in apgd]))) if apgd else Estimate(float("nan"), 0, float("nan"), float("nan")))
-        return {
-            "clean_accuracy": self.clean_test,
-            "sweep_accuracy": self.sweep_mean,
-            "apgd_accuracy": apgd_est,
-            "abc_correct": self.abc["mean_correct"],
-        }
+        """Every objective with its sample size and 95 % interval: Wilson for clean accuracy,
+        a seeded percentile bootstrap over examples for the rest (bounded by their ranges)."""
+        resamples = int(self.settings.get("resamples", 2000))
+        seed = int(self.settings.get("seed", 0))
+        out = {"clean_accuracy": self.clean}
+        for name in _STATISTICS:
+            if name == "clean_accuracy":
+                continue
+            _, values, stat = objective_samples(self.per_example, name)
+            if values.shape[1] == 1:
+                out[name] = bootstrap_mean(values[:, 0], resamples=resamples, seed=seed)
+            else:
+                out[name] = bootstrap(lambda idx, v=values, s=stat: s(v[idx]), len(values), resamples=resamples,
+                                      seed=seed)
+        return out
+
+    @property
+    def checks_passed(self) -> bool | None:
+        """False if an applicable sanity check failed; None when none ran."""
+        verdicts = [c.get("passed") for c in self.checks.values() if c.get("passed") is not None]
+        return None if not verdicts else all(verdicts)
+
+    def failed_checks(self) -> list[str]:
+        return [name for name, c in self.checks.items() if c.get("passed") is False]
 
     def to_dict(self) -> dict:
         def conv(v):
@@ -150,6 +303,8 @@ class EvalReport:
                 return {str(k): conv(x) for k, x in v.items()}
             if isinstance(v, (list, tuple)):
                 return [conv(x) for x in v]
+            if isinstance(v, np.generic):
+                return v.item()
             return v
 
         out = {f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -159,6 +314,23 @@ class EvalReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> EvalReport:
+        """The report `to_dict` wrote (JSON keys back to floats, Estimates back to objects)."""
+        return cls(
+            split=d["split"],
+            clean=_estimate(d["clean"]),
+            sweep={k: [(float(i), _estimate(e)) for i, e in pts] for k, pts in d["sweep"].items()},
+            apgd={float(k): _estimate(e) for k, e in d["apgd"].items()},
+            abc={k: _estimate(v) for k, v in d["abc"].items()},
+            attribution_stability=_estimate(d["attribution_stability"]),
+            checks=d.get("checks", {}),
+            per_example=d["per_example"],
+            stochastic=d["stochastic"],
+            settings=d["settings"],
+            seconds=d.get("seconds", {}),
+        )
+
 
 def _subset(n_total: int, size: int, seed: int) -> np.ndarray:
     if size == 0 or size >= n_total:
@@ -166,9 +338,12 @@ def _subset(n_total: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, 7]).choice(n_total, size=size, replace=False))
 
 
-def evaluate(model: torch.nn.Module, data: SpectrogramData, cfg: EvalConfig | None = None) -> EvalReport:
-    """Run every metric on `model` (which stays in eval mode) and `data`'s val and test splits."""
+def evaluate(model: torch.nn.Module, data: SpectrogramData, cfg: EvalConfig | None = None, *,
+             split: str = "val") -> EvalReport:
+    """Run every metric on `model` (which stays in eval mode) and `data`'s `split` ("val" or "test")."""
     cfg = cfg or EvalConfig()
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {list(SPLITS)}, but got {split!r}")
     model.eval()
     device = next(model.parameters()).device
     # The injected noise draws from a generator of its own, seeded here: reproducible, and
@@ -177,61 +352,79 @@ def evaluate(model: torch.nn.Module, data: SpectrogramData, cfg: EvalConfig | No
     if hasattr(model, "set_noise_generator"):
         model.set_noise_generator(torch.Generator(device=device).manual_seed(cfg.seed + 17))
     seconds: dict[str, float] = {}
+    per_example: dict[str, dict[str, list]] = {}
     try:
-        val, test = data.split("val"), data.split("test")
+        part = data.split(split)
+        x, y = part.x, part.y
+        where = np.asarray(data.indices(split))  # per-example records name data-set indices
         start = time.perf_counter()
-        clean_val = proportion(correct_predictions(model, val.x, val.y, cfg.batch_size))
-        test_correct = correct_predictions(model, test.x, test.y, cfg.batch_size)
-        clean_test = proportion(test_correct)
+        correct = correct_predictions(model, x, y, cfg.batch_size, seed=cfg.seed + 5)
+        clean = proportion(correct)
+        per_example["clean"] = {"index": where.tolist(), "correct": correct.tolist()}
         seconds["clean"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        idx = _subset(len(test.y), cfg.sweep_subset, cfg.seed + 3)
-        sweep = sweep_accuracy(model, test.x[idx], test.y[idx], kinds=cfg.sweep_kinds,
-                               intensities=cfg.sweep_intensities, hurst=cfg.sweep_hurst, seed=cfg.seed,
-                               batch_size=cfg.batch_size)
-        points = [e.value for pts in sweep.values() for _, e in pts]
-        sweep_mean = Estimate(float(np.mean(points)), len(idx), *_mean_interval(sweep))
+        idx = _subset(len(y), cfg.sweep_subset, cfg.seed + 3)
+        sweep_ok = sweep_correct(model, x[idx], y[idx], kinds=cfg.sweep_kinds, intensities=cfg.sweep_intensities,
+                                 hurst=cfg.sweep_hurst, seed=cfg.seed, batch_size=cfg.batch_size)
+        sweep = {kind: [(float(i), proportion(row)) for i, row in zip(cfg.sweep_intensities, rows)]
+                 for kind, rows in sweep_ok.items()}
+        keep = [i for i, level in enumerate(cfg.sweep_intensities) if level <= cfg.sweep_area_max]
+        levels = [cfg.sweep_intensities[i] for i in keep]
+        area = np.mean([sweep_area(levels, rows[keep]) for rows in sweep_ok.values()], axis=0)
+        per_example["sweep"] = {"index": where[idx].tolist(), "area": area.tolist(), "clean": correct[idx].tolist()}
         seconds["sweep"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        idx = _subset(len(test.y), cfg.attack_subset, cfg.seed)
-        apgd, _ = apgd_robust_accuracy(model, test.x[idx], test.y[idx], eps=cfg.apgd_eps, steps=cfg.apgd_steps,
-                                       eot_iter=cfg.eot_iter, seed=cfg.seed, batch_size=cfg.batch_size)
+        idx = _subset(len(y), cfg.attack_subset, cfg.seed)
+        attack = apgd_attack(model, x[idx], y[idx], eps=cfg.apgd_eps, steps=cfg.apgd_steps, eot_iter=cfg.eot_iter,
+                             seed=cfg.seed, batch_size=cfg.batch_size)
+        apgd = attack.estimates()
+        per_example["apgd"] = {"index": where[idx].tolist(), "robust_mean": attack.robust.mean(0).tolist(),
+                               "clean": attack.clean.tolist(),
+                               **{f"robust_{e:g}": row.tolist() for e, row in zip(attack.eps, attack.robust)}}
         seconds["apgd"] = time.perf_counter() - start
 
+        checks: dict[str, dict] = {}
+        if cfg.checks:
+            start = time.perf_counter()
+            num_classes = int(model(x[:1].to(device)).shape[-1])
+            large = cfg.check_large_rms * math.sqrt(float(np.prod(x.shape[1:])))
+            checks = adaptive_checks(model, x[idx], y[idx], attack, num_classes=num_classes,
+                                     small_eps=cfg.check_small_eps, large_eps=large, steps=cfg.apgd_steps,
+                                     eot_iter=cfg.eot_iter, eot_factor=cfg.check_eot_factor, seed=cfg.seed,
+                                     batch_size=cfg.batch_size)
+            seconds["checks"] = time.perf_counter() - start
+
         start = time.perf_counter()
-        idx = _subset(len(test.y), cfg.abc_subset, cfg.seed + 1)
-        scores, preds = abc_scores(model, test.x[idx], samples=cfg.abc_samples, mutate=cfg.abc_mutate,
+        idx = _subset(len(y), cfg.abc_subset, cfg.seed + 1)
+        scores, preds = abc_scores(model, x[idx], samples=cfg.abc_samples, mutate=cfg.abc_mutate,
                                    ig_steps=cfg.ig_steps, seed=cfg.seed)
-        abc = abc_summary(scores, preds == test.y[idx].numpy())
+        abc_ok = preds == y[idx].numpy()
+        abc = abc_summary(scores, abc_ok, resamples=cfg.resamples, seed=cfg.seed)
+        per_example["abc"] = {"index": where[idx].tolist(), "score": scores.tolist(), "correct": abc_ok.tolist()}
         seconds["abc"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        idx = _subset(len(test.y), cfg.stability_subset, cfg.seed + 2)
-        stability = attribution_stability(model, test.x[idx], draws=cfg.stability_draws, stdev=cfg.stability_stdev,
-                                          ig_steps=cfg.ig_steps, seed=cfg.seed)
+        idx = _subset(len(y), cfg.stability_subset, cfg.seed + 2)
+        stability, values = attribution_stability(model, x[idx], draws=cfg.stability_draws,
+                                                  stdev=cfg.stability_stdev, ig_steps=cfg.ig_steps, seed=cfg.seed)
+        per_example["stability"] = {"index": where[idx].tolist(), "value": np.asarray(values).tolist()}
         seconds["attribution_stability"] = time.perf_counter() - start
     finally:
         if hasattr(model, "set_noise_generator"):
             model.set_noise_generator(previous_gen)
     seconds["total"] = sum(seconds.values())
     return EvalReport(
-        clean_val=clean_val,
-        clean_test=clean_test,
+        split=split,
+        clean=clean,
         sweep=sweep,
-        sweep_mean=sweep_mean,
         apgd=apgd,
         abc=abc,
         attribution_stability=stability,
+        checks=checks,
+        per_example=per_example,
         stochastic=is_stochastic(model),
         settings=dataclasses.asdict(cfg),
         seconds=seconds,
     )
-
-
-def _mean_interval(sweep: dict[str, list[tuple[float, Estimate]]]) -> tuple[float, float]:
-    """A conservative interval for the sweep mean: the mean of the points' interval ends."""
-    lows = [e.low for pts in sweep.values() for _, e in pts]
-    highs = [e.high for pts in sweep.values() for _, e in pts]
-    return float(np.mean(lows)), float(np.mean(highs))

@@ -29,7 +29,7 @@ def test_ddp_trial_reports_every_epoch_and_evaluates_once(tmp_path):
     steps = [m.step for m in client.get_metric_history(row.run_id, "val_accuracy")]
     assert sorted(steps) == [1, 2]  # rank 0's epochs reached Tune and MLflow, once each
     metrics = client.get_run(row.run_id).data.metrics
-    assert all(k in metrics for k in ("clean_accuracy", "sweep_accuracy", "apgd_accuracy", "abc_correct"))
+    assert all(k in metrics for k in ("clean_accuracy", "sweep_area", "apgd_accuracy", "abc_auroc"))
     # the evaluation ran once, in the trial: no worker wrote an evaluation report
     ddp_folder = tmp_path / "runs" / "ddp-ddp"
     assert list(ddp_folder.rglob("checkpoint.pt")) and not list(ddp_folder.rglob("eval_report.json"))

@@ -27,7 +27,7 @@ from search.run import SearchSettings, format_front, main, run_search
 
 HERE = Path(__file__).parent
 TINY = str(HERE / "tiny_space.yaml")
-OBJECTIVES = ("clean_accuracy", "sweep_accuracy", "apgd_accuracy", "abc_correct")
+OBJECTIVES = ("clean_accuracy", "sweep_area", "apgd_accuracy", "abc_auroc")
 
 pytestmark = pytest.mark.slow
 
@@ -80,10 +80,41 @@ def _check_tracking(outcome, uri: str) -> None:
     printed = format_front(outcome)
     for r in table:
         line = next(line for line in printed.splitlines() if line.startswith(r["trial_id"]))
-        assert f"{r['clean_accuracy']:.4g}" in line and f"{r['abc_correct']:.4g}" in line
+        assert f"{r['clean_accuracy']:.4g}" in line and f"{r['abc_auroc']:.4g}" in line
+
+    # Selection never sees the test split: every trial's objectives and every final number come
+    # from validation examples only; the final front and the baseline, and only they, are scored
+    # on test examples only, as test_* numbers.
+    data = prepare(PRESETS["tiny"], progress=False)
+    val, test = set(data.indices("val").tolist()), set(data.indices("test").tolist())
+
+    def indices(report: dict) -> set[int]:
+        return {i for part in report["per_example"].values() for i in part["index"]}
+
+    def artifact(run, name: str) -> dict:
+        return json.loads(Path(client.download_artifacts(run.info.run_id, name)).read_text())
+
+    assert len(val & test) == 0
+    for row in outcome.rows:
+        run = by_trial[row.trial_id]
+        searched = artifact(run, "eval_report.json")
+        assert searched["split"] == "val" and indices(searched) <= val and len(indices(searched)) > 0
+        if row.final:
+            rescored = artifact(run, "final_eval_report.json")
+            assert rescored["split"] == "val" and indices(rescored) <= val
+        tested = "test_clean_accuracy" in run.data.metrics
+        assert tested == (row.trial_id in outcome.front or run.data.tags.get("nsde.baseline") == "true")
+        if tested:
+            held = artifact(run, "test_eval_report.json")
+            assert all(r["split"] == "test" and indices(r) <= test for r in held["reports"])
+            assert run.data.metrics["test_seeds"] == len(held["seeds"]) == 1
+            for name in OBJECTIVES:
+                if math.isfinite(row.test[f"test_{name}"]):  # nan (e.g. an undefined AUROC) is not logged
+                    assert run.data.metrics[f"test_{name}"] == pytest.approx(row.test[f"test_{name}"])
+        assert run.data.tags["nsde.splits"].startswith("objectives and final_*: val")
+    assert "Held-out TEST estimates" in format_front(outcome)
 
     # Pareto-optimal models are MLflow models that predict like their checkpoints
-    data = prepare(PRESETS["tiny"], progress=False)
     x = data.split("test").x[:5].float()
     tid = outcome.front[0]
     model = mlflow.pyfunc.load_model(f"runs:/{by_trial[tid].info.run_id}/model")

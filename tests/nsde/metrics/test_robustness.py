@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from nsde.data import PRESETS, prepare
-from nsde.metrics import EvalConfig, evaluate
+from nsde.metrics import OBJECTIVE_METRICS, OBJECTIVES, EvalConfig, EvalReport, evaluate
 from nsde.metrics.robustness import apgd_robust_accuracy, noisy_inputs, sweep_accuracy
 from nsde.models import ModelConfig, NoiseConfig, build_model
 
@@ -107,18 +108,31 @@ def tiny(tmp_path_factory):
 
 def test_evaluate_report_is_complete_serialisable_and_reproducible(tiny):
     torch.manual_seed(0)
-    cfg = ModelConfig(backbone="resnet18", noise=NoiseConfig(sigma=0.3, depth=2, eval_mode="on"))
+    cfg = ModelConfig(backbone="resnet18", noise=NoiseConfig(sigma=0.3, depth=2, eval_mode="on", mc_samples=3))
     model = build_model(cfg)
     ecfg = EvalConfig(apgd_steps=2, eot_iter=2, attack_subset=8, abc_subset=8, abc_samples=4, ig_steps=4,
-                      stability_subset=4, stability_draws=2, sweep_intensities=(0.1, 0.5))
+                      stability_subset=4, stability_draws=2, sweep_intensities=(0.1, 0.5), resamples=100,
+                      check_eot_factor=2)
     a, b = evaluate(model, tiny, ecfg), evaluate(model, tiny, ecfg)
-    assert a.stochastic and a.clean_test.n == len(tiny.indices("test")) and a.clean_val.n == len(tiny.indices("val"))
+    assert a.stochastic and a.split == "val" and a.clean.n == len(tiny.indices("val"))
     assert [e.n for e in a.apgd.values()] == [8] * 4
     assert a.abc["mean_correct"].n + a.abc["mean_incorrect"].n == 8
-    assert set(a.objectives) == {"clean_accuracy", "sweep_accuracy", "apgd_accuracy", "abc_correct"}
+    assert set(OBJECTIVES) <= set(a.objectives) and set(a.objectives) == set(OBJECTIVE_METRICS)
+    assert set(a.checks) == {"eps_zero", "large_eps", "eot", "transfer"}
     d = json.loads(a.to_json())
-    assert d["settings"]["apgd_steps"] == 2 and d["seconds"]["total"] > 0
-    assert d["objectives"] == json.loads(b.to_json())["objectives"]  # seeded: the same numbers twice
+    assert d["settings"]["apgd_steps"] == 2 and d["seconds"]["total"] > 0 and d["split"] == "val"
+    same = json.loads(b.to_json())["objectives"]
+    assert all(v == same[k] or (math.isnan(v) and math.isnan(same[k])) for k, v in d["objectives"].items())  # seeded
+    back = EvalReport.from_dict(d)
+    assert back.apgd == a.apgd and back.clean == a.clean and back.checks == d["checks"]
     assert model.generator is None  # evaluate restored the model's generator
+    # each split's numbers come from that split's examples only
+    t = evaluate(model, tiny, ecfg, split="test")
+    test_idx = set(tiny.indices("test").tolist())
+    assert t.split == "test" and t.clean.n == len(test_idx)
+    assert all(set(part["index"]) <= test_idx for part in t.per_example.values())
+    assert all(not set(part["index"]) & test_idx for part in a.per_example.values())
     with pytest.raises(ValueError, match="eot_iter >= 1"):
         EvalConfig(eot_iter=0)
+    with pytest.raises(ValueError, match="`split` must be one of"):
+        evaluate(model, tiny, ecfg, split="train")

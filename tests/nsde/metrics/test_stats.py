@@ -7,7 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from nsde.metrics.stats import auroc, mean_estimate, proportion
+from nsde.metrics.stats import (
+    auroc,
+    bootstrap,
+    bootstrap_mean,
+    bootstrap_seeds,
+    mcnemar,
+    mean_estimate,
+    paired_difference,
+    proportion,
+)
 
 
 def test_wilson_interval_known_values():
@@ -33,3 +42,48 @@ def test_auroc_known_cases():
     # 3 of the 4 positive/negative pairs are ordered correctly.
     assert auroc(np.array([0.9, 0.3, 0.5, 0.1]), pos) == 0.75
     assert math.isnan(auroc(np.array([0.1, 0.2]), np.array([True, True])))
+
+
+def test_bootstrap_mean_is_seeded_and_bounded():
+    v = np.array([1.0] * 14 + [0.25, 0.2])
+    a, b = bootstrap_mean(v, seed=1), bootstrap_mean(v, seed=1)
+    assert a == b and a.value == pytest.approx(v.mean()) and 0 <= a.low < a.value < a.high <= 1.0
+    assert bootstrap_mean(np.ones(10)).low == bootstrap_mean(np.ones(10)).high == 1.0
+    # the bootstrap of a mean is close to the normal interval for a large symmetric sample
+    big = np.random.default_rng(0).normal(size=4000)
+    e = bootstrap_mean(big)
+    half = 1.96 * big.std(ddof=1) / np.sqrt(big.size)
+    assert e.low == pytest.approx(big.mean() - half, abs=0.01) and e.high == pytest.approx(big.mean() + half, abs=0.01)
+
+
+def test_bootstrap_of_an_auroc_skips_undefined_resamples():
+    scores = np.array([0.9, 0.8, 0.7, 0.1])
+    positive = np.array([True, True, True, False])
+    e = bootstrap(lambda idx: auroc(scores[idx], positive[idx]), 4, resamples=300)
+    assert e.value == 1.0 and e.low == e.high == 1.0  # every defined resample ranks perfectly
+
+
+def test_paired_difference_and_mcnemar_known_cases():
+    a = np.array([1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1], dtype=float)
+    diff, p = paired_difference(a, a)
+    assert (diff.value, diff.low, diff.high, p) == (0.0, 0.0, 0.0, 1.0)
+    better = np.ones(12)
+    diff, p = paired_difference(better, a)
+    assert diff.value == pytest.approx(2 / 12) and diff.low >= 0 and diff.high <= 0.5
+    # 10 discordant pairs, all won by the first classifier: p = 2 * 0.5 ** 10
+    x, y = np.ones(20, dtype=bool), np.array([False] * 10 + [True] * 10)
+    assert mcnemar(x, y) == pytest.approx(2 * 0.5**10)
+    assert mcnemar(x, x) == 1.0
+    with pytest.raises(ValueError, match="same examples"):
+        paired_difference(np.ones(3), np.ones(4))
+
+
+def test_bootstrap_over_seeds_counts_seeds_and_carries_their_spread():
+    rng = np.random.default_rng(0)
+    one = rng.random(200) < 0.7
+    single = bootstrap_seeds([one])
+    assert single.n == 1 and single.value == pytest.approx(one.mean())
+    apart = bootstrap_seeds([rng.random(200) < p for p in (0.5, 0.7, 0.9)])
+    close = bootstrap_seeds([rng.random(200) < 0.7 for _ in range(3)])
+    assert apart.n == 3 and 0 <= apart.low <= apart.high <= 1
+    assert apart.high - apart.low > close.high - close.low  # seed-to-seed spread widens it
