@@ -3,17 +3,28 @@
 `group_summary` sets the two kinds side by side (how many trials, mean and best of each
 objective, on and off the Pareto front); `versus_baseline` puts each front member next to
 the search's deterministic baseline, objective by objective, and says where the 95 %
-intervals do not overlap (a difference the evaluation's sample sizes can tell apart).
+intervals do not overlap. Both read the VALIDATION numbers the search selected on.
+
+`paired_versus_baseline` is the held-out comparison: each member of the final front against
+the baseline on the TEST split, example by example (the two models were scored on the same
+examples), with a paired-bootstrap 95 % interval and p-value per objective and the exact
+McNemar test for clean accuracy; `paired_test` does the same for any two test records.
 """
 
 from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analysis.load import Search
 
-__all__ = ["baseline_id", "front_and_baseline", "front_hursts", "group_summary", "versus_baseline"]
+__all__ = ["baseline_id", "front_and_baseline", "front_hursts", "group_summary", "paired_test",
+           "paired_versus_baseline", "versus_baseline"]
 
 
 def baseline_id(search: Search, *, final: bool = False) -> str | None:
@@ -51,13 +62,15 @@ def front_hursts(search: Search, *, final: bool = False) -> list[float]:
 
 
 def group_summary(search: Search, *, final: bool = False) -> pd.DataFrame:
-    """Deterministic vs NSDE trials, on and off the front: count, mean and best of each objective.
+    """Deterministic vs NSDE trials, on and off the front: count, mean and best of each objective
+    (validation numbers).
 
-    Only complete trials count (with final numbers: only the re-scored ones). "Best" is the
-    maximum for an objective to maximise and the minimum for one to minimise.
+    Only complete trials count (with final numbers: only the re-scored ones), and flagged
+    trials (an attack sanity check failed) only when the search kept them on the fronts.
+    "Best" is the maximum for an objective to maximise and the minimum for one to minimise.
     """
     prefix = "final_" if final else ""
-    df = search.trials[search.trials["status"] == "complete"].copy()
+    df = search.trials[search.eligible(final=final)].copy()
     cols = [prefix + n for n in search.objective_names]
     df = df[df[cols].notna().all(axis=1)]
     front = set(search.front(final=final))
@@ -77,6 +90,11 @@ def group_summary(search: Search, *, final: bool = False) -> pd.DataFrame:
 def versus_baseline(search: Search, *, final: bool = False) -> pd.DataFrame:
     """Each front member minus the baseline, per objective, signed so that positive is better
     whatever the direction, and whether the two 95 % intervals are disjoint (`<objective> separated`).
+
+    This compares each model's own interval, not pairs: it ignores that both were scored on
+    the same examples, so it is conservative, and it is meant for the VALIDATION numbers the
+    search selected on (search or, with `final`, final profile). For the held-out numbers use
+    `paired_versus_baseline` (test split, paired bootstrap, McNemar).
 
     Returns an empty frame when the search has no deterministic baseline or no front.
     """
@@ -101,3 +119,148 @@ def versus_baseline(search: Search, *, final: bool = False) -> pd.DataFrame:
             row[f"{name} separated"] = bool(np.isfinite([lo, hi, blo, bhi]).all() and (lo > bhi or hi < blo))
         rows.append(row)
     return pd.DataFrame(rows).set_index("trial")
+
+
+# --------------------------------------------------------------------- held-out, paired
+
+
+def _reports(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-seed reports of a test record ({"seeds", "reports"}), or [report] for one report."""
+    if "reports" in record:
+        return list(record["reports"])
+    if "per_example" in record:
+        return [record]
+    raise ValueError(f"not a test record nor an EvalReport dict (keys: {sorted(record)})")
+
+
+def paired_test(member: dict[str, Any], baseline: dict[str, Any], objectives: Sequence[tuple[str, str]], *,
+                names: tuple[str, str] = ("member", "baseline"), resamples: int | None = None,
+                seed: int | None = None) -> pd.DataFrame:
+    """`member` against `baseline`, paired example by example, for each (objective, direction).
+
+    Args:
+        member, baseline: test records (`Search.test_report`: {"seeds": [...], "reports":
+            [EvalReport.to_dict(), one a seed]}) or single `EvalReport.to_dict()`s. With
+            several seeds, seed k of one is paired with seed k of the other (both trained
+            with the same k-th seed), over the seeds both have.
+        objectives: (name, "max" | "min") pairs, names as in `nsde.metrics.objective_samples`;
+            objectives without per-example values (`val_accuracy`, `train_seconds`) are left out.
+        names: the two trials' names, for the error messages.
+        resamples, seed: of the paired bootstrap (default: the baseline report's settings).
+
+    Returns:
+        One row an objective: `member` and `baseline` (the objective, mean over the paired
+        seeds), `difference` (member - baseline, negated for a minimised objective: positive =
+        the member is better) with its paired-bootstrap 95 % interval `low` / `high` (examples
+        resampled jointly, the same resample for every seed) and two-sided bootstrap `p`,
+        `mcnemar_p` (clean accuracy only: exact McNemar test on the per-example correctness,
+        pooled over the paired seeds; NaN for the other objectives), `n` (paired examples)
+        and `seeds`.
+
+    Raises:
+        ValueError: the two were not scored on the same split or the same examples (naming
+            both trials, the objective and the seed).
+    """
+    from nsde.metrics import OBJECTIVE_METRICS, mcnemar, objective_samples, paired_difference
+
+    a_reports, b_reports = _reports(member), _reports(baseline)
+    seeds = min(len(a_reports), len(b_reports))
+    if seeds == 0:
+        raise ValueError(f"no test report of trial {names[0] if not a_reports else names[1]}")
+    settings = b_reports[0].get("settings", {})
+    resamples = int(resamples if resamples is not None else settings.get("resamples", 2000))
+    seed = int(seed if seed is not None else settings.get("seed", 0))
+    for k in range(seeds):
+        sa, sb = a_reports[k].get("split"), b_reports[k].get("split")
+        if sa != sb:
+            raise ValueError(f"trial {names[0]} (split {sa!r}) and trial {names[1]} (split {sb!r}) were scored on "
+                             f"different splits (seed {k}): they cannot be paired")
+    rows = []
+    for name, mode in objectives:
+        if name not in OBJECTIVE_METRICS:  # not a statistic of per-example values: nothing to pair
+            continue
+        a_cols, b_cols, stat, n = [], [], None, 0
+        reference = None
+        for k in range(seeds):
+            ia, va, stat = objective_samples(a_reports[k]["per_example"], name)
+            ib, vb, _ = objective_samples(b_reports[k]["per_example"], name)
+            if not np.array_equal(ia, ib):
+                raise ValueError(f"the test reports of trial {names[0]} and trial {names[1]} are not paired: "
+                                 f"{name} of seed {k} covers different examples ({len(ia)} vs {len(ib)}, "
+                                 f"{int(np.sum(~np.isin(ia, ib)))} of {names[0]}'s not in {names[1]}'s); were they "
+                                 f"scored with the same evaluation settings?")
+            if reference is None:
+                reference = ia
+            elif not np.array_equal(ia, reference):
+                raise ValueError(f"the test reports of trial {names[0]} and trial {names[1]} cover other examples "
+                                 f"in seed {k} than in seed 0 ({name}): the seeds were scored with other settings")
+            a_cols.append(va)
+            b_cols.append(vb)
+            n = len(ia)
+        width = a_cols[0].shape[1]
+        a_all, b_all = np.hstack(a_cols), np.hstack(b_cols)
+
+        def over_seeds(values: np.ndarray, stat=stat, width=width) -> float:
+            return float(np.mean([stat(values[:, k * width:(k + 1) * width]) for k in range(seeds)]))
+
+        est, p = paired_difference(a_all, b_all, over_seeds, resamples=resamples, seed=seed)
+        sign = 1.0 if mode == "max" else -1.0
+        low, high = (est.low, est.high) if sign > 0 else (-est.high, -est.low)
+        rows.append({
+            "objective": name, "direction": mode,
+            "member": over_seeds(a_all), "baseline": over_seeds(b_all),
+            "difference": sign * est.value, "low": low, "high": high, "p": p,
+            "mcnemar_p": mcnemar(a_all.ravel() > 0.5, b_all.ravel() > 0.5) if name == "clean_accuracy" else math.nan,
+            "n": n, "seeds": seeds,
+        })
+    columns = ["objective", "direction", "member", "baseline", "difference", "low", "high", "p", "mcnemar_p", "n",
+               "seeds"]
+    return pd.DataFrame(rows, columns=columns).set_index("objective")
+
+
+def paired_versus_baseline(search: Search, *, resamples: int | None = None, seed: int | None = None) -> pd.DataFrame:
+    """Each member of the final front against the baseline on the held-out TEST split, paired.
+
+    Uses the test records the search wrote once for the final front and the baseline
+    (`Search.test_report`): the first seed's report of each, or with several training seeds
+    seed k against seed k (`paired_test`). Per objective: the difference (positive = the
+    member is better, whatever the direction), its paired-bootstrap 95 % interval and p-value,
+    and for clean accuracy the exact McNemar p-value.
+
+    Returns:
+        One row a (trial, objective) with the columns of `paired_test` plus `kind` (NSDE or
+        deterministic) and `knee`; the baseline itself is not compared with itself. Empty
+        when the search has no final front, no baseline or no test record of the baseline;
+        a front member without a test record is left out with a RuntimeWarning.
+
+    Raises:
+        ValueError: a member's test reports and the baseline's do not cover the same examples.
+    """
+    if not search.has_final:
+        return pd.DataFrame()
+    base = baseline_id(search, final=True)
+    front = search.front(final=True)
+    if base is None or not front:
+        return pd.DataFrame()
+    base_record = search.test_report(base)
+    if base_record is None:
+        return pd.DataFrame()
+    knee = search.knee(final=True)
+    parts = []
+    for tid in front:
+        if tid == base:
+            continue
+        record = search.test_report(tid)
+        if record is None:
+            warnings.warn(f"trial {tid} of the final front has no test record: left out of the paired comparison",
+                          RuntimeWarning, stacklevel=2)
+            continue
+        table = paired_test(record, base_record, search.objectives, names=(tid, base), resamples=resamples,
+                            seed=seed)
+        table.insert(0, "knee", tid == knee)
+        table.insert(0, "kind", "deterministic" if search.trials.loc[tid, "deterministic"] else "NSDE")
+        table.insert(0, "trial", tid)
+        parts.append(table.reset_index())
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True).set_index(["trial", "objective"])

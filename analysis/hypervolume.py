@@ -29,9 +29,12 @@ __all__ = ["BOUNDS", "hypervolume", "hypervolume_progress", "reference_point"]
 # Objectives with a known range: (worst possible, best possible) do not depend on direction.
 BOUNDS: dict[str, tuple[float, float]] = {
     "clean_accuracy": (0.0, 1.0),
-    "sweep_accuracy": (0.0, 1.0),
+    "sweep_area": (0.0, 1.0),
     "apgd_accuracy": (0.0, 1.0),
+    "apgd_retention": (0.0, 1.0),
+    "abc_auroc": (0.0, 1.0),
     "abc_correct": (0.0, 1.0),
+    "abc_incorrect": (0.0, 1.0),
     "val_accuracy": (0.0, 1.0),
 }
 MARGIN = 0.1  # of the observed range, for objectives without bounds

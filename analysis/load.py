@@ -10,9 +10,18 @@
 `status` (complete | pruned | failed; from MLflow also lost | running), `failure`,
 `started` / `ended` (seconds since the epoch), `deterministic` (sigma 0: no noise),
 `baseline` (the deterministic trial the search re-scored as its baseline), `rescored` (the
-final profile re-scored it), one column per config key (`"noise/hurst"`, ...;
+final profile re-scored it), `tested` (it has held-out test numbers), `flagged` /
+`final_flagged` (its attack failed a sanity check, `checks_passed` == 0, in the search /
+final profile's numbers), one column per config key (`"noise/hurst"`, ...;
 `Search.params`), every metric the trial reported (the objectives with `_low` / `_high`,
-their 95 % interval), and `final_<metric>` for the re-scored trials (NaN for the others).
+their 95 % interval, and `_n`; `check_*` and `checks_passed`), `final_<metric>` for the
+re-scored trials and `test_<metric>` for the tested ones (NaN for the others).
+
+Splits: every number that steers the search (the trials' metrics, both fronts, the
+`final_` numbers) comes from the VALIDATION split; only the `test_` numbers (the final front
+and the baseline, scored once, `test_seeds` training seeds each) come from the TEST split.
+Both loaders read the same table: MLflow from the runs' metrics, a Tune folder from its
+`search.json` ("final", "test") and result files.
 """
 
 from __future__ import annotations
@@ -33,10 +42,15 @@ import pandas as pd
 from analysis.hypervolume import reference_point
 from analysis.pareto import knee_index, pareto_mask
 
-__all__ = ["FINAL_REPORTS", "SEARCH_FILE", "Search", "last_error_line", "load_runs", "load_search", "load_tune"]
+__all__ = ["FINAL_REPORTS", "SEARCH_FILE", "TEST_FILE", "TEST_REPORTS", "Search", "last_error_line", "load_runs",
+           "load_search", "load_tune"]
 
+TEST_PREFIX = "test_"  # held-out numbers' prefix, as search.config.TEST_PREFIX
 SEARCH_FILE = "search.json"  # written by search.run into the search's folder: objectives, final numbers
-FINAL_REPORTS = "final_reports"  # <search folder>/final_reports/<trial id>.json: the final profile's reports
+FINAL_REPORTS = "final_reports"  # <search folder>/final_reports/<trial id>.json: the final profile's reports (val)
+TEST_REPORTS = "test_reports"  # <search folder>/test_reports/<trial id>.json: {"seeds", "reports"} on test
+TEST_FILE = "test_eval_report.json"  # the same record as a tested trial's MLflow artifact
+CHECKS = "checks_passed"  # 1 every applicable sanity check of the attack passed, 0 one failed (search.trainable)
 
 
 @dataclass
@@ -50,7 +64,8 @@ class Search:
         params: the config columns of `trials`, e.g. "noise/hurst".
         status: the parent run's status (FINISHED, RUNNING, FAILED, KILLED) or "unknown".
         source: where it was read from (an MLflow URI and run id, or a Tune folder).
-        space, settings, front_change, timing: the search's own records (empty when absent).
+        space, settings, front_change, timing: the search's own records (empty when absent);
+            `settings["keep_flagged"]` (`--keep-flagged`) lets flagged trials onto the fronts.
     """
 
     name: str
@@ -80,19 +95,42 @@ class Search:
 
     @property
     def has_final(self) -> bool:
-        """Whether the search re-scored trials with the final profile."""
+        """Whether the search re-scored trials with the final profile (validation split)."""
         return bool(self.trials["rescored"].any()) if "rescored" in self.trials else False
 
-    def values(self, *, final: bool = False) -> np.ndarray:
-        """(N, M) objective values, one row a trial; NaN for trials that did not complete (a
-        pruned trial's val_accuracy is not an objective value) and, with `final`, for trials
-        the final profile did not re-score."""
+    @property
+    def has_test(self) -> bool:
+        """Whether the search scored trials on the held-out test split (`test_` columns)."""
+        return bool(self.trials["tested"].any()) if "tested" in self.trials else False
+
+    @property
+    def keep_flagged(self) -> bool:
+        """Whether trials whose attack failed a sanity check may be on the fronts (the search's
+        `--keep-flagged`; by default they are kept off, as `search.run` keeps them)."""
+        value = self.settings.get("keep_flagged", False)
+        return value.strip().lower() == "true" if isinstance(value, str) else bool(value)
+
+    def eligible(self, *, final: bool = False, keep_flagged: bool | None = None) -> np.ndarray:
+        """Which trials' numbers count for the fronts and the hypervolume: complete ones, and
+        unless `keep_flagged` (default: the search's setting) not flagged in those numbers
+        (`flagged` for the search profile, `final_flagged` for the final profile)."""
+        keep = self.keep_flagged if keep_flagged is None else keep_flagged
+        ok = (self.trials["status"] == "complete").to_numpy()
+        column = ("final_" if final else "") + "flagged"
+        if not keep and column in self.trials:
+            ok = ok & ~self.trials[column].fillna(False).to_numpy(dtype=bool)
+        return ok
+
+    def values(self, *, final: bool = False, keep_flagged: bool | None = None) -> np.ndarray:
+        """(N, M) objective values (validation split), one row a trial; NaN for trials that did
+        not complete (a pruned trial's val_accuracy is not an objective value), for flagged
+        trials unless `keep_flagged` (default: the search's setting; see `eligible`) and, with
+        `final`, for trials the final profile did not re-score."""
         prefix = "final_" if final else ""
-        done = (self.trials["status"] == "complete").to_numpy()
         cols = [self.trials.get(prefix + n, pd.Series(np.nan, index=self.trials.index)).to_numpy(dtype=float)
                 for n in self.objective_names]
         values = np.column_stack(cols)
-        values[~done] = np.nan
+        values[~self.eligible(final=final, keep_flagged=keep_flagged)] = np.nan
         return values
 
     def reference_point(self) -> np.ndarray:
@@ -101,7 +139,8 @@ class Search:
         return reference_point(np.vstack([self.values(), self.values(final=True)]), self.objectives)
 
     def front(self, *, final: bool = False) -> list[str]:
-        """Trial ids on the Pareto front of the complete trials (search or final numbers)."""
+        """Trial ids on the Pareto front of the complete trials (search or final numbers, both
+        on validation), flagged trials left out unless the search kept them (`eligible`)."""
         values = self.values(final=final)
         rows = np.isfinite(values).all(axis=1)
         if not rows.any():
@@ -121,8 +160,16 @@ class Search:
         return self.fetch(trial_id, name) if self.fetch else None
 
     def eval_report(self, trial_id: str, *, final: bool = False) -> dict | None:
-        """A trial's evaluation report (`EvalReport.to_dict()`), search or final profile."""
+        """A trial's evaluation report (`EvalReport.to_dict()`) on validation, search or final profile."""
         path = self.artifact(trial_id, "final_eval_report.json" if final else "eval_report.json")
+        return json.loads(path.read_text()) if path else None
+
+    def test_report(self, trial_id: str) -> dict | None:
+        """A tested trial's held-out record: {"seeds": [training seeds], "reports":
+        [EvalReport.to_dict() on the test split, one a seed, in the order of "seeds"]} (MLflow
+        artifact `test_eval_report.json`, or `<search folder>/test_reports/<trial id>.json`);
+        None for a trial the search did not score on test."""
+        path = self.artifact(trial_id, TEST_FILE)
         return json.loads(path.read_text()) if path else None
 
 
@@ -264,9 +311,10 @@ def _download(uri: str, run_id: str, name: str, dest: Path) -> Path | None:
 def load_tune(path: str | Path) -> Search:
     """Read a search from its Tune folder (`<--storage-path>/<name>`, a local path).
 
-    Objectives and the final profile's numbers come from the folder's `search.json` (written
-    by `search.run` at the end of a search); without it (a search still running, or killed)
-    the default objectives are assumed and there are no final numbers, and a trial still
+    Objectives, the final profile's numbers and the held-out test numbers come from the
+    folder's `search.json` (written by `search.run` at the end of a search; the test records
+    from `test_reports/`); without it (a search still running, or killed) the default
+    objectives are assumed and there are no final or test numbers, and a trial still
     running reads as `pruned` (ended without an evaluation); MLflow knows the difference.
 
     Raises:
@@ -293,6 +341,8 @@ def load_tune(path: str | Path) -> Search:
     def fetch(trial_id: str, name: str) -> Path | None:
         if name == "final_eval_report.json":
             candidates = [folder / FINAL_REPORTS / f"{trial_id}.json"]
+        elif name == TEST_FILE:
+            candidates = [folder / TEST_REPORTS / f"{trial_id}.json"]
         else:  # the newest checkpoint holds the trial's last outputs
             candidates = sorted(dirs[trial_id].glob(f"checkpoint_*/{name}"), reverse=True) if trial_id in dirs else []
         return next((p for p in candidates if p.exists()), None)
@@ -341,6 +391,9 @@ def _tune_row(trial_dir: Path, record: dict) -> dict[str, Any] | None:
     }
     row.update({k: float(v) for k, v in last.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     row.update({f"final_{k}": v for k, v in record.get("final", {}).get(trial_id, {}).items()})
+    # held-out numbers: search.json keeps them under their MLflow names (test_<metric>)
+    row.update({k if k.startswith(TEST_PREFIX) else TEST_PREFIX + k: v
+                for k, v in (record.get("test") or {}).get(trial_id, {}).items()})
     return row
 
 
@@ -386,12 +439,22 @@ def _frame(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]) ->
     if df.empty:
         df = pd.DataFrame(columns=["trial_id", "run_id", "status", "failure", "started", "ended", "baseline"])
     for name, _ in objectives:  # every objective column exists, NaN where a trial has none
-        for col in (name, f"{name}_low", f"{name}_high", f"final_{name}", f"final_{name}_low", f"final_{name}_high"):
-            if col not in df:
-                df[col] = np.nan
-    # re-scored: the final profile's numbers exist. Metrics the evaluation does not produce keep
-    # their search values there (as search.run's final numbers do; older MLflow runs lack them).
+        for prefix in ("", "final_", TEST_PREFIX):
+            for col in (name, f"{name}_low", f"{name}_high", f"{name}_n"):
+                if prefix + col not in df:
+                    df[prefix + col] = np.nan
+    for col in (CHECKS, f"final_{CHECKS}", f"{TEST_PREFIX}{CHECKS}", f"{TEST_PREFIX}seeds"):
+        if col not in df:
+            df[col] = np.nan
+    # re-scored: the final profile's numbers exist; tested: the held-out ones. Metrics the
+    # evaluation does not produce keep their search values there (as search.run's final
+    # numbers do; older MLflow runs lack them).
     df["rescored"] = df.filter(regex="^final_").notna().any(axis=1)
+    df["tested"] = df.filter(regex=f"^{TEST_PREFIX}").notna().any(axis=1)
+    # flagged: an attack sanity check failed (checks_passed 0) in these numbers; NaN (no check
+    # ran, or no numbers) is not a failure
+    df["flagged"] = df[CHECKS].to_numpy(dtype=float) == 0.0
+    df["final_flagged"] = df[f"final_{CHECKS}"].to_numpy(dtype=float) == 0.0
     for name in ("val_accuracy", "train_seconds"):
         if name in df:
             if f"final_{name}" not in df:

@@ -97,7 +97,7 @@ def scatter_matrix(search: Search, *, final: bool = False) -> Figure:
                 ax.set_ylabel(f"{short_name(yi)} ({search.objectives[i][1]})")
             ax.tick_params(labelsize=7)
     which = "re-scored trials, final profile" if final else "complete trials, search profile"
-    fig.suptitle(f"{search.name}: {len(front)} Pareto-optimal of {len(df)} {which}")
+    fig.suptitle(f"{search.name}: {len(front)} Pareto-optimal of {len(df)} {which} (validation split)")
     fig.legend(*_legend(colour), loc="lower center", ncol=min(6, len(front) + 3), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     return fig
@@ -140,7 +140,8 @@ def front_shift(search: Search) -> Figure:
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(pairs):]:
         ax.axis("off")
-    fig.suptitle("search profile (hollow) -> final profile (filled; black edge: on the final front)", fontsize=10)
+    fig.suptitle("validation split: search profile (hollow) -> final profile (filled; black edge: on the final "
+                 "front)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -199,18 +200,21 @@ def parallel_coordinates(search: Search, *, final: bool = False) -> Figure:
     ax.set_ylim(-0.05, 1.05)
     if front:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="front", title_fontsize=7)
-    ax.set_title("parameters and objectives (dashed: deterministic; colour: Pareto-optimal)", fontsize=10)
+    ax.set_title("parameters and objectives, validation split (dashed: deterministic; colour: Pareto-optimal)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def hypervolume_curves(search: Search, ref: Sequence[float] | None = None) -> Figure:
-    """Hypervolume of the trials ended so far (search profile), over trials and over time."""
+    """Hypervolume of the trials ended so far (validation split, search profile), over trials
+    and over time; flagged trials add nothing unless the search kept them on its fronts."""
     ref = search.reference_point() if ref is None else ref
     if not np.isfinite(ref).all():
         raise ValueError(f"no hypervolume without a finite reference point, but got {list(ref)} (an objective "
                          f"without bounds has no finite value in any complete trial)")
-    progress = hypervolume_progress(search.trials, search.objectives, ref)
+    trials = search.trials.assign(status=np.where(search.eligible(), search.trials["status"], "flagged"))
+    progress = hypervolume_progress(trials, search.objectives, ref)
     fig = Figure(figsize=(9, 3.2))
     left, right = fig.subplots(1, 2, sharey=True)
     left.step(progress["trials"], progress["hypervolume"], where="post", marker="o", ms=3)
@@ -219,7 +223,7 @@ def hypervolume_curves(search: Search, ref: Sequence[float] | None = None) -> Fi
     right.step(progress["seconds"] / 60, progress["hypervolume"], where="post", marker="o", ms=3)
     right.set_xlabel("minutes since the first trial started")
     ref_text = ", ".join(f"{short_name(n)} {r:.3g}" for n, r in zip(search.objective_names, ref))
-    fig.suptitle(f"hypervolume as the search went on (reference point: {ref_text})", fontsize=9)
+    fig.suptitle(f"hypervolume as the search went on (validation split; reference point: {ref_text})", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -244,7 +248,7 @@ def sweep_curves(search: Search, trial_ids: Sequence[str], *, final: bool = True
             if not points:
                 continue
             x = np.array([0.0] + [p[0] for p in points])
-            clean = report["clean_test"]
+            clean = report["clean"]
             est = [clean] + [p[1] for p in points]
             y = np.array([e["value"] for e in est])
             lo, hi = np.array([e["low"] for e in est]), np.array([e["high"] for e in est])
@@ -256,8 +260,10 @@ def sweep_curves(search: Search, trial_ids: Sequence[str], *, final: bool = True
         ax.set_title(f"{kind} input noise" + (f" (H {hurst:g})" if kind == "fbm" and hurst else ""), fontsize=9)
         ax.set_xlabel("noise intensity (std of the added noise; 0 = clean)")
         ax.set_ylim(0, 1.02)
-    axes[0, 0].set_ylabel("test accuracy")
-    axes[0, -1].legend(fontsize=7, loc="upper right")
+    split = next((r.get("split") for r in reports.values()), "val")
+    axes[0, 0].set_ylabel(f"{'validation' if split == 'val' else split} accuracy")
+    if reports:
+        axes[0, -1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
 

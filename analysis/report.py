@@ -8,10 +8,17 @@
 The file (default: `<search name>-report.html`) holds its figures as inline PNGs and no
 scripts or links, so it can be mailed or archived as it is. Sections: the summary with the
 hypervolume; the Pareto front (final and search profile) with 95 % intervals and the knee
-point; deterministic vs NSDE models; the pairwise scatter matrix; the search-to-final shift;
-parallel coordinates; the hypervolume over trials and time; the noise-sweep curves of the
-front against the baseline; the front's attribution figures; the fBm surfaces of the front's
-Hurst exponents; failed trials; every trial.
+point; the held-out test estimates of the final front and the baseline; their paired
+comparison on the test split; deterministic vs NSDE models; the sanity checks of the attack;
+the pairwise scatter matrix; the search-to-final shift; parallel coordinates; the
+hypervolume over trials and time; the noise-sweep curves of the front against the baseline;
+the front's attribution figures; the fBm surfaces of the front's Hurst exponents; failed
+trials; every trial.
+
+Every table and every figure with numbers says which split they come from: the search
+selects on the VALIDATION split (every trial's numbers, both fronts, the hypervolumes), and
+only the held-out sections are on the TEST split, which the search scored once, for the
+final front and the baseline, after choosing them.
 """
 
 from __future__ import annotations
@@ -28,11 +35,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.compare import baseline_id, front_and_baseline, front_hursts, group_summary, versus_baseline
+from analysis.compare import (
+    baseline_id,
+    front_and_baseline,
+    front_hursts,
+    group_summary,
+    paired_versus_baseline,
+    versus_baseline,
+)
 from analysis.hypervolume import hypervolume
-from analysis.load import Search, load_search, load_tune
+from analysis.load import CHECKS, TEST_PREFIX, Search, load_search, load_tune
 
-__all__ = ["main", "render_report", "write_report"]
+__all__ = ["check_table", "front_table", "held_out_table", "main", "paired_table", "render_report", "write_report"]
+
+VALIDATION, TEST = "validation", "test"  # the splits' names in every caption
+CHECK_ORDER = ("eps_zero", "large_eps", "eot", "transfer")  # nsde.metrics.adaptive_checks
 
 MAX_ATTRIBUTION_FIGURES = 6
 _CSS = """
@@ -60,18 +77,55 @@ def _fmt(v) -> str:
     return "-" if v is None else str(v)
 
 
-def _table(df: pd.DataFrame) -> str:
+def _table(df: pd.DataFrame, split: str | None = None, what: str = "") -> str:
+    """A table as HTML; `split` (and `what`) go into its caption: which split its numbers are from."""
+    caption = ""
+    if split is not None:
+        caption = f"<caption style='text-align:left;font-size:.9em'>Split: <b>{html.escape(split)}</b>" + (
+            f"; {html.escape(what)}" if what else "") + "</caption>"
     if df.empty:
         return "<p>none</p>"
-    return df.to_html(float_format=lambda v: _fmt(v), na_rep="-", escape=True, border=0)
+    text = df.to_html(float_format=lambda v: _fmt(v), na_rep="-", escape=True, border=0)
+    return text.replace(">", ">" + caption, 1) if caption else text
+
+
+def _interval(v, lo, hi) -> str:
+    return f"{_fmt(v)} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _verdict(v) -> str:
+    """A check's MLflow number as a word: 1 pass, 0 FAIL, NaN/absent not applicable."""
+    if v is None or (isinstance(v, (float, np.floating)) and not math.isfinite(v)):
+        return "n/a"
+    return "pass" if float(v) == 1.0 else "FAIL"
+
+
+def _check_names(search: Search) -> list[str]:
+    found = {c.split("check_", 1)[1] for c in search.trials.columns
+             if c.startswith(("check_", "final_check_", TEST_PREFIX + "check_"))}
+    return [c for c in CHECK_ORDER if c in found] + sorted(found - set(CHECK_ORDER))
+
+
+def _checks_cell(row: pd.Series, prefix: str, checks: list[str]) -> str:
+    """'pass', 'FAILED: large_eps (flagged)' or 'n/a' for one trial's numbers (`prefix`)."""
+    passed = row.get(prefix + CHECKS, np.nan)
+    if _verdict(passed) == "n/a":
+        return "n/a"
+    if float(passed) == 1.0:
+        return "pass"
+    failed = [c for c in checks if _verdict(row.get(f"{prefix}check_{c}", np.nan)) == "FAIL"]
+    return f"FAILED: {', '.join(failed) or 'a check'} (flagged)"
 
 
 def front_table(search: Search, *, final: bool) -> pd.DataFrame:
-    """The front's members: searched parameters and objectives as 'value [low, high]'."""
+    """The front's members (validation numbers): searched parameters, objectives as
+    'value [low, high]' and the attack's sanity checks ('pass', 'FAILED: ... (flagged)': only
+    on a front the search kept flagged trials on, 'n/a')."""
     prefix = "final_" if final else ""
     front = search.front(final=final)
     df = search.trials.loc[front]
     knee = search.knee(final=final)
+    checks = _check_names(search)
     out = pd.DataFrame(index=df.index)
     out["kind"] = np.where(df["deterministic"], "deterministic", "NSDE")
     out["knee"] = ["*" if t == knee else "" for t in df.index]
@@ -79,10 +133,118 @@ def front_table(search: Search, *, final: bool) -> pd.DataFrame:
         out[p.split("/")[-1]] = df[p].map(_fmt)
     for name, mode in search.objectives:
         out[f"{name} ({mode})"] = [
-            f"{_fmt(v)} [{_fmt(lo)}, {_fmt(hi)}]" for v, lo, hi in
+            _interval(v, lo, hi) for v, lo, hi in
             zip(df[prefix + name], df.get(f"{prefix}{name}_low", np.nan), df.get(f"{prefix}{name}_high", np.nan))]
+    out["attack checks"] = [_checks_cell(row, prefix, checks) for _, row in df.iterrows()]
     out["run id"] = df["run_id"]
     return out
+
+
+def _held_out_ids(search: Search) -> list[str]:
+    """The tested trials: the final front's first (in its order), then the others (the baseline)."""
+    if not search.has_test:
+        return []
+    tested = [t for t in search.trials.index if search.trials.loc[t, "tested"]]
+    front = [t for t in search.front(final=True) if t in tested]
+    return front + [t for t in tested if t not in front]
+
+
+def _examples(search: Search, tid: str, name: str, seeds: float) -> float:
+    """Examples behind a test number: its `_n` with one seed (with several, `_n` counts seeds)."""
+    if seeds == 1:
+        return search.trials.loc[tid].get(f"{TEST_PREFIX}{name}_n", np.nan)
+    record = search.test_report(tid)
+    if not record or not record.get("reports"):
+        return np.nan
+    from nsde.metrics import objective_samples
+
+    try:
+        return float(len(objective_samples(record["reports"][0]["per_example"], name)[0]))
+    except (KeyError, ValueError):
+        return np.nan
+
+
+def held_out_table(search: Search) -> pd.DataFrame:
+    """The held-out TEST estimates of the final front and the baseline: per objective
+    'value [low, high]' (with several training seeds: the mean over seeds and a two-level
+    bootstrap interval) and `n` (examples), the training seeds and the attack checks on test.
+    Empty when the search scored nothing on test."""
+    ids = _held_out_ids(search)
+    if not ids:
+        return pd.DataFrame()
+    df = search.trials.loc[ids]
+    front, knee = search.front(final=True), search.knee(final=True)
+    base = baseline_id(search, final=True)
+    checks = _check_names(search)
+    out = pd.DataFrame(index=df.index)
+    out["role"] = [", ".join(r for r, on in (("front", t in front), ("knee", t == knee), ("baseline", t == base))
+                             if on) or "-" for t in df.index]
+    out["kind"] = np.where(df["deterministic"], "deterministic", "NSDE")
+    seeds = df[f"{TEST_PREFIX}seeds"].fillna(1.0)
+    for name, mode in search.objectives:
+        t = TEST_PREFIX + name
+        out[f"{name} ({mode})"] = [_interval(v, lo, hi) for v, lo, hi in
+                                   zip(df[t], df.get(f"{t}_low", np.nan), df.get(f"{t}_high", np.nan))]
+        out[f"{name} n"] = [_examples(search, tid, name, k) for tid, k in zip(df.index, seeds)]
+    out["seeds"] = seeds.astype(int)
+    out["attack checks (test)"] = [_checks_cell(row, TEST_PREFIX, checks) for _, row in df.iterrows()]
+    return out
+
+
+def paired_table(paired: pd.DataFrame) -> pd.DataFrame:
+    """`paired_versus_baseline`'s frame for reading: the difference with its interval, p and McNemar p."""
+    if paired.empty:
+        return paired
+    out = pd.DataFrame(index=paired.index)
+    out["kind"] = paired["kind"]
+    out["knee"] = np.where(paired["knee"], "*", "")
+    out["member"] = paired["member"]
+    out["baseline"] = paired["baseline"]
+    out["difference [95 % interval]"] = [f"{d:+.4g} [{lo:+.4g}, {hi:+.4g}]" if math.isfinite(d) else "-"
+                                         for d, lo, hi in zip(paired["difference"], paired["low"], paired["high"])]
+    out["p (bootstrap)"] = paired["p"]
+    out["p (McNemar)"] = paired["mcnemar_p"]
+    out["n"] = paired["n"]
+    out["seeds"] = paired["seeds"]
+    return out
+
+
+def _flags(df: pd.DataFrame) -> pd.Series:
+    """Flagged in the search or the final profile's numbers (False where a table lacks the columns)."""
+    none = pd.Series(False, index=df.index)
+    return df.get("flagged", none).fillna(False).astype(bool) | df.get("final_flagged", none).fillna(False).astype(bool)
+
+
+def check_table(search: Search) -> pd.DataFrame:
+    """The attack's sanity checks (`nsde.metrics.adaptive_checks`) of the final front, the
+    baseline and every flagged trial: each check 'pass', 'FAIL' or 'n/a' (not applicable, e.g.
+    EOT for a deterministic model), from the final profile's numbers where the trial was
+    re-scored (else the search profile's; both validation), and the verdict on test."""
+    df = search.trials
+    final = search.has_final
+    front = search.front(final=final)
+    base = baseline_id(search, final=final)
+    is_flagged = _flags(df)
+    flagged = [t for t in df.index if is_flagged[t]]
+    ids = front + [t for t in [base] + flagged if t is not None and t not in front]
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return pd.DataFrame()
+    checks = _check_names(search)
+    rows = []
+    for tid in ids:
+        row = df.loc[tid]
+        prefix = "final_" if row.get("rescored", False) else ""
+        roles = [r for r, on in (("front", tid in front), ("baseline", tid == base),
+                                 ("flagged", bool(is_flagged[tid]))) if on]
+        entry = {"trial": tid, "role": ", ".join(roles),
+                 "kind": "deterministic" if row["deterministic"] else "NSDE",
+                 "profile": "final" if prefix else "search"}
+        entry.update({c: _verdict(row.get(f"{prefix}check_{c}", np.nan)) for c in checks})
+        entry["all"] = _verdict(row.get(prefix + CHECKS, np.nan))
+        entry["test"] = _verdict(row.get(TEST_PREFIX + CHECKS, np.nan)) if row.get("tested", False) else "-"
+        rows.append(entry)
+    return pd.DataFrame(rows).set_index("trial")
 
 
 def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
@@ -100,19 +262,28 @@ def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
     df = search.trials
     counts = df["status"].value_counts().to_dict()
     final = search.has_final
+    profile = "final profile" if final else "search profile"
     ref = search.reference_point()
     has_ref = bool(np.isfinite(ref).all())  # an unbounded objective without any finite value has none
     hv_search = hypervolume(search.values(), search.directions, ref) if has_ref else None
     hv_final = hypervolume(search.values(final=True), search.directions, ref) if final and has_ref else None
     seconds = search.timing.get("total_s")
+    n_flagged = int(_flags(df).sum())
+    held = _held_out_ids(search)
+    seeds = int(df.loc[held, f"{TEST_PREFIX}seeds"].fillna(1).max()) if held else 0
     parts.append(f"<h1>Search {html.escape(search.name)}</h1>")
     parts.append("<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in [
         ("source", search.source), ("status", search.status),
         ("objectives", ", ".join(f"{n} ({m})" for n, m in search.objectives)),
+        ("splits", f"{VALIDATION}: every trial, both fronts, the hypervolumes; {TEST}: "
+                   + (f"the final front and the baseline, scored once ({seeds} training seed"
+                      f"{'s' if seeds > 1 else ''} each)" if held else "not scored")),
         ("trials", ", ".join(f"{counts.get(s, 0)} {s}" for s in ("complete", "pruned", "failed")) + f" of {len(df)}"),
+        ("flagged trials (an attack sanity check failed)",
+         f"{n_flagged}, " + ("kept on the fronts (--keep-flagged)" if search.keep_flagged else "kept off the fronts")),
         ("wall time", f"{seconds / 60:.1f} min" if seconds else "-"),
-        ("hypervolume (search profile, all complete trials)", _fmt(hv_search)),
-        ("hypervolume (final profile, re-scored trials)", _fmt(hv_final) if final else "not re-scored"),
+        (f"hypervolume ({VALIDATION}, search profile, all complete trials)", _fmt(hv_search)),
+        (f"hypervolume ({VALIDATION}, final profile, re-scored trials)", _fmt(hv_final) if final else "not re-scored"),
         ("reference point", ", ".join(f"{n} {r:.3g}" for n, r in zip(search.objective_names, ref))),
         ("space", search.settings.get("space", search.space.get("name", "-"))),
         ("written", time.strftime("%Y-%m-%d %H:%M:%S")),
@@ -121,54 +292,104 @@ def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
                  "from the reference point (0 for accuracies and ABC, which lie in [0, 1]; 1 would be a perfect "
                  "model on every objective). The Pareto front holds the trials no other trial beats on every "
                  "objective at once; the knee point (*) is the front member closest to the ideal point once each "
-                 "objective is rescaled to the front's range.</p>")
+                 "objective is rescaled to the front's range. The search chooses everything on the validation "
+                 "split; the test split is touched once, at the end, for what it chose, so the held-out numbers "
+                 "below are unbiased estimates.</p>")
 
     parts.append("<h2>Pareto front</h2>")
     if final:
         parts.append("<p class='note'>Final profile (the front re-scored at full attack strength). Values are "
-                     "estimates with their 95 % interval.</p>" + _table(front_table(search, final=True)))
+                     "estimates with their 95 % interval.</p>"
+                     + _table(front_table(search, final=True), VALIDATION, "final profile"))
         if search.front_change:
             fc = search.front_change
             parts.append(f"<p class='note'>Of {len(fc.get('search_front', []))} search-front trials, "
                          f"{len(fc.get('kept', []))} stay on the final front; dropped: {fc.get('dropped') or 'none'}; "
                          f"joined: {fc.get('added') or 'none'}.</p>")
     parts.append("<p class='note'>Search profile (every trial's cheap evaluation):</p>"
-                 + _table(front_table(search, final=False)))
+                 + _table(front_table(search, final=False), VALIDATION, "search profile"))
+
+    parts.append("<h2>Held-out test estimates</h2>")
+    if held:
+        parts.append("<p class='note'>The final front and the deterministic baseline, scored once on the test "
+                     "split after the search had chosen them on validation (nothing was selected on these "
+                     "numbers). Value [95 % interval]; <i>n</i>: the examples behind each number; with several "
+                     "training seeds each number is the mean over the seeds (retrained on the same data) with a "
+                     "two-level bootstrap interval (seeds, then examples).</p>"
+                     + _table(held_out_table(search), TEST, "held out, final profile"))
+    else:
+        parts.append("<p class='note'>The search scored nothing on the test split (run without the final "
+                     "re-evaluation, or before held-out scoring existed).</p>")
+
+    parts.append("<h2>Paired comparison with the baseline (test split)</h2>")
+    parts.append("<p class='note'>Each final-front member against the baseline on the same test examples "
+                 "(seed k against seed k with several seeds): the difference member - baseline, signed so that "
+                 "positive is better for the member whatever the direction, with its paired-bootstrap 95 % "
+                 "interval and two-sided p-value, and for clean accuracy the exact McNemar p-value on the "
+                 "examples where the two models disagree. Pairing removes the variation the two models share, "
+                 "so it tells smaller differences apart than comparing two intervals does.</p>")
+    try:
+        paired = paired_versus_baseline(search)
+        parts.append(_table(paired_table(paired), TEST, "held out, paired with the baseline")
+                     if not paired.empty else "<p>none (no held-out records, no baseline, or the front is only "
+                                               "the baseline)</p>")
+    except (ValueError, KeyError) as err:  # unpaired reports, or records without per-example outcomes
+        parts.append(f"<p class='note'>not compared: {html.escape(str(err))}</p>")
 
     parts.append("<h2>Deterministic (sigma 0) vs NSDE models</h2>")
     parts.append("<p class='note'>The study found that NSDE models give up a few points of clean accuracy for "
                  "robustness to random noise and APGD attacks and a higher ABC. The first table compares the two "
                  "kinds on and off the front; the second puts each front member next to the deterministic "
-                 "baseline (positive: better than the baseline; <i>separated</i>: the 95 % intervals do not "
-                 "overlap).</p>")
-    parts.append(_table(group_summary(search, final=final)))
-    parts.append(_table(versus_baseline(search, final=final)))
+                 "baseline (positive: better than the baseline; <i>separated</i>: the two 95 % intervals do not "
+                 "overlap, a comparison of intervals, not of pairs; the paired test is above).</p>")
+    parts.append(_table(group_summary(search, final=final), VALIDATION, profile))
+    parts.append(_table(versus_baseline(search, final=final), VALIDATION, profile + ", intervals compared"))
+
+    parts.append("<h2>Sanity checks of the attack</h2>")
+    parts.append("<p class='note'>The adaptive-attack checks behind the APGD numbers: at eps -> 0 robust accuracy "
+                 "equals clean accuracy (<i>eps_zero</i>); at a very large eps it reaches chance "
+                 "(<i>large_eps</i>); for stochastic models more EOT samples do not change it beyond noise "
+                 "(<i>eot</i>) and the noise-off twin's adversarial examples are not stronger (<i>transfer</i>). "
+                 "n/a: not applicable (a model without noise at evaluation). A trial that fails one is "
+                 "<b>flagged</b>: its robustness number is suspect, and "
+                 + ("the search kept such trials on its fronts (--keep-flagged)." if search.keep_flagged
+                    else "the fronts leave it out (--keep-flagged keeps it).")
+                 + " Final-profile numbers where the trial was re-scored, else the search profile's; "
+                   "<i>test</i>: the verdict on the held-out split.</p>")
+    parts.append(_table(check_table(search), VALIDATION, "final profile where re-scored; column 'test': test split"))
 
     complete = int((df["status"] == "complete").sum())
     if complete:
         parts.append("<h2>Objectives pairwise</h2>")
         figure("scatter_matrix", plots.scatter_matrix(search, final=final),
-               "Each pair of objectives; coloured: Pareto-optimal, grey: dominated, square: deterministic, "
-               "star: knee point, black edge: the baseline. Diagonal: each objective's distribution.")
+               f"Validation split, {profile}: each pair of objectives; coloured: Pareto-optimal, grey: dominated, "
+               "square: deterministic, star: knee point, black edge: the baseline. Diagonal: each objective's "
+               "distribution.")
         if final:
             parts.append("<h2>Search profile vs final profile</h2>")
             figure("front_shift", plots.front_shift(search),
-                   "How the re-scored trials moved between the cheap search evaluation and the full-strength one.")
+                   "Validation split: how the re-scored trials moved between the cheap search evaluation and the "
+                   "full-strength one.")
         parts.append("<h2>Parameters and objectives</h2>")
         figure("parallel_coordinates", plots.parallel_coordinates(search, final=final),
-               "One line a trial; each axis scaled to its range (labels: its ends or categories).")
+               f"Validation split, {profile}: one line a trial; each axis scaled to its range (labels: its ends or "
+               "categories).")
         if has_ref:
             parts.append("<h2>Hypervolume over the search</h2>")
-            figure("hypervolume", plots.hypervolume_curves(search, ref), "Hypervolume of the trials ended so far "
-                   "(search profile): it rises only when a trial extends the front.")
+            figure("hypervolume", plots.hypervolume_curves(search, ref), "Validation split, search profile: "
+                   "hypervolume of the trials ended so far; it rises only when a trial extends the front.")
         base = baseline_id(search, final=final)
         chosen = front_and_baseline(search, final=final)
         parts.append("<h2>Noise-sweep curves</h2>")
         figure("sweep_curves", plots.sweep_curves(search, chosen),
-               "Test accuracy as input noise grows, for the front's members and the deterministic baseline (dashed).")
+               f"Validation split, {profile}: accuracy as input noise grows, for the front's members and the "
+               "deterministic baseline (dashed).")
         parts.append("<h2>Attributions</h2>")
         parts.append("<p class='note'>Integrated Gradients and NoiseTunnel maps on one example of each of the first "
-                     "four classes (as the study's Figure 4); sharper, less noisy maps are better.</p>")
+                     "four classes (as the study's Figure 4); sharper, less noisy maps are better. A regular "
+                     "grid (ResNet: blobs every 16-32 px; ConvNeXt: a 4-px texture, block edges every 16-32 px) "
+                     "is the backbone's downsampling lattice, not the spectrogram: compare maps within one "
+                     "backbone (docs/metrics.md, 'Attribution maps').</p>")
         knee = search.knee(final=final)
         picks = ([knee] if knee else []) + [t for t in chosen if t != knee]
         for tid in picks[:MAX_ATTRIBUTION_FIGURES]:
@@ -186,9 +407,16 @@ def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
     if len(failed):
         parts.append("<h2>Failed trials</h2>" + _table(failed[["failure", "run_id"]]))
     parts.append("<h2>All trials</h2>")
-    cols = ["status", "deterministic"] + search.varied_params + search.objective_names
-    cols += [f"final_{n}" for n in search.objective_names if final]
-    parts.append(_table(df[[c for c in cols if c in df]].rename(columns=lambda c: c.split("/")[-1])))
+    checks = _check_names(search)
+    table = df.copy()
+    table["attack checks"] = [_checks_cell(row, "", checks) for _, row in df.iterrows()]
+    cols = ["status", "deterministic"] + search.varied_params + search.objective_names + ["attack checks"]
+    if final:
+        table["final attack checks"] = [_checks_cell(row, "final_", checks) if row["rescored"] else "-"
+                                        for _, row in df.iterrows()]
+        cols += [f"final_{n}" for n in search.objective_names] + ["final attack checks"]
+    parts.append(_table(table[[c for c in cols if c in table]].rename(columns=lambda c: c.split("/")[-1]),
+                        VALIDATION, "search profile; final_: final profile; flagged: an attack check failed"))
 
     if figures_dir is not None:
         figures_dir.mkdir(parents=True, exist_ok=True)

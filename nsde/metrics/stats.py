@@ -124,7 +124,8 @@ def bootstrap_seeds(per_seed: Sequence[np.ndarray], statistic: Callable[[np.ndar
 
     Each resample draws seeds with replacement, then examples with replacement within each
     drawn seed, so the interval carries both the seed-to-seed and the example variation.
-    With one seed it is the example bootstrap. `n` of the result is the number of seeds.
+    With one seed it is the example bootstrap. Rows are examples (an (n, c) array per seed
+    for a statistic of several columns). `n` of the result is the number of seeds.
     """
     arrays = [np.asarray(a, dtype=np.float64) for a in per_seed]
     if not arrays or any(a.size == 0 for a in arrays):
@@ -135,7 +136,7 @@ def bootstrap_seeds(per_seed: Sequence[np.ndarray], statistic: Callable[[np.ndar
     samples = np.empty(resamples)
     for r in range(resamples):
         picks = rng.integers(0, k, k)
-        samples[r] = np.mean([statistic(arrays[i][rng.integers(0, arrays[i].size, arrays[i].size)]) for i in picks])
+        samples[r] = np.mean([statistic(arrays[i][rng.integers(0, len(arrays[i]), len(arrays[i]))]) for i in picks])
     return _percentiles(samples, value, k)
 
 

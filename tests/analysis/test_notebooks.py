@@ -34,3 +34,8 @@ def test_notebook_runs_on_a_finished_search(path, finished_search, monkeypatch):
     text = "".join(o.get("text", "") for o in outputs)
     assert finished_search.uri in text  # it read the search it was pointed at
     assert "front (final profile)" in text
+    # the held-out test table, the paired comparison with the baseline and the attack's checks
+    shown = "".join(o.get("data", {}).get("text/html", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert "attack checks (test)" in shown
+    assert "difference [95 % interval]" in shown or "no paired comparison" in shown
+    assert "eps_zero" in shown

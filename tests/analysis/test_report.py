@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from analysis import hypervolume, hypervolume_progress, load_search, load_tune, reference_point
-from analysis.report import main
+from analysis import hypervolume, hypervolume_progress, load_search, load_tune, paired_versus_baseline, reference_point
+from analysis.compare import baseline_id
+from analysis.report import check_table, held_out_table, main
 
 pytestmark = pytest.mark.slow
 
-SECTIONS = ("Pareto front", "Deterministic (sigma 0) vs NSDE models", "Objectives pairwise",
+SECTIONS = ("Pareto front", "Held-out test estimates", "Paired comparison with the baseline (test split)",
+            "Deterministic (sigma 0) vs NSDE models", "Sanity checks of the attack", "Objectives pairwise",
             "Search profile vs final profile", "Parameters and objectives", "Hypervolume over the search",
             "Noise-sweep curves", "Attributions", "All trials")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -46,6 +48,15 @@ def test_the_search_prints_a_self_contained_report(finished_search):
     search = load_search(finished_search.experiment, tracking_uri=finished_search.uri)
     for tid in search.trials.index:
         assert tid in html
+    # every table names its split: validation for the search and its fronts, test for the held-out numbers
+    assert html.count("Split: <b>test</b>") >= 1 and html.count("Split: <b>validation</b>") >= 4
+    held = html[html.index(">Held-out test estimates<"):html.index(">Deterministic (sigma 0) vs NSDE models<")]
+    assert "Split: <b>test</b>" in held and "Split: <b>validation</b>" not in held
+    for tid in search.trials.index[search.trials["tested"]]:
+        assert tid in held
+    checks = html[html.index(">Sanity checks of the attack<"):html.index(">Objectives pairwise<")]
+    assert "eps_zero" in checks and "large_eps" in checks and ("pass" in checks or "FAIL" in checks)
+    assert "Validation split" in html  # figure captions name the split
     # the report is also an artifact of the search's parent run
     parent = search.source.rsplit(" ", 1)[-1]
     assert "report.html" in {a.path for a in MlflowClient(finished_search.uri).list_artifacts(parent)}
@@ -69,11 +80,27 @@ def test_mlflow_and_the_tune_folder_give_the_same_search(finished_search):
     assert np.allclose(ta[cols].to_numpy(float), tb[cols].to_numpy(float), equal_nan=True)
     assert a.has_final and b.has_final and (ta["rescored"] == tb["rescored"]).all()
     assert ta.loc[ta["rescored"], "final_val_accuracy"].notna().all()
+    # held-out numbers: search.json's "test" and the runs' test_ metrics give the same columns
+    test_cols = [f"test_{n}{s}" for n in a.objective_names for s in ("", "_low", "_high", "_n")]
+    test_cols += ["test_seeds", "test_checks_passed", "checks_passed", "final_checks_passed"]
+    assert np.allclose(ta[test_cols].to_numpy(float), tb[test_cols].to_numpy(float), equal_nan=True)
+    for col in ("tested", "flagged", "final_flagged"):
+        assert (ta[col] == tb[col]).all(), col
+    tested = sorted(ta.index[ta["tested"]])
+    assert tested == sorted(set(a.front(final=True)) | {baseline_id(a, final=True)})
+    assert a.has_test and b.has_test and (ta.loc[tested, "test_seeds"] == 1).all()
+    assert ta.loc[tested, "test_clean_accuracy"].between(0, 1).all()
     assert a.front(final=True) == b.front(final=True) and a.front() == b.front()
     assert (ta["baseline"] == tb["baseline"]).all() and ta["baseline"].sum() == 1
     tid = a.front(final=True)[0]
     for final in (False, True):
         assert a.eval_report(tid, final=final) == b.eval_report(tid, final=final) is not None
+    assert a.eval_report(tid)["split"] == a.eval_report(tid, final=True)["split"] == "val"
+    record = a.test_report(tid)
+    assert record == b.test_report(tid) is not None
+    assert record["seeds"] == [3] and [r["split"] for r in record["reports"]] == ["test"]
+    untested = [t for t in ta.index if not ta.loc[t, "tested"]]
+    assert all(a.test_report(t) is None and b.test_report(t) is None for t in untested)
     assert a.artifact(tid, "attributions.png").read_bytes().startswith(PNG)
     assert b.artifact(tid, "attributions.png").read_bytes().startswith(PNG)
 
@@ -90,9 +117,32 @@ def test_the_front_and_hypervolume_match_the_search_records(finished_search):
     front = search.trials.index.get_indexer(search.front())
     total = hypervolume(values, search.directions, ref)
     assert total > 0 and hypervolume(values[front], search.directions, ref) == pytest.approx(total)
-    progress = hypervolume_progress(search.trials, search.objectives, ref)
+    counted = search.trials.assign(status=np.where(search.eligible(), search.trials["status"], "flagged"))
+    progress = hypervolume_progress(counted, search.objectives, ref)
     assert len(progress) == 4 and progress["hypervolume"].iloc[-1] == pytest.approx(total)
     assert progress["hypervolume"].is_monotonic_increasing and (np.diff(progress["seconds"]) >= 0).all()
+
+
+def test_the_held_out_tables_and_the_paired_comparison(finished_search):
+    search = load_tune(finished_search.tune_dir)
+    front, base = search.front(final=True), baseline_id(search, final=True)
+    held = held_out_table(search)
+    assert list(held.index) == front + ([base] if base not in front else [])
+    assert "baseline" in held.loc[base, "role"] and (held["seeds"] == 1).all()
+    assert (held["clean_accuracy n"] > 0).all()
+    paired = paired_versus_baseline(search, resamples=200)
+    members = [t for t in front if t != base]
+    assert list(paired.index) == [(t, n) for t in members for n in search.objective_names]
+    if members:  # the two test reports were scored on the same examples, so they pair
+        assert paired["p"].dropna().between(0, 1).all() and (paired["n"] > 0).all()
+        accuracy = paired.xs("clean_accuracy", level="objective")
+        assert accuracy["mcnemar_p"].between(0, 1).all()
+        t = members[0]
+        expected = search.trials.loc[t, "test_clean_accuracy"] - search.trials.loc[base, "test_clean_accuracy"]
+        assert accuracy.loc[t, "difference"] == pytest.approx(expected)
+    checks = check_table(search)
+    assert set(front) | {base} <= set(checks.index)
+    assert set(checks[["eps_zero", "large_eps"]].to_numpy().ravel()) <= {"pass", "FAIL", "n/a"}
 
 
 def test_the_report_command(finished_search, tmp_path, capsys):

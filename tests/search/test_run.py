@@ -43,7 +43,7 @@ def _children(client: MlflowClient, exp_id: str, parent_id: str):
     return client.search_runs([exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
 
 
-def _check_tracking(outcome, uri: str) -> None:
+def _check_tracking(outcome, uri: str, expected_seeds: int = 1) -> None:
     """Every trial once as a child run with its objectives; the parent's front matches them."""
     client = MlflowClient(uri)
     children = _children(client, outcome.experiment_id, outcome.parent_run_id)
@@ -107,7 +107,11 @@ def _check_tracking(outcome, uri: str) -> None:
         if tested:
             held = artifact(run, "test_eval_report.json")
             assert all(r["split"] == "test" and indices(r) <= test for r in held["reports"])
-            assert run.data.metrics["test_seeds"] == len(held["seeds"]) == 1
+            seeds = int(outcome.row(row.trial_id).config["train/seed"])
+            assert run.data.metrics["test_seeds"] == len(held["seeds"]) == expected_seeds
+            assert held["seeds"] == [seeds + 1000 * k for k in range(expected_seeds)]
+            lo, hi = run.data.metrics["test_clean_accuracy_low"], run.data.metrics["test_clean_accuracy_high"]
+            assert 0.0 <= lo <= run.data.metrics["test_clean_accuracy"] <= hi <= 1.0
             for name in OBJECTIVES:
                 if math.isfinite(row.test[f"test_{name}"]):  # nan (e.g. an undefined AUROC) is not logged
                     assert run.data.metrics[f"test_{name}"] == pytest.approx(row.test[f"test_{name}"])
@@ -130,10 +134,10 @@ def test_search_end_to_end_with_sqlite_tracking(local_ray, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     outcome = run_search(SearchSettings(space=TINY, num_samples=3, storage_path=str(tmp_path / "runs"),
-                                        mlflow_uri=uri, name="e2e", seed=3))
+                                        mlflow_uri=uri, name="e2e", seed=3, final_seeds=2))
     assert [r.status for r in outcome.rows] == ["complete"] * 3
     assert outcome.front and outcome.change is not None
-    _check_tracking(outcome, uri)
+    _check_tracking(outcome, uri, expected_seeds=2)
     # the Optuna study holds the three trials as COMPLETE with the reported values
     study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{outcome.experiment_dir / 'optuna.db'}")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3

@@ -87,3 +87,11 @@ def test_bootstrap_over_seeds_counts_seeds_and_carries_their_spread():
     close = bootstrap_seeds([rng.random(200) < 0.7 for _ in range(3)])
     assert apart.n == 3 and 0 <= apart.low <= apart.high <= 1
     assert apart.high - apart.low > close.high - close.low  # seed-to-seed spread widens it
+
+
+def test_bootstrap_over_seeds_resamples_rows_of_two_column_values():
+    rng = np.random.default_rng(1)
+    per_seed = [np.column_stack([rng.random(50), rng.random(50) < 0.5]) for _ in range(2)]
+    ratio = lambda a: a[:, 0].mean() / a[:, 1].mean()  # noqa: E731
+    e = bootstrap_seeds(per_seed, ratio, resamples=200)
+    assert e.n == 2 and e.value == pytest.approx(np.mean([ratio(a) for a in per_seed])) and e.low < e.value < e.high
