@@ -84,19 +84,71 @@ def test_abc_summary_splits_by_correctness():
     correct = np.array([True, True, False, False, True])
     s = abc_summary(scores, correct)
     assert s["mean_correct"].value == pytest.approx(0.8) and s["mean_correct"].n == 3
-    assert s["mean_incorrect"].value == pytest.approx(0.15) and s["auroc"] == 1.0
+    assert s["mean_incorrect"].value == pytest.approx(0.15) and s["auroc"].value == 1.0 and s["auroc_note"] is None
 
 
 def test_attribution_stability_of_a_linear_model_is_known():
-    # IG(x + d) - IG(x) = d * w, so sum |.| ~ stdev * sqrt(2 / pi) * sum |w| (many features).
+    # IG(x + d) - IG(x) = d * w, so sum |.| ~ stdev * sqrt(2 / pi) * sum |w| (many features),
+    # relative to sum |IG(x)| = sum |x * w| = 0.5 * sum |w|.
     w = torch.ones(64 * 64)
     model = Linear(w)
     x = torch.full((2, 1, 64, 64), 0.5)
-    est = attribution_stability(model, x, draws=4, stdev=0.01, seed=0)
-    expected = math.log(0.01 * math.sqrt(2 / math.pi) * w.numel())
-    assert est.value == pytest.approx(expected, abs=0.05) and est.n == 2
-    rougher = attribution_stability(Linear(4 * w), x, draws=4, stdev=0.01, seed=0)
-    assert rougher.value == pytest.approx(expected + math.log(4), abs=0.05)  # larger weights: less stable
+    est, values = attribution_stability(model, x, draws=4, stdev=0.01, seed=0)
+    expected = 0.01 * math.sqrt(2 / math.pi) / 0.5
+    assert values.shape == (2,) and values == pytest.approx([expected] * 2, rel=0.03)
+    assert est.value == pytest.approx(expected, rel=0.03) and est.n == 2
+    assert est.low <= est.value <= est.high
+    # Larger weights scale IG and its change alike: the relative change is the same.
+    larger, larger_values = attribution_stability(Linear(4 * w), x, draws=4, stdev=0.01, seed=0)
+    assert larger_values == pytest.approx(values, rel=1e-5)
+
+
+class Scaled(torch.nn.Module):
+    """`model` with its logits multiplied by `factor`: the same decisions, larger logits."""
+
+    def __init__(self, model, factor: float):
+        super().__init__()
+        self.model, self.factor = model, factor
+
+    def forward(self, x):
+        return self.factor * self.model(x)
+
+
+def _small_cnn() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3, stride=2), torch.nn.Tanh(),
+        torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(16, 3),
+    ).eval()
+
+
+def test_attribution_stability_does_not_depend_on_the_logit_scale():
+    model = _small_cnn()
+    x = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    est, values = attribution_stability(model, x, draws=3, stdev=0.05, ig_steps=16, seed=0)
+    est10, values10 = attribution_stability(Scaled(model, 10.0), x, draws=3, stdev=0.05, ig_steps=16, seed=0)
+    assert np.all(values > 0.01)  # the maps do move under this noise
+    assert values10 == pytest.approx(values, rel=1e-4)
+    assert (est10.value, est10.low, est10.high) == pytest.approx((est.value, est.low, est.high), rel=1e-4)
+
+    # The former, unnormalised value, log(sum |IG(x + d) - IG(x)|), on the same draws: + log 10.
+    def unnormalised(m):
+        gen = torch.Generator().manual_seed(0)
+        pred = m(x).argmax(-1)
+        ref = integrated_gradients(m, x, pred, steps=16)
+        noisy = (x + 0.05 * torch.randn(x.shape, generator=gen)).clamp(0.0, 1.0)
+        return torch.log((integrated_gradients(m, noisy, pred, steps=16) - ref).abs().flatten(1).sum(1)).detach()
+
+    assert unnormalised(Scaled(model, 10.0)) - unnormalised(model) == pytest.approx([math.log(10)] * 4, abs=1e-4)
+
+
+def test_attribution_stability_is_nan_where_the_clean_ig_is_zero():
+    # x = 0 is the baseline: IG(x) = 0 everywhere, so no relative change exists for that example.
+    model = Linear(torch.ones(16))
+    x = torch.stack([torch.zeros(1, 4, 4), torch.full((1, 4, 4), 0.5)])
+    est, values = attribution_stability(model, x, draws=2, stdev=0.01, seed=0)
+    assert math.isnan(values[0]) and math.isfinite(values[1])
+    assert est.n == 1 and est.value == pytest.approx(values[1])
 
 
 def test_attribution_figure_writes_png(tmp_path):
