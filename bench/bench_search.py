@@ -50,6 +50,7 @@ def summarise(timing: dict) -> list[dict]:
         "total_min": timing["total_s"] / 60,
         "tune_min": timing["tune_s"] / 60,
         "final_eval_min": timing.get("final_eval_s", 0.0) / 60,
+        "test_eval_min": timing.get("test_eval_s", 0.0) / 60,
         "trials_per_hour": 3600 * len(trials) / timing["tune_s"],
         "mean_train_s": sum(t["train_s"] for t in trials) / len(trials),
         "mean_eval_s": sum(t["eval_s"] for t in trials) / len(trials),

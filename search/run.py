@@ -440,8 +440,9 @@ def _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir: Pat
     print(f"re-evaluating {len(chosen)} trials (the Pareto front{extra}) with the final profile on the validation "
           f"split ...", flush=True)
     start = time.perf_counter()
-    cpus, gpus = settings.cpus_per_trial, min(settings.gpus_per_trial, 1.0)  # one model fits one GPU
-    results = reevaluate([_row(rows, t) for t in chosen], final_cfg, cpus=cpus, gpus=gpus)
+    gpus = min(settings.gpus_per_trial, 1.0)  # one model fits one GPU
+    results = reevaluate([_row(rows, t) for t in chosen], final_cfg, cpus=_task_cpus(settings, len(chosen)),
+                         gpus=gpus)
     timing["final_eval_s"] = time.perf_counter() - start
     client = tracker.client
     reports = exp_dir / FINAL_REPORTS  # the search's folder: analysis.load_tune reads them there
@@ -462,7 +463,8 @@ def _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir: Pat
     print(f"held-out test scores of {len(held)} trials (the final front and the baseline), {seeds} training "
           f"seed{'s' if seeds > 1 else ''} each ...", flush=True)
     start = time.perf_counter()
-    tested = held_out([_row(rows, t) for t in held], final_cfg, seeds=seeds, cpus=cpus, gpus=gpus)
+    tested = held_out([_row(rows, t) for t in held], final_cfg, seeds=seeds,
+                      cpus=_task_cpus(settings, len(held) * seeds), gpus=gpus)
     timing["test_eval_s"] = time.perf_counter() - start
     test_dir = exp_dir / TEST_REPORTS
     test_dir.mkdir(exist_ok=True)
@@ -474,6 +476,18 @@ def _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir: Pat
         client.log_dict(row.run_id, record, "test_eval_report.json")
         (test_dir / f"{tid}.json").write_text(json.dumps(record))
     return change
+
+
+def _task_cpus(settings: SearchSettings, tasks: int) -> float:
+    """CPUs per final/held-out evaluation task: the trial's, or on CPU-only runs a share of the
+    free cores when there are fewer tasks than cores (one re-scored model should not leave the
+    other cores idle; at most 8 threads each)."""
+    import ray
+
+    if settings.gpus_per_trial > 0 or tasks < 1:
+        return settings.cpus_per_trial
+    free = ray.available_resources().get("CPU", 0.0)
+    return float(max(settings.cpus_per_trial, min(8, int(free // tasks))))
 
 
 def _log_numbers(client, run_id: str, values: dict[str, float]) -> None:
