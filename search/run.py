@@ -479,15 +479,16 @@ def _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir: Pat
 
 
 def _task_cpus(settings: SearchSettings, tasks: int) -> float:
-    """CPUs per final/held-out evaluation task: the trial's, or on CPU-only runs a share of the
-    free cores when there are fewer tasks than cores (one re-scored model should not leave the
-    other cores idle; at most 8 threads each)."""
+    """CPUs per final/held-out evaluation task: the trial's, or, for a local CPU-only search
+    whose trials have all ended, a share of the machine's cores when there are fewer tasks than
+    cores (one re-scored model should not leave the other cores idle; at most 8 threads each).
+    On a cluster a task keeps the trial's CPUs: a larger request might fit no single node."""
     import ray
 
-    if settings.gpus_per_trial > 0 or tasks < 1:
+    if settings.gpus_per_trial > 0 or settings.address is not None or tasks < 1:
         return settings.cpus_per_trial
-    free = ray.available_resources().get("CPU", 0.0)
-    return float(max(settings.cpus_per_trial, min(8, int(free // tasks))))
+    cores = ray.cluster_resources().get("CPU", 0.0)  # the trials' actors may still be releasing theirs
+    return float(max(settings.cpus_per_trial, min(8, int(cores // tasks))))
 
 
 def _log_numbers(client, run_id: str, values: dict[str, float]) -> None:
