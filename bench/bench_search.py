@@ -1,6 +1,6 @@
 """Trials per hour of a search and the platform's overhead against the trials' own work.
 
-    .venv/bin/python bench/bench_search.py                         # runs the default search (~13 min)
+    .venv/bin/python bench/bench_search.py                         # runs the default search (~22 min)
     .venv/bin/python bench/bench_search.py --from runs/default-...  # analyses a finished search
 
 Overhead per trial = the trial's wall time as the driver sees it (start to end) minus its

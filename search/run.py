@@ -5,7 +5,7 @@ trials on the default data set, MLflow in ./mlflow.db. It ends by printing the
 Pareto-optimal trials, the command that opens the MLflow UI on them and the path of the
 search's HTML report (`analysis.report`: fronts, hypervolume, baseline comparison, figures).
 
-    python -m search.run                                   # the default search (~15 min, 2 cores)
+    python -m search.run                                   # the default search (~22 min, 2 cores)
     python -m search.run --space shapes --num-samples 40 --sampler nsga2
     python -m search.run --space my_space.yaml --scheduler asha --scheduler-metric val_accuracy
     python -m search.run --address auto --preset paper --space paper --gpus-per-trial 0.25
