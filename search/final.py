@@ -125,19 +125,19 @@ def held_out(rows: Sequence[TrialRow], eval_cfg, *, seeds: int, cpus: float, gpu
     `test_seeds`), "seeds": the training seeds, "reports": one EvalReport.to_dict() a seed}.
     """
     from nsde.metrics import EvalReport, seed_estimates
-    from search.trainable import evaluation_metrics
+    from search.trainable import check_metrics
 
     task = _evaluate_task.options(num_cpus=cpus, num_gpus=gpus)
     threads = int(max(1, cpus))
+    seed_lists = {r.trial_id: replicate_seeds(int(r.config.get("train/seed", 0)), seeds) for r in rows}
     jobs = {}
     for r in rows:
-        for k, s in enumerate(replicate_seeds(int(r.config.get("train/seed", 0)), seeds)):
+        for k, s in enumerate(seed_lists[r.trial_id]):
             jobs[(r.trial_id, k)] = task.remote(r.checkpoint, eval_cfg, threads, "test", r.config,
                                                 None if k == 0 else s)
     results = _run_tasks(jobs, f"held-out test ({seeds} seed{'s' if seeds > 1 else ''})")
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
-        seed_list = replicate_seeds(int(r.config.get("train/seed", 0)), seeds)
         reports = [results[(r.trial_id, k)]["report"] for k in range(seeds)]
         if seeds == 1:
             flat = results[(r.trial_id, 0)]["metrics"]
@@ -146,17 +146,14 @@ def held_out(rows: Sequence[TrialRow], eval_cfg, *, seeds: int, cpus: float, gpu
             flat = {}
             for name, est in seed_estimates(parsed, resamples=eval_cfg.resamples, seed=eval_cfg.seed).items():
                 flat.update({name: est.value, f"{name}_low": est.low, f"{name}_high": est.high, f"{name}_n": est.n})
-            passed = [p.checks_passed for p in parsed]
-            flat[CHECKS_PASSED] = math.nan if all(v is None for v in passed) else float(all(v is not False
-                                                                                          for v in passed))
-            per_seed = [evaluation_metrics(p) for p in parsed]
+            # a check counts as failed when it failed for any seed (nan: applies to none)
+            per_seed = [check_metrics(p) for p in parsed]
             for key in per_seed[0]:
-                if key.startswith("check_"):
-                    flat[key] = float(np.nanmin([m[key] for m in per_seed])) if not all(
-                        math.isnan(m[key]) for m in per_seed) else math.nan
+                verdicts = [m[key] for m in per_seed if not math.isnan(m[key])]
+                flat[key] = min(verdicts) if verdicts else math.nan
         out[r.trial_id] = {"metrics": {**{f"{TEST_PREFIX}{k}": v for k, v in flat.items()},
                                        f"{TEST_PREFIX}seeds": float(seeds)},
-                           "seeds": seed_list, "reports": reports}
+                           "seeds": seed_lists[r.trial_id], "reports": reports}
     return out
 
 

@@ -27,7 +27,8 @@ from nsde.metrics import EvalConfig, attribution_figure, evaluate
 from nsde.train import CHECKPOINT, EpochMetrics, train
 from search.config import METRICS, OBJECTIVE_SPLIT, trial_configs
 
-__all__ = ["CHECKS_PASSED", "EVALUATED", "MODEL_FILE", "REPORT_FILE", "FIGURE_FILE", "run_trial", "evaluation_metrics"]
+__all__ = ["CHECKS_PASSED", "EVALUATED", "FIGURE_FILE", "MODEL_FILE", "REPORT_FILE", "check_metrics", "evaluation_metrics",
+           "run_trial"]
 
 EVALUATED = "evaluated"
 MODEL_FILE = "model.pt"  # weights + model config only (what load_checkpoint reads); logged to MLflow
@@ -77,12 +78,18 @@ def evaluation_metrics(report) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, est in report.objective_estimates().items():
         out.update({name: est.value, f"{name}_low": est.low, f"{name}_high": est.high, f"{name}_n": est.n})
-    for name, check in report.checks.items():
-        passed = check.get("passed")
-        out[f"check_{name}"] = math.nan if passed is None else float(passed)
+    out.update(check_metrics(report))
+    out.update({f"eval_seconds_{k}": v for k, v in report.seconds.items()})
+    return out
+
+
+def check_metrics(report) -> dict[str, float]:
+    """The attack's sanity checks of an `EvalReport` as metrics: `check_<name>` and
+    `checks_passed`, 1.0 passed, 0.0 failed, nan not applicable."""
+    out = {f"check_{name}": math.nan if c.get("passed") is None else float(c["passed"])
+           for name, c in report.checks.items()}
     passed = report.checks_passed
     out[CHECKS_PASSED] = math.nan if passed is None else float(passed)
-    out.update({f"eval_seconds_{k}": v for k, v in report.seconds.items()})
     return out
 
 

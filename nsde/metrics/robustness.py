@@ -337,7 +337,7 @@ def adaptive_checks(
     *,
     num_classes: int,
     small_eps: float = 1e-4,
-    large_eps: float | None = None,
+    large_rms: float = 0.25,
     steps: int = 20,
     eot_iter: int = 2,
     eot_factor: int = 4,
@@ -349,8 +349,9 @@ def adaptive_checks(
 
     - `eps_zero`: robust accuracy at `small_eps` equals clean accuracy (the same prediction on
       the same examples) within its 95 % interval.
-    - `large_eps`: at `large_eps` (default: an RMS change of 0.25 per pixel, far above any
-      searched radius) robust accuracy falls to chance: the interval's low end <= 1/K.
+    - `large_eps`: at eps = `large_rms` * sqrt(features) (an RMS change of `large_rms` per
+      pixel, far above any searched radius) robust accuracy falls to chance: the interval's
+      low end <= 1/K.
     - `eot` (stochastic models): robust accuracy at the largest searched eps with EOT 1,
       `eot_iter` and `eot_factor * eot_iter` samples: more EOT samples must not raise it
       beyond noise (paired bootstrap), and the profile's EOT must not sit above the larger
@@ -368,8 +369,7 @@ def adaptive_checks(
                           "clean": clean.value, "n": at_tiny.n,
                           "passed": bool(at_tiny.low - 1e-12 <= clean.value <= at_tiny.high + 1e-12),
                           "rule": "clean accuracy inside the 95 % interval of robust accuracy at eps -> 0"}
-    if large_eps is None:
-        large_eps = 0.25 * math.sqrt(float(np.prod(x.shape[1:])))
+    large_eps = large_rms * math.sqrt(float(np.prod(x.shape[1:])))
     big = proportion(apgd_attack(model, x, y, eps=(large_eps,), eot_iter=eot_iter, **common).robust[0])
     chance = 1.0 / num_classes
     checks["large_eps"] = {"eps": large_eps, "robust": big.value, "low": big.low, "high": big.high,

@@ -98,9 +98,13 @@ def bootstrap(statistic: Callable[[np.ndarray], float], n: int, *, resamples: in
     if n == 0:
         return NAN_ESTIMATE
     value = float(statistic(np.arange(n)))
-    rng = np.random.default_rng([seed, 101])
-    samples = np.array([statistic(rng.integers(0, n, n)) for _ in range(resamples)], dtype=np.float64)
-    return _percentiles(samples, value, n)
+    return _percentiles(_resampled(statistic, n, resamples, [seed, 101]), value, n)
+
+
+def _resampled(statistic: Callable[[np.ndarray], float], n: int, resamples: int, seed: list[int]) -> np.ndarray:
+    """`statistic(idx)` on `resamples` index arrays drawn with replacement from range(n)."""
+    rng = np.random.default_rng(seed)
+    return np.array([statistic(rng.integers(0, n, n)) for _ in range(resamples)], dtype=np.float64)
 
 
 def bootstrap_mean(values: np.ndarray | Sequence[float], *, resamples: int = RESAMPLES, seed: int = 0) -> Estimate:
@@ -154,11 +158,7 @@ def paired_difference(a: np.ndarray, b: np.ndarray, statistic: Callable[[np.ndar
     if n == 0:
         return NAN_ESTIMATE, float("nan")
     value = float(statistic(a) - statistic(b))
-    rng = np.random.default_rng([seed, 107])
-    diffs = np.empty(resamples)
-    for r in range(resamples):
-        idx = rng.integers(0, n, n)
-        diffs[r] = statistic(a[idx]) - statistic(b[idx])
+    diffs = _resampled(lambda idx: statistic(a[idx]) - statistic(b[idx]), n, resamples, [seed, 107])
     diffs = diffs[np.isfinite(diffs)]
     if diffs.size == 0 or not math.isfinite(value):
         return Estimate(value, n, float("nan"), float("nan")), float("nan")
