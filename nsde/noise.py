@@ -41,6 +41,40 @@ most ``DENSE_MAX_POINTS`` points and Stein's embedding above.
 The approximate ``spectral`` method (power spectrum ~ |k|^-(2H+2), random phases, on a
 2x padded periodic grid) is cheaper and biased; its measured error in H is in
 ``docs/noise.md`` (``bench/bench_noise_hurst.py``).
+
+Anchors. ``anchor="mean"`` is the normalisation above (zero spatial mean): such a field
+vanishes under global average pooling and never moves a channel's mean.
+``anchor="corner"`` keeps the field's own law, not centred. fBm has no law of its own
+values (only of its increments), so it is pinned at the first grid point: the textbook
+surface with B(0, 0) = 0 and covariance
+
+    K(s, t) = |s|^(2H) + |t|^(2H) - |s - t|^(2H)      (variogram 2 |s - t|^(2H));
+
+each method subtracts its field's value at (0, 0) (``dense`` factors K itself), which
+gives exactly this covariance for any law with stationary increments. The stationary and
+white shapes are simply not centred. One deterministic factor makes the expected mean
+per-pixel second moment E[(1/n) sum_i B_i^2] equal to 1, the analogue of the unit
+expected spatial variance: for a pinned field it is (1/n) sum_i gamma(x_i - x_0), for a
+stationary one the variance at a point. sigma therefore means the same intensity under
+both anchors.
+
+The ``stationary`` shape is the stationary part Z of Stein's embedding (Stein 2002, the
+field before the linear term is added), on the same grid layout. Its covariance is the
+circulant's, so its variance rho(0) = c0 is the same at every pixel by construction (fBm's
+per-pixel variance grows with the distance to the anchor, or to the centre once the mean is
+removed). Its local roughness is fBm's: B = Z + L with L = sqrt(2 c2) (N1 x + N2 y)
+independent of Z, so for r <= 1
+
+    E[(Z(s) - Z(t))^2] = 2 r^(2H) - 2 c2 r^2,
+
+which differs from fBm's variogram by the smooth term of a linear field, a relative
+2 c2 r^2 / (2 r^(2H)) = c2 r^(2 - 2H) -> 0 as r -> 0. The behaviour of the variogram at the
+origin sets the Hoelder exponent H and the fractal dimension 3 - H (Gneiting, Sevcikova &
+Percival 2012, "Estimators of fractal dimension", Statistical Science 27(2), 247-277), so Z
+is as rough as B; the variogram estimator at lags l delta reads that relative term as a
+small downward bias, measured in ``docs/noise.md``. Z decorrelates at distance R (the
+map's diagonal for H <= 0.75): it keeps fBm's roughness and drops its edge-heavy variance
+and its long-range dependence beyond the map.
 """
 
 from __future__ import annotations
@@ -61,12 +95,14 @@ __all__ = [
     "sample_noise",
     "fractional_brownian_field",
     "white_field",
+    "stationary_field",
     "estimate_hurst",
     "stein_embedding",
     "SteinEmbedding",
     "dense_factor",
     "DENSE_MAX_POINTS",
     "FBM_METHODS",
+    "ANCHORS",
 ]
 
 # A sampler draws `n` fields of size (h, w); its keyword arguments are documented at
@@ -78,6 +114,9 @@ FBM_METHODS = ("exact", "stein", "dense", "spectral")
 # at most this many points (its one-off eigendecomposition stays well under a second),
 # Stein's circulant embedding above.
 DENSE_MAX_POINTS = 1024
+# "mean": zero spatial mean, expected spatial variance 1. "corner": the field's own law, not
+# centred (fBm pinned at B(0, 0) = 0), expected mean per-pixel second moment 1.
+ANCHORS = ("mean", "corner")
 
 
 @dataclass(frozen=True)
@@ -93,7 +132,10 @@ _NOISE_REGISTRY: dict[str, NoiseShape] = {}
 
 
 def register_noise(name: str, *, uses_hurst: bool) -> Callable[[NoiseSampler], NoiseSampler]:
-    """Decorator: register a sampler ``fn(shape, hurst, *, generator, device, dtype)``."""
+    """Decorator: register a sampler ``fn(shape, hurst, *, anchor, generator, device, dtype)``.
+
+    The sampler must accept every anchor of `ANCHORS` (see `sample_noise`).
+    """
 
     def _register(fn: NoiseSampler) -> NoiseSampler:
         if name in _NOISE_REGISTRY:
@@ -122,19 +164,24 @@ def sample_noise(
     shape: Sequence[int],
     hurst: float | None = None,
     *,
+    anchor: str = "mean",
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
     **options,
 ) -> torch.Tensor:
-    """Draw noise of the registered shape `name`: zero spatial mean, expected spatial variance 1.
+    """Draw noise of the registered shape `name` (leading dims of `shape` are independent fields).
 
-    `options` go to the shape's sampler (e.g. ``method="spectral"`` for ``fbm``).
+    `anchor` (`ANCHORS`): "mean" gives fields with zero spatial mean and expected spatial
+    variance 1; "corner" the field's own law, not centred (fBm pinned at B(0, 0) = 0),
+    with expected mean per-pixel second moment 1. `options` go to the shape's sampler
+    (e.g. ``method="spectral"`` for ``fbm``).
     """
     noise = get_noise(name)
     if noise.uses_hurst and hurst is None:
         raise ValueError(f"noise shape {name!r} needs a Hurst exponent, but got hurst=None")
-    return noise.sampler(shape, hurst, generator=generator, device=device, dtype=dtype, **options)
+    anchor = _check_anchor(anchor)
+    return noise.sampler(shape, hurst, anchor=anchor, generator=generator, device=device, dtype=dtype, **options)
 
 
 # --------------------------------------------------------------------------- checks
@@ -158,6 +205,12 @@ def _check_hurst(hurst: float) -> float:
     if not 0.0 < hurst < 1.0:
         raise ValueError(f"`0 < hurst < 1` must hold, but got hurst={hurst}")
     return hurst
+
+
+def _check_anchor(anchor: str) -> str:
+    if not isinstance(anchor, str) or anchor not in ANCHORS:
+        raise ValueError(f"unknown anchor {anchor!r}; known anchors: {list(ANCHORS)}")
+    return anchor
 
 
 def _resolve(device, dtype, generator) -> tuple[torch.device, torch.dtype]:
@@ -204,6 +257,17 @@ def _expected_spatial_variance(variogram: Callable[[np.ndarray, np.ndarray], np.
     return float((counts * variogram(dy, dx)).sum() / (2.0 * n * n))
 
 
+def _expected_pinned_second_moment(variogram: Callable[[np.ndarray, np.ndarray], np.ndarray], h: int, w: int) -> float:
+    """E[(1/n) sum_i (B_i - B_0)^2] of an h x w field with the variogram, pinned at (0, 0).
+
+    Var(B_i - B_0) = gamma(x_i - x_0), so the expectation is the mean of gamma over the
+    offsets (dy, dx) from the first grid point.
+    """
+    dy = np.arange(h)[:, None]
+    dx = np.arange(w)[None, :]
+    return float(np.broadcast_to(variogram(dy, dx), (h, w)).mean())  # (h, w) -> scalar
+
+
 # ----------------------------------------------------------- Stein exact embedding
 
 
@@ -212,11 +276,12 @@ class SteinEmbedding:
     """Everything about Stein's embedding that depends only on (H, h, w), in float64.
 
     `sqrt_eig` holds sqrt(lambda / (Lh * Lw)) on the (Lh, Lw) torus, `delta` the grid
-    spacing in the embedding's units, `c2` the coefficient of the linear correction and
-    `scale` the deterministic factor 1 / sqrt(E[V]). `offsets` are the row and column
-    offsets of the windows cut from every sample of the torus: the windows are more than
-    R apart (also across the wrap-around), where rho is exactly 0, so the stationary
-    field on different windows is independent and one complex FFT gives
+    spacing in the embedding's units, `c2` the coefficient of the linear correction,
+    `scale` the deterministic factor 1 / sqrt(E[V]) of the mean-anchored fBm field and
+    `corner_scale` 1 / sqrt(E[(1/n) sum_i B_i^2]) of the corner-anchored one (B(0, 0) = 0).
+    `offsets` are the row and column offsets of the windows cut from every sample of the
+    torus: the windows are more than R apart (also across the wrap-around), where rho is
+    exactly 0, so the stationary field on different windows is independent and one complex FFT gives
     2 * len(rows) * len(cols) independent fields.
     """
 
@@ -232,6 +297,7 @@ class SteinEmbedding:
     sqrt_eig: np.ndarray
     min_eig_ratio: float
     scale: float
+    corner_scale: float
 
 
 def _stein_rho(r: np.ndarray, hurst: float, radius: float, c0: float, c2: float, beta: float) -> np.ndarray:
@@ -292,9 +358,15 @@ def stein_embedding(hurst: float, h: int, w: int, radius: float | None = None) -
         )
     sqrt_eig = np.sqrt(np.clip(eig, 0.0, None) / (torus[0] * torus[1]))
     a = 2.0 * hurst
-    evar = _expected_spatial_variance(lambda y, x: 2.0 * (delta * np.hypot(y, x)) ** a, h, w)
-    scale = 1.0 / math.sqrt(evar)
-    return SteinEmbedding(hurst, (h, w), radius, delta, c0, c2, beta, torus, offsets, sqrt_eig, ratio, scale)
+
+    def variogram(y, x):
+        return 2.0 * (delta * np.hypot(y, x)) ** a
+
+    scale = 1.0 / math.sqrt(_expected_spatial_variance(variogram, h, w))
+    corner_scale = 1.0 / math.sqrt(_expected_pinned_second_moment(variogram, h, w))
+    return SteinEmbedding(
+        hurst, (h, w), radius, delta, c0, c2, beta, torus, offsets, sqrt_eig, ratio, scale, corner_scale
+    )
 
 
 @lru_cache(maxsize=256)
@@ -355,7 +427,20 @@ def _normalise(fields: torch.Tensor, scale: float) -> torch.Tensor:
     return (fields - fields.mean(dim=(-2, -1), keepdim=True)) * scale
 
 
-def _stein_fbm(shape, hurst, generator, device, dtype) -> torch.Tensor:
+def _pin_corner(fields: torch.Tensor, scale: float) -> torch.Tensor:
+    # x - x is exactly 0 in floating point: B(0, 0) = 0 holds to the bit.
+    return (fields - fields[..., :1, :1]) * scale
+
+
+def _anchored(fields: torch.Tensor, anchor: str, scale: float, corner_scale: float, *, pin: bool) -> torch.Tensor:
+    """Apply `anchor`: "mean" centres and scales by `scale`; "corner" subtracts the (0, 0)
+    value if `pin` (laws defined by their increments only) and scales by `corner_scale`."""
+    if anchor == "mean":
+        return _normalise(fields, scale)
+    return _pin_corner(fields, corner_scale) if pin else fields * corner_scale
+
+
+def _stein_fbm(shape, hurst, anchor, generator, device, dtype) -> torch.Tensor:
     *batch, h, w = shape
     n = math.prod(batch)
     work = _work_dtype(dtype)
@@ -364,57 +449,123 @@ def _stein_fbm(shape, hurst, generator, device, dtype) -> torch.Tensor:
     # Stein's correction: a *linear* term sqrt(2 c2) (N1 x + N2 y), not a product of normals.
     slopes = torch.randn((n, 2), generator=generator, device=device, dtype=work) * math.sqrt(2.0 * emb.c2)
     fields = fields + slopes[:, 0, None, None] * xs[None, None, :] + slopes[:, 1, None, None] * ys[None, :, None]
-    return _normalise(fields, emb.scale).reshape(shape).to(dtype)
+    return _anchored(fields, anchor, emb.scale, emb.corner_scale, pin=True).reshape(shape).to(dtype)
+
+
+# ------------------------------------------- Stein's stationary part (shape "stationary")
+
+
+@lru_cache(maxsize=256)
+def _stationary_scales(hurst: float, h: int, w: int) -> tuple[float, float]:
+    """(mean-anchor, corner-anchor) factors of Stein's stationary part Z on the h x w grid.
+
+    Z has covariance rho(delta |s - t|), so its variogram is 2 (rho(0) - rho(r)) and its
+    variance rho(0) = c0 at every pixel.
+    """
+    emb = stein_embedding(hurst, h, w)
+
+    def variogram(y, x):
+        r = emb.delta * np.hypot(y, x)
+        return 2.0 * (emb.c0 - _stein_rho(r, hurst, emb.radius, emb.c0, emb.c2, emb.beta))
+
+    return 1.0 / math.sqrt(_expected_spatial_variance(variogram, h, w)), 1.0 / math.sqrt(emb.c0)
+
+
+def _stein_stationary(shape, hurst, anchor, generator, device, dtype) -> torch.Tensor:
+    *batch, h, w = shape
+    n = math.prod(batch)
+    work = _work_dtype(dtype)
+    emb, sqrt_eig, _, _ = _stein_tensors(hurst, h, w, device, work)
+    fields = _circulant_fields(sqrt_eig, n, h, w, generator, device, work, emb.offsets)  # (n, h, w)
+    scale, corner_scale = _stationary_scales(hurst, h, w)
+    return _anchored(fields, anchor, scale, corner_scale, pin=False).reshape(shape).to(dtype)
 
 
 # ------------------------------------------------- exact dense covariance factor
 
 
-@lru_cache(maxsize=64)
-def dense_factor(hurst: float, h: int, w: int) -> np.ndarray:
-    """(n, n) factor F with F^T F = the covariance of a mean-removed, normalised fBm field.
-
-    For a field with variogram 2 r^(2H), the covariance after spatial-mean removal is
-    C = -P D P with D_ij = |x_i - x_j|^(2H) and P the centring matrix (no anchoring point,
-    no embedding: this is the exact law on the grid). E[V] = trace(C) / n, so C / E[V] is
-    the normalised covariance; F = sqrt(Lambda) U^T from its eigendecomposition, and
-    z @ F with z ~ N(0, I) has exactly that covariance.
-
-    Raises:
-        ValueError: if C has an eigenvalue below float rounding (it never should).
-    """
-    hurst = _check_hurst(hurst)
-    _check_shape((h, w))
+def _fbm_distance_powers(hurst: float, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """|x_i - x_j|^(2H) (n, n) and |x_i - x_0|^(2H) (n,) over the grid points in row-major order."""
     ys, xs = (a.ravel() for a in np.meshgrid(np.arange(h), np.arange(w), indexing="ij"))
     d = np.hypot(ys[:, None] - ys[None, :], xs[:, None] - xs[None, :]) ** (2.0 * hurst)  # (n, n)
+    return d, d[0]
+
+
+def _centred_fbm_covariance(hurst: float, h: int, w: int) -> np.ndarray:
+    """-P D P / E[V]: the covariance of the mean-removed fBm field, normalised to E[V] = 1."""
+    d, _ = _fbm_distance_powers(hurst, h, w)
     cov = -(d - d.mean(0, keepdims=True) - d.mean(1, keepdims=True) + d.mean())  # -P D P
     cov /= np.trace(cov) / cov.shape[0]  # expected spatial variance 1
+    return cov
+
+
+def _pinned_fbm_covariance(hurst: float, h: int, w: int) -> np.ndarray:
+    """K(s, t) = |s|^(2H) + |t|^(2H) - |s - t|^(2H), scaled to mean per-pixel variance 1."""
+    d, d0 = _fbm_distance_powers(hurst, h, w)
+    cov = d0[:, None] + d0[None, :] - d  # (n, n); row and column 0 are exactly 0
+    cov /= np.trace(cov) / cov.shape[0]  # E[(1/n) sum_i B_i^2] = 1
+    return cov
+
+
+def _psd_factor(cov: np.ndarray, what: str) -> np.ndarray:
+    """F = sqrt(Lambda) U^T with F^T F = cov; raises if cov has an eigenvalue below rounding."""
     eig, vecs = np.linalg.eigh(cov)
     if eig.min() < -_EIG_TOL * eig.max():
-        raise ValueError(f"fBm covariance for hurst={hurst}, size=({h}, {w}) is not positive semi-definite")
+        ratio = eig.min() / eig.max()
+        raise ValueError(f"{what} is not positive semi-definite: smallest eigenvalue / largest = {ratio:.3e}")
     return (vecs * np.sqrt(np.clip(eig, 0.0, None))).T
 
 
 @lru_cache(maxsize=64)
-def _dense_tensor(hurst: float, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    return torch.as_tensor(dense_factor(hurst, h, w), dtype=dtype, device=device)
+def dense_factor(hurst: float, h: int, w: int, *, anchor: str = "mean") -> np.ndarray:
+    """(m, n) factor F with F^T F = the normalised covariance of an fBm field under `anchor`.
+
+    "mean" (m = n): for a field with variogram 2 r^(2H), the covariance after spatial-mean
+    removal is C = -P D P with D_ij = |x_i - x_j|^(2H) and P the centring matrix (no anchoring
+    point, no embedding: this is the exact law on the grid); E[V] = trace(C) / n, so C / E[V]
+    is the normalised covariance. "corner" (m = n - 1): the covariance K of the surface pinned
+    at B(0, 0) = 0, divided by trace(K) / n; only the other n - 1 points are factored, so
+    column 0 of F is exactly 0. F = sqrt(Lambda) U^T from the eigendecomposition, and z @ F
+    with z ~ N(0, I_m) has exactly that covariance.
+
+    Raises:
+        ValueError: if the covariance has an eigenvalue below float rounding (it never should).
+    """
+    hurst = _check_hurst(hurst)
+    _check_shape((h, w))
+    anchor = _check_anchor(anchor)
+    what = f"fBm covariance (anchor {anchor!r}) for hurst={hurst}, size=({h}, {w})"
+    if anchor == "mean":
+        return _psd_factor(_centred_fbm_covariance(hurst, h, w), what)
+    cov = _pinned_fbm_covariance(hurst, h, w)
+    factor = np.zeros((cov.shape[0] - 1, cov.shape[0]))
+    factor[:, 1:] = _psd_factor(cov[1:, 1:], what)  # (n-1, n-1) into (n-1, n), column 0 stays 0
+    return factor
 
 
-def _dense_fbm(shape, hurst, generator, device, dtype) -> torch.Tensor:
+@lru_cache(maxsize=64)
+def _dense_tensor(hurst: float, h: int, w: int, anchor: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.as_tensor(dense_factor(hurst, h, w, anchor=anchor), dtype=dtype, device=device)
+
+
+def _dense_fbm(shape, hurst, anchor, generator, device, dtype) -> torch.Tensor:
     *batch, h, w = shape
     n = math.prod(batch)
     work = _work_dtype(dtype)
-    factor = _dense_tensor(hurst, h, w, device, work)
-    z = torch.randn((n, h * w), generator=generator, device=device, dtype=work)
-    return (z @ factor).reshape(shape).to(dtype)  # (n, h*w) @ (h*w, h*w) -> (..., h, w)
+    factor = _dense_tensor(hurst, h, w, anchor, device, work)  # (m, h*w)
+    z = torch.randn((n, factor.shape[0]), generator=generator, device=device, dtype=work)
+    return (z @ factor).reshape(shape).to(dtype)  # (n, m) @ (m, h*w) -> (..., h, w)
 
 
 # ------------------------------------------------------ approximate spectral method
 
 
 @lru_cache(maxsize=256)
-def _spectral_setup(hurst: float, h: int, w: int) -> tuple[np.ndarray, tuple[int, int], float]:
-    """sqrt of the |k|^-(2H+2) spectrum on a 2x padded torus, and the exact E[V] scale."""
+def _spectral_setup(hurst: float, h: int, w: int) -> tuple[np.ndarray, tuple[int, int], float, float]:
+    """sqrt of the |k|^-(2H+2) spectrum on a 2x padded torus, and the exact mean- and corner-anchor scales.
+
+    Both scales come from the method's own variogram (that of the periodic field), not fBm's.
+    """
     torus = (_nice_fft_size(2 * h), _nice_fft_size(2 * w))
     ky = np.fft.fftfreq(torus[0])[:, None]
     kx = np.fft.fftfreq(torus[1])[None, :]
@@ -429,7 +580,8 @@ def _spectral_setup(hurst: float, h: int, w: int) -> tuple[np.ndarray, tuple[int
         return 2.0 * (cov[0, 0] - cov[dy % torus[0], dx % torus[1]])
 
     evar = _expected_spatial_variance(variogram, h, w)
-    return np.sqrt(power), torus, 1.0 / math.sqrt(evar)
+    pinned = _expected_pinned_second_moment(variogram, h, w)
+    return np.sqrt(power), torus, 1.0 / math.sqrt(evar), 1.0 / math.sqrt(pinned)
 
 
 @lru_cache(maxsize=256)
@@ -437,14 +589,14 @@ def _spectral_amplitude(hurst: float, h: int, w: int, device: torch.device, dtyp
     return torch.as_tensor(_spectral_setup(hurst, h, w)[0], dtype=dtype, device=device)
 
 
-def _spectral_fbm(shape, hurst, generator, device, dtype) -> torch.Tensor:
+def _spectral_fbm(shape, hurst, anchor, generator, device, dtype) -> torch.Tensor:
     *batch, h, w = shape
     n = math.prod(batch)
     work = _work_dtype(dtype)
-    scale = _spectral_setup(hurst, h, w)[2]
+    _, _, scale, corner_scale = _spectral_setup(hurst, h, w)
     amp = _spectral_amplitude(hurst, h, w, device, work)
-    fields = _circulant_fields(amp, n, h, w, generator, device, work)
-    return _normalise(fields, scale).reshape(shape).to(dtype)
+    fields = _circulant_fields(amp, n, h, w, generator, device, work)  # (n, h, w)
+    return _anchored(fields, anchor, scale, corner_scale, pin=True).reshape(shape).to(dtype)
 
 
 # ----------------------------------------------------------------- public samplers
@@ -456,6 +608,7 @@ def fractional_brownian_field(
     hurst: float,
     *,
     method: str = "exact",
+    anchor: str = "mean",
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
@@ -468,22 +621,26 @@ def fractional_brownian_field(
         method: "exact" (the faster exact algorithm for the size: "dense" up to
             `DENSE_MAX_POINTS` points, "stein" above), "stein" (Stein 2002 circulant
             embedding), "dense" (factor of the exact covariance) or "spectral" (approximate).
+        anchor: "mean" (spatial mean removed) or "corner" (the surface pinned at
+            B(0, 0) = 0, covariance ~ |s|^(2H) + |t|^(2H) - |s - t|^(2H)).
         generator: a torch.Generator on `device`, for reproducible draws.
         device, dtype: of the result (default: the generator's device, default dtype).
 
     Returns:
-        A tensor of `shape`; each field has zero spatial mean and expected spatial variance 1.
+        A tensor of `shape`. anchor "mean": each field has zero spatial mean and expected
+        spatial variance 1; "corner": B(0, 0) = 0 and E[(1/n) sum_i B_i^2] = 1.
     """
     shape = _check_shape(shape)
     hurst = _check_hurst(hurst)
     if method not in FBM_METHODS:
         raise ValueError(f"unknown fBm method {method!r}; known methods: {list(FBM_METHODS)}")
+    anchor = _check_anchor(anchor)
     device, dtype = _resolve(device, dtype, generator)
     if math.prod(shape) == 0:
         return torch.empty(shape, device=device, dtype=dtype)
     if method == "exact":
         method = "dense" if shape[-1] * shape[-2] <= DENSE_MAX_POINTS else "stein"
-    return _SAMPLERS[method](shape, hurst, generator, device, dtype)
+    return _SAMPLERS[method](shape, hurst, anchor, generator, device, dtype)
 
 
 _SAMPLERS = {"stein": _stein_fbm, "dense": _dense_fbm, "spectral": _spectral_fbm}
@@ -494,22 +651,57 @@ def white_field(
     shape: Sequence[int],
     hurst: float | None = None,
     *,
+    anchor: str = "mean",
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """White Gaussian noise, normalised like the fBm fields (the H-independent baseline).
 
-    `hurst` is accepted for a uniform sampler signature and ignored.
+    `hurst` is accepted for a uniform sampler signature and ignored. anchor "mean": zero
+    spatial mean, expected spatial variance 1; "corner": i.i.d. N(0, 1), not centred.
     """
     shape = _check_shape(shape)
+    anchor = _check_anchor(anchor)
     device, dtype = _resolve(device, dtype, generator)
     h, w = shape[-2:]
-    # Variogram 2 off the diagonal: E[V] = 1 - 1/n after mean removal.
+    # Variogram 2 off the diagonal: E[V] = 1 - 1/n after mean removal; variance 1 per pixel.
     scale = 1.0 / math.sqrt(1.0 - 1.0 / (h * w))
     work = _work_dtype(dtype)
     fields = torch.randn(shape, generator=generator, device=device, dtype=work)
-    return _normalise(fields, scale).to(dtype)
+    return _anchored(fields, anchor, scale, 1.0, pin=False).to(dtype)
+
+
+@register_noise("stationary", uses_hurst=True)
+def stationary_field(
+    shape: Sequence[int],
+    hurst: float,
+    *,
+    anchor: str = "mean",
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Stationary fields with fBm's local roughness: the stationary part of Stein's embedding.
+
+    The control for "edge-heavy" versus "rough": the same per-pixel variance everywhere
+    (its own law, anchor "corner") and the variogram 2 r^(2H) - 2 c2 r^2 on the grid of
+    `stein_embedding` (see the module docstring).
+
+    Args:
+        shape: (..., H, W) with H, W >= 2.
+        hurst: Hurst exponent, strictly inside (0, 1): the local roughness.
+        anchor: "mean" (zero spatial mean, expected spatial variance 1) or "corner" (not
+            centred, variance 1 at every pixel).
+        generator, device, dtype: as for `fractional_brownian_field`.
+    """
+    shape = _check_shape(shape)
+    hurst = _check_hurst(hurst)
+    anchor = _check_anchor(anchor)
+    device, dtype = _resolve(device, dtype, generator)
+    if math.prod(shape) == 0:
+        return torch.empty(shape, device=device, dtype=dtype)
+    return _stein_stationary(shape, hurst, anchor, generator, device, dtype)
 
 
 # ---------------------------------------------------------------------- statistics

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 
 from nsde.noise import (
+    ANCHORS,
     DENSE_MAX_POINTS,
     dense_factor,
     estimate_hurst,
@@ -16,6 +18,7 @@ from nsde.noise import (
     get_noise,
     list_noises,
     sample_noise,
+    stationary_field,
     stein_embedding,
     white_field,
 )
@@ -255,3 +258,272 @@ def test_chunked_draws_keep_the_law(monkeypatch):
     assert fields.mean(dim=(-2, -1)).abs().max() < 1e-5
     flat = fields.reshape(300, -1)
     assert len({tuple(f[:3].tolist()) for f in flat}) == 300  # no repeated field
+
+
+# ------------------------------------------------------------------ anchors: the law
+
+
+def _pinned_formula(hurst: float, h: int, w: int) -> np.ndarray:
+    """|s|^(2H) + |t|^(2H) - |s - t|^(2H) on the grid, scaled to mean per-pixel variance 1."""
+    ys, xs = _grid(h, w)
+    d0 = np.hypot(ys, xs) ** (2 * hurst)
+    k = d0[:, None] + d0[None, :] - np.hypot(ys[:, None] - ys[None, :], xs[:, None] - xs[None, :]) ** (2 * hurst)
+    return k / (np.trace(k) / (h * w))
+
+
+@pytest.mark.parametrize("hurst", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("size", [(6, 6), (3, 8), (2, 2)])
+def test_dense_corner_factor_is_the_pinned_fbm_covariance(hurst, size):
+    factor = dense_factor(hurst, *size, anchor="corner")
+    assert factor.shape == (size[0] * size[1] - 1, size[0] * size[1])
+    assert not factor[:, 0].any()  # B(0, 0) = 0 for every draw, not only in law
+    np.testing.assert_allclose(factor.T @ factor, _pinned_formula(hurst, *size), atol=1e-11)
+
+
+@pytest.mark.parametrize("hurst", [0.2, 0.5, 0.9])
+def test_stein_corner_scale_gives_unit_mean_second_moment(hurst):
+    # Pinning the embedding's field at (0, 0): C - C[:, 0] - C[0, :] + C[0, 0]; its mean
+    # diagonal times corner_scale^2 must be exactly 1 (no sampling).
+    h, w = 7, 10
+    cov, _, _, _ = _implied_covariance(hurst, h, w)
+    pinned = cov - cov[:, :1] - cov[:1, :] + cov[0, 0]
+    assert np.trace(pinned) / (h * w) * stein_embedding(hurst, h, w).corner_scale**2 == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("method", ["exact", "stein", "dense", "spectral"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_corner_anchor_pins_the_first_point_exactly(method, dtype):
+    for hurst in (0.3, 0.85):
+        f = fractional_brownian_field((50, 6, 9), hurst, method=method, anchor="corner", generator=_gen(20),
+                                      dtype=dtype)
+        assert torch.equal(f[:, 0, 0], torch.zeros(50, dtype=dtype))
+        assert f[:, 1:, 1:].abs().min() > 0  # only that point
+
+
+def _covariance_z_scores(fields: torch.Tensor, cov: np.ndarray) -> np.ndarray:
+    """(E_emp[B_i B_j] - cov_ij) / stderr for zero-mean Gaussian fields, all pairs i, j.
+
+    For Gaussians Var(B_i B_j) = cov_ii cov_jj + cov_ij^2, so the stderr of the mean of n
+    products is sqrt((cov_ii cov_jj + cov_ij^2) / n); pairs with a zero variance are skipped.
+    """
+    x = fields.reshape(fields.shape[0], -1).double().numpy()  # (n, h, w) -> (n, h*w)
+    emp = x.T @ x / x.shape[0]
+    d = np.diag(cov)
+    se = np.sqrt((d[:, None] * d[None, :] + cov**2) / x.shape[0])
+    keep = se > 0
+    return (emp[keep] - cov[keep]) / se[keep]
+
+
+@pytest.mark.parametrize("method", ["exact", "stein", "dense"])
+@pytest.mark.parametrize("hurst", [0.3, 0.85])
+def test_corner_fbm_empirical_covariance_matches_the_anchored_formula(method, hurst):
+    h, w, n = 4, 5, 20000
+    cov = _pinned_formula(hurst, h, w)
+    f64 = {"method": method, "generator": _gen(21), "dtype": torch.float64}
+    f = fractional_brownian_field((n, h, w), hurst, anchor="corner", **f64)
+    # 210 distinct pairs, each z ~ N(0, 1): beyond 5 happens with probability ~1e-4 in all.
+    assert np.abs(_covariance_z_scores(f, cov)).max() < 5
+    # The same check must be able to fail: the mean-anchored law is far from K.
+    g = fractional_brownian_field((n, h, w), hurst, **{**f64, "generator": _gen(21)})
+    assert np.abs(_covariance_z_scores(g, cov)).max() > 20
+
+
+def test_exact_dispatch_passes_the_anchor():
+    side = int(math.isqrt(DENSE_MAX_POINTS))
+    for size, method in ((side, "dense"), (side + 1, "stein")):
+        a = fractional_brownian_field((2, size, size), 0.6, anchor="corner", generator=_gen(22))
+        b = fractional_brownian_field((2, size, size), 0.6, method=method, anchor="corner", generator=_gen(22))
+        assert torch.equal(a, b) and not a[:, 0, 0].any()
+
+
+_SHAPES = {
+    "fbm-stein-0.3": lambda s, a, g: fractional_brownian_field(s, 0.3, method="stein", anchor=a, generator=g),
+    "fbm-stein-0.85": lambda s, a, g: fractional_brownian_field(s, 0.85, method="stein", anchor=a, generator=g),
+    "fbm-dense-0.85": lambda s, a, g: fractional_brownian_field(s, 0.85, method="dense", anchor=a, generator=g),
+    "fbm-spectral-0.6": lambda s, a, g: fractional_brownian_field(s, 0.6, method="spectral", anchor=a, generator=g),
+    "stationary-0.3": lambda s, a, g: stationary_field(s, 0.3, anchor=a, generator=g),
+    "stationary-0.85": lambda s, a, g: stationary_field(s, 0.85, anchor=a, generator=g),
+    "white": lambda s, a, g: white_field(s, anchor=a, generator=g),
+}
+
+
+@pytest.mark.parametrize("shape", list(_SHAPES))
+def test_corner_anchor_has_unit_expected_mean_second_moment(shape):
+    fields = _SHAPES[shape]((4000, 12, 12), "corner", _gen(23)).double()
+    m2 = fields.square().mean(dim=(-2, -1))  # (1/n) sum_i B_i^2, one per field
+    stderr = float(m2.std() / math.sqrt(m2.numel()))
+    assert abs(float(m2.mean()) - 1.0) < 4 * stderr
+
+
+@pytest.mark.parametrize("shape", ["stationary-0.3", "stationary-0.85"])
+def test_stationary_mean_anchor_zero_mean_and_unit_spatial_variance(shape):
+    fields = _SHAPES[shape]((4000, 12, 12), "mean", _gen(24)).double()
+    assert fields.mean(dim=(-2, -1)).abs().max() < 1e-6
+    var = fields.var(dim=(-2, -1), unbiased=False)
+    stderr = float(var.std() / math.sqrt(var.numel()))
+    assert abs(float(var.mean()) - 1.0) < 4 * stderr
+
+
+def test_mean_anchor_draws_are_unchanged():
+    # Checksums of float64 draws made before anchors existed (seed 11, shape (3, 6, 7)):
+    # anchor="mean" (and the default) must reproduce them.
+    before = {
+        ("stein", 0.3): (119.54613346260126, -259.0226718333434),
+        ("stein", 0.85): (77.74809314501002, 418.7808194383693),
+        ("dense", 0.3): (99.77802866883117, -49.618575319233315),
+        ("dense", 0.85): (46.68684218467956, -98.08480534015374),
+        ("spectral", 0.3): (171.594059068702, -56.18433375027561),
+        ("spectral", 0.85): (175.5608656576769, -31.031612279899633),
+        ("white", None): (125.50257933994847, -210.75660584046318),
+    }
+    weights = torch.arange(3 * 6 * 7, dtype=torch.float64).reshape(3, 6, 7)
+    for (method, hurst), (sum_sq, weighted) in before.items():
+        if method == "white":
+            draw = sample_noise("white", (3, 6, 7), anchor="mean", generator=_gen(11), dtype=torch.float64)
+            default = white_field((3, 6, 7), generator=_gen(11), dtype=torch.float64)
+        else:
+            opts = {"method": method, "dtype": torch.float64}
+            draw = sample_noise("fbm", (3, 6, 7), hurst, anchor="mean", generator=_gen(11), **opts)
+            default = fractional_brownian_field((3, 6, 7), hurst, generator=_gen(11), **opts)
+        assert torch.equal(draw, default)
+        assert float(draw.square().sum()) == pytest.approx(sum_sq, rel=1e-10)
+        assert float((draw * weights).sum()) == pytest.approx(weighted, rel=1e-10)
+
+
+# ------------------------------------------------------------ the stationary control shape
+
+
+@pytest.mark.parametrize("hurst", [0.1, 0.5, 0.75, 0.9])
+def test_stationary_law_is_steins_stationary_part(hurst):
+    # From the embedding alone: constant variance c0 and the variogram 2 r^(2H) - 2 c2 r^2
+    # (fBm's minus the smooth linear term) at every pair of the grid.
+    h, w = 6, 9
+    emb = stein_embedding(hurst, h, w)
+    circ = _circulant_row(emb)
+    ys, xs = _grid(h, w)
+    dy, dx = ys[:, None] - ys[None, :], xs[:, None] - xs[None, :]
+    cov = circ[dy % emb.torus[0], dx % emb.torus[1]]
+    np.testing.assert_allclose(np.diag(cov), emb.c0, atol=1e-12)
+    r = emb.delta * np.hypot(dy, dx)
+    np.testing.assert_allclose(2 * (emb.c0 - cov), 2 * r ** (2 * hurst) - 2 * emb.c2 * r**2, atol=1e-12)
+
+
+@pytest.mark.parametrize("hurst", [0.2, 0.5, 0.9])
+def test_stationary_scales_are_exact(hurst):
+    # From the circulant covariance C (no sampling): trace(P C P) / n * scale^2 = 1 for the
+    # mean anchor, and C_ii * corner_scale^2 = 1 at every pixel for the corner anchor.
+    import nsde.noise as noise
+
+    h, w = 7, 10
+    emb = stein_embedding(hurst, h, w)
+    circ = _circulant_row(emb)
+    ys, xs = _grid(h, w)
+    cov = circ[(ys[:, None] - ys[None, :]) % emb.torus[0], (xs[:, None] - xs[None, :]) % emb.torus[1]]
+    scale, corner_scale = noise._stationary_scales(hurst, h, w)
+    centre = np.eye(h * w) - 1.0 / (h * w)
+    assert np.trace(centre @ cov @ centre) / (h * w) * scale**2 == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(np.diag(cov) * corner_scale**2, 1.0, atol=1e-12)
+
+
+def _corner_centre_ratio(var_map: torch.Tensor) -> float:
+    """Largest corner-pixel variance over the mean variance of the central pixel(s)."""
+    h, w = var_map.shape
+    corners = var_map[[0, 0, -1, -1], [0, -1, 0, -1]]
+    centre = var_map[(h - 1) // 2 : h // 2 + 1, (w - 1) // 2 : w // 2 + 1].mean()
+    return float(corners.max() / centre)
+
+
+@pytest.mark.parametrize("hurst", [0.1, 0.5, 0.9])
+def test_stationary_variance_map_is_flat_and_fbm_is_edge_heavy(hurst):
+    n = 20000
+    fields = stationary_field((n, 16, 16), hurst, anchor="corner", generator=_gen(25), dtype=torch.float64)
+    var_map = fields.square().mean(0)  # known zero mean: E[B^2] per pixel, rel. stderr sqrt(2/n)
+    rel = 5 * math.sqrt(2 / n)
+    assert float(var_map.max() / var_map.min()) < (1 + rel) / (1 - rel)
+    assert float(var_map.mean()) == pytest.approx(1.0, abs=rel)
+    fbm = fractional_brownian_field((n, 16, 16), hurst, generator=_gen(25), dtype=torch.float64)
+    ratio = _corner_centre_ratio(fbm.square().mean(0))
+    assert ratio > {0.1: 1.2, 0.5: 3.0, 0.9: 10.0}[hurst]  # exact values: 1.29, 3.8, 26.5
+
+
+def test_stationary_hurst_estimate_tracks_hurst():
+    # Small lags (1..4 on 64 x 64): Z's variogram is fBm's up to a relative c2 r^(2-2H),
+    # a bias of -0.001, -0.006, -0.024 in H here (computed from the closed form).
+    estimates = []
+    for hurst in (0.3, 0.5, 0.7):
+        emb = stein_embedding(hurst, 64, 64)
+        r = emb.delta * np.arange(1, 5)
+        gamma = 2 * r ** (2 * hurst) - 2 * emb.c2 * r**2
+        expected = np.polyfit(np.log(np.arange(1, 5)), np.log(gamma), 1)[0] / 2
+        fields = stationary_field((256, 64, 64), hurst, generator=_gen(26))
+        batches = [estimate_hurst(fields[i::8], max_lag=4) for i in range(8)]
+        stderr = float(np.std(batches, ddof=1) / math.sqrt(8))
+        est = estimate_hurst(fields, max_lag=4)
+        assert est == pytest.approx(expected, abs=5 * stderr)
+        assert est == pytest.approx(hurst, abs=0.035)
+        estimates.append(est)
+    assert estimates[0] < estimates[1] < estimates[2]
+
+
+def test_stationary_leading_dims_are_independent_samples():
+    fields = stationary_field((3000, 2, 8, 8), 0.7, anchor="corner", generator=_gen(27)).reshape(3000, 2, 64)
+    pairs = [(fields[:, 0], fields[:, 1]), (fields[:1500, 0], fields[1500:, 0]), (fields[:-1, 0], fields[1:, 0])]
+    for a, b in pairs:
+        corr = ((a - a.mean(0)) / a.std(0) * (b - b.mean(0)) / b.std(0)).mean(0)  # per pixel, stderr 1/sqrt(n)
+        assert corr.abs().max() < 5 / math.sqrt(a.shape[0])
+
+
+def test_stationary_seeds_dtypes_and_shapes():
+    a = stationary_field((4, 16, 16), 0.6, generator=_gen(28))
+    assert torch.equal(a, stationary_field((4, 16, 16), 0.6, generator=_gen(28)))
+    assert not torch.allclose(a, stationary_field((4, 16, 16), 0.6, generator=_gen(29)))
+    assert torch.equal(a, sample_noise("stationary", (4, 16, 16), 0.6, generator=_gen(28)))
+    f = stationary_field((3, 5, 7, 11), 0.4, anchor="corner", generator=_gen(), dtype=torch.float64)
+    assert f.shape == (3, 5, 7, 11) and f.dtype == torch.float64
+    assert stationary_field((2, 2), 0.5).shape == (2, 2)
+    assert stationary_field((1, 9, 9), 0.5, dtype=torch.bfloat16).dtype == torch.bfloat16
+    assert stationary_field((0, 9, 9), 0.5, anchor="corner").shape == (0, 9, 9)
+
+
+def test_stationary_chunked_draws_keep_the_law(monkeypatch):
+    import nsde.noise as noise
+
+    monkeypatch.setattr(noise, "_CHUNK_ELEMS", 4096)  # a few fields per chunk
+    fields = stationary_field((2000, 8, 8), 0.3, anchor="corner", generator=_gen(30)).double()
+    m2 = fields.square().mean(dim=(-2, -1))
+    assert abs(float(m2.mean()) - 1.0) < 4 * float(m2.std() / math.sqrt(m2.numel()))
+    assert len({tuple(f[0, :3].tolist()) for f in fields}) == 2000  # no repeated field
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_anchors_and_stationary_on_device_and_seedable():
+    g = torch.Generator(device="cuda")
+    for name, opts in (("fbm", {"method": "stein"}), ("fbm", {"method": "dense"}), ("stationary", {}), ("white", {})):
+        for anchor in ANCHORS:
+            g.manual_seed(0)
+            f = sample_noise(name, (64, 32, 32), 0.8, anchor=anchor, generator=g, **opts)
+            assert f.device.type == "cuda"
+            g.manual_seed(0)
+            assert torch.equal(f, sample_noise(name, (64, 32, 32), 0.8, anchor=anchor, generator=g, **opts))
+
+
+# ----------------------------------------------------------- anchors: registry and errors
+
+
+def test_stationary_is_registered_and_needs_hurst():
+    assert "stationary" in list_noises() and get_noise("stationary").uses_hurst
+    assert ANCHORS == ("mean", "corner")
+    with pytest.raises(ValueError, match="'stationary' needs a Hurst exponent"):
+        sample_noise("stationary", (4, 4))
+
+
+@pytest.mark.parametrize("anchor", ["centre", "Mean", None, 0])
+def test_bad_anchor_raises_naming_value(anchor):
+    pattern = rf"unknown anchor {re.escape(repr(anchor))}; known anchors: \['mean', 'corner'\]"
+    for name in ("fbm", "stationary", "white"):
+        with pytest.raises(ValueError, match=pattern):
+            sample_noise(name, (2, 4, 4), 0.5, anchor=anchor)
+        with pytest.raises(ValueError, match=pattern):
+            get_noise(name).sampler((2, 4, 4), 0.5, anchor=anchor)
+    with pytest.raises(ValueError, match=pattern):
+        dense_factor(0.5, 4, 4, anchor=anchor)
