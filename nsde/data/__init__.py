@@ -1,6 +1,7 @@
 """The harmonic-signals spectrogram data set: synthetic stand-in, recordings loader, cache, splits."""
 
 from nsde.data.dataset import PRESETS, SPLITS, DataConfig, Split, SpectrogramData, data_config_from_dict, load, prepare
+from nsde.data.snr import SNR_LEVELS_DB, snr_spectrograms, split_waveforms
 from nsde.data.spectrogram import SpectrogramConfig, row_frequencies, spectrogram
 from nsde.data.synthetic import CLASS_NAMES, LOCATIONS, WAVEFORMS, SynthConfig, synthesize
 
@@ -9,6 +10,7 @@ __all__ = [
     "LOCATIONS",
     "WAVEFORMS",
     "PRESETS",
+    "SNR_LEVELS_DB",
     "SPLITS",
     "DataConfig",
     "SpectrogramConfig",
@@ -19,6 +21,8 @@ __all__ = [
     "load",
     "prepare",
     "row_frequencies",
+    "snr_spectrograms",
     "spectrogram",
+    "split_waveforms",
     "synthesize",
 ]

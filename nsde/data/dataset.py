@@ -37,12 +37,22 @@ __all__ = [
     "PRESETS",
     "default_cache_dir",
     "SPLITS",
+    "GROUP_BY",
+    "UNUSED",
+    "stratified_split",
+    "grouped_split",
+    "location_shift_split",
 ]
 
 # Bump when the generator or the pipeline changes what a config produces.
 DATA_VERSION = 2
 SPLITS = ("train", "val", "test")
+UNUSED = -1  # split_of of an example in no split (location shift over groups heard at both sides)
+GROUP_BY = ("file", "event", "groups")  # DataConfig.group_by for recordings (docs/data.md)
 _BATCH = 64  # examples synthesised per batch (bounds memory at 8x oversampling)
+# Options added after caches existed: left out of the cache key while unset, so the configs
+# that do not use them keep their keys (and caches).
+_OPTIONAL_KEY_FIELDS = {"events_at_all_locations": False, "group_by": None, "train_locations": None}
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,17 @@ class DataConfig:
         synth: waveform synthesis settings (synthetic source).
         n_fft, hop, f_min, f_max, db_range: STFT settings (see nsde.data.spectrogram).
         class_names: classes of recordings (synthetic: always CLASS_NAMES).
+        events_at_all_locations: synthetic: synthesise each event (label and source
+            waveform) once and record it at every location in `locations`, each through its
+            own channel and noise; `examples_per_class` (a multiple of len(locations)) still
+            counts examples. The event is the example's group: no event is in two splits.
+        group_by: recordings: examples that must stay in one split. "file": the source
+            file; "event": one labelled interval of a file (channel layout, every channel
+            alike) or one row of a file (simple layout); "groups": the `groups` (N,) array
+            of simple-layout files (equal values are one group, across files). None: none.
+        train_locations: location shift: examples recorded at these locations are split
+            into train and val (their fractions renormalised), every other example is test.
+            A proper, non-empty subset of `locations`.
         cache_dir: where arrays are cached (default: $NSDE_CACHE_DIR or ~/.cache/nsde).
     """
 
@@ -79,6 +100,9 @@ class DataConfig:
     f_max: float = 400_000.0
     db_range: float = 100.0
     class_names: tuple[str, ...] = CLASS_NAMES
+    events_at_all_locations: bool = False
+    group_by: str | None = None
+    train_locations: tuple[int, ...] | None = None
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -94,7 +118,37 @@ class DataConfig:
             raise ValueError(f"`split` must be three positive fractions summing to 1, but got {self.split}")
         if self.source == "synthetic" and tuple(self.class_names) != CLASS_NAMES:
             raise ValueError("synthetic data has the fixed classes nsde.data.CLASS_NAMES; `class_names` is for recordings")
+        self._check_grouping()
+        self._check_train_locations()
         self.stft(self.synth.sample_rate)  # validates the STFT settings
+
+    def _check_grouping(self) -> None:
+        if self.events_at_all_locations:
+            if self.source != "synthetic":
+                raise ValueError("`events_at_all_locations` is for synthetic data; recordings group with `group_by`")
+            if self.examples_per_class % len(self.locations):
+                raise ValueError(
+                    "with events_at_all_locations, `examples_per_class` must be a multiple of len(locations), "
+                    f"but got examples_per_class={self.examples_per_class}, len(locations)={len(self.locations)}"
+                )
+        if self.group_by is not None:
+            if self.source != "recordings":
+                raise ValueError(
+                    f"`group_by` is for recordings (synthetic data groups with events_at_all_locations), "
+                    f"but got group_by={self.group_by!r} with source={self.source!r}"
+                )
+            if self.group_by not in GROUP_BY:
+                raise ValueError(f"unknown group_by {self.group_by!r}; known: {list(GROUP_BY)} or None")
+
+    def _check_train_locations(self) -> None:
+        train = self.train_locations
+        if train is None:
+            return
+        if not train or len(set(train)) != len(train) or not set(train) < set(self.locations):
+            raise ValueError(
+                "`train_locations` must be a non-empty proper subset of `locations` without repeats, "
+                f"but got train_locations={train}, locations={self.locations}"
+            )
 
     def stft(self, sample_rate: float) -> SpectrogramConfig:
         return SpectrogramConfig(
@@ -114,6 +168,8 @@ def data_config_from_dict(record: dict) -> DataConfig:
     record["synth"] = SynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["synth"].items()})
     for key in ("locations", "split", "class_names"):
         record[key] = tuple(record[key])
+    if record.get("train_locations") is not None:
+        record["train_locations"] = tuple(record["train_locations"])
     return DataConfig(**record)
 
 
@@ -149,8 +205,13 @@ class SpectrogramData:
     x: np.ndarray  # (N, 1, S, S) float16, memory-mapped
     y: np.ndarray  # (N,) int64
     location: np.ndarray  # (N,) int64, -1 when unknown
-    split_of: np.ndarray  # (N,) int8: index into SPLITS
+    split_of: np.ndarray  # (N,) int8: index into SPLITS, UNUSED (-1) for an example in no split
     meta: dict
+    group: np.ndarray = None  # type: ignore[assignment]  # (N,) int64 group ids; None -> the example index
+
+    def __post_init__(self) -> None:
+        if self.group is None:  # no groups (or a cache from before groups): each example is its own
+            object.__setattr__(self, "group", np.arange(len(self.y), dtype=np.int64))
 
     @property
     def class_names(self) -> list[str]:
@@ -196,6 +257,7 @@ def load(folder: str | os.PathLike) -> SpectrogramData:
         location=np.load(folder / "location.npy"),
         split_of=np.load(folder / "split.npy"),
         meta=meta,
+        group=np.load(folder / "group.npy") if (folder / "group.npy").exists() else None,
     )
 
 
@@ -203,6 +265,9 @@ def cache_key(cfg: DataConfig) -> str:
     """sha256 over the whole config (without cache_dir), the data version and recordings' stats."""
     record = dataclasses.asdict(cfg)
     record.pop("cache_dir")
+    for name, unset in _OPTIONAL_KEY_FIELDS.items():
+        if record[name] == unset:
+            record.pop(name)
     record["version"] = DATA_VERSION
     if cfg.source == "recordings":
         record["files"] = _file_stats(Path(cfg.path))
@@ -223,16 +288,19 @@ def _file_stats(path: Path) -> list[tuple[str, int, int]]:
 def _build_into(folder: Path, cfg: DataConfig, progress: bool) -> None:
     start = time.perf_counter()
     if cfg.source == "synthetic":
-        x, y, location = _synthesise(cfg, progress)
+        x, y, location, group = _synthesise(cfg, progress)
         location_names = [loc.name for loc in LOCATIONS]
     else:
-        x, y, location, location_names = _convert_recordings(cfg, progress)
-    split_of = stratified_split(y, cfg.split, cfg.seed)
+        x, y, location, group, location_names = _convert_recordings(cfg, progress)
+    split_of = _assign_splits(cfg, y, location, group)
+    counts = {s: int((split_of == i).sum()) for i, s in enumerate(SPLITS)}
+    if (split_of == UNUSED).any():
+        counts["unused"] = int((split_of == UNUSED).sum())
     meta = {
         "config": dataclasses.asdict(cfg),
         "class_names": list(cfg.class_names),
         "location_names": location_names,
-        "counts": {s: int((split_of == i).sum()) for i, s in enumerate(SPLITS)},
+        "counts": counts,
         "build_seconds": time.perf_counter() - start,
         "version": DATA_VERSION,
     }
@@ -242,6 +310,7 @@ def _build_into(folder: Path, cfg: DataConfig, progress: bool) -> None:
         np.save(tmp / "y.npy", y)
         np.save(tmp / "location.npy", location)
         np.save(tmp / "split.npy", split_of)
+        np.save(tmp / "group.npy", np.arange(len(y), dtype=np.int64) if group is None else group)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
         os.rename(tmp, folder)  # atomic; fails if another process got there first
     except OSError:
@@ -251,56 +320,190 @@ def _build_into(folder: Path, cfg: DataConfig, progress: bool) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _synthesise(cfg: DataConfig, progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n_classes = len(CLASS_NAMES)
-    epc = cfg.examples_per_class
-    rng = np.random.default_rng(cfg.seed)
-    y = np.repeat(np.arange(n_classes), epc)
-    # Locations balanced within each class (exactly, when epc is a multiple of 6).
-    allowed = np.array(cfg.locations)
-    location = np.concatenate([rng.permutation(allowed[np.arange(epc) % len(allowed)]) for _ in range(n_classes)])
+def _synthesise(cfg: DataConfig, progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """cfg's synthetic set: x (N, 1, S, S) float16, y (N,), location (N,), group (N,) or None."""
+    y, location, group = _synthetic_layout(cfg)
     stft = cfg.stft(cfg.synth.sample_rate)
     x = np.empty((len(y), 1, cfg.image_size, cfg.image_size), dtype=np.float16)
-    # One child seed per batch: the result does not depend on how batches are scheduled.
-    seeds = np.random.SeedSequence(cfg.seed).spawn((len(y) + _BATCH - 1) // _BATCH)
     bar = tqdm(total=len(y), desc="synthesising spectrograms", unit="ex", disable=not progress)
-    for b, seed in enumerate(seeds):
-        sl = slice(b * _BATCH, (b + 1) * _BATCH)
-        waves = synthesize(y[sl], location[sl], cfg.synth, np.random.default_rng(seed))
+    for sl, seed in _synthetic_batches(cfg, len(y)):
+        waves = _synthesise_batch(cfg, y[sl], location[sl], None if group is None else group[sl], seed)
         x[sl] = spectrogram(waves, stft).numpy().astype(np.float16)
         bar.update(len(y[sl]))
     bar.close()
-    return x, y.astype(np.int64), location.astype(np.int64)
+    return x, y, location, group
+
+
+def _synthetic_layout(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(N,) int64 labels, locations and event groups (None: one event per example) of cfg's synthetic set."""
+    n_classes = len(CLASS_NAMES)
+    epc = cfg.examples_per_class
+    y = np.repeat(np.arange(n_classes), epc).astype(np.int64)
+    allowed = np.array(cfg.locations)
+    if cfg.events_at_all_locations:
+        # Each event recorded at every location in turn: exactly balanced, no RNG needed.
+        n_events = n_classes * epc // len(allowed)
+        location = np.tile(allowed, n_events).astype(np.int64)
+        return y, location, np.repeat(np.arange(n_events), len(allowed)).astype(np.int64)
+    rng = np.random.default_rng(cfg.seed)
+    # Locations balanced within each class (exactly, when epc is a multiple of 6).
+    location = np.concatenate([rng.permutation(allowed[np.arange(epc) % len(allowed)]) for _ in range(n_classes)])
+    return y, location.astype(np.int64), None
+
+
+def _synthetic_batches(cfg: DataConfig, n: int) -> list[tuple[slice, np.random.SeedSequence]]:
+    """The batches of cfg's synthetic set and their seeds; whole events per batch."""
+    size = _BATCH
+    if cfg.events_at_all_locations:
+        size = max(1, _BATCH // len(cfg.locations)) * len(cfg.locations)
+    # One child seed per batch: the result does not depend on how batches are scheduled.
+    seeds = np.random.SeedSequence(cfg.seed).spawn((n + size - 1) // size)
+    return [(slice(b * size, (b + 1) * size), seed) for b, seed in enumerate(seeds)]
+
+
+def _synthesise_batch(
+    cfg: DataConfig,
+    y: np.ndarray,
+    location: np.ndarray,
+    group: np.ndarray | None,
+    seed: np.random.SeedSequence,
+    *,
+    return_signal_power: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """One batch's (B, T) waveforms (and (B,) signal powers), exactly as the data set was built."""
+    return synthesize(
+        y, location, cfg.synth, np.random.default_rng(seed), events=group, return_signal_power=return_signal_power
+    )
 
 
 def _convert_recordings(cfg: DataConfig, progress: bool):
+    rec = _read_recordings(cfg)
+    stft = cfg.stft(rec.sample_rate)
+    x = np.empty((len(rec.labels), 1, cfg.image_size, cfg.image_size), dtype=np.float16)
+    for start in tqdm(range(0, len(x), _BATCH), desc="converting recordings", disable=not progress):
+        x[start : start + _BATCH] = spectrogram(rec.waveforms[start : start + _BATCH], stft).numpy()
+    group = _recording_groups(rec, cfg.group_by)
+    return x, rec.labels.astype(np.int64), rec.locations.astype(np.int64), group, [loc.name for loc in LOCATIONS]
+
+
+def _read_recordings(cfg: DataConfig):
     from nsde.data.recordings import load_recordings
 
-    rec = load_recordings(
+    return load_recordings(
         cfg.path,
         class_names=cfg.class_names,
         location_names=[loc.name for loc in LOCATIONS],
         window=cfg.window,
     )
-    stft = cfg.stft(rec.sample_rate)
-    x = np.empty((len(rec.labels), 1, cfg.image_size, cfg.image_size), dtype=np.float16)
-    for start in tqdm(range(0, len(x), _BATCH), desc="converting recordings", disable=not progress):
-        x[start : start + _BATCH] = spectrogram(rec.waveforms[start : start + _BATCH], stft).numpy()
-    return x, rec.labels.astype(np.int64), rec.locations.astype(np.int64), [loc.name for loc in LOCATIONS]
+
+
+def _recording_groups(rec, group_by: str | None) -> np.ndarray | None:
+    """(N,) int64 group ids of the recordings' windows under `group_by`, or None."""
+    if group_by is None:
+        return None
+    if group_by == "file":
+        return np.unique(np.array(rec.sources), return_inverse=True)[1].reshape(-1).astype(np.int64)
+    if group_by == "event":
+        return rec.events
+    if rec.groups is None:
+        raise ValueError(
+            "group_by='groups' needs a `groups` (N,) array in every simple-layout file, "
+            "but the recordings have none (the channel layout has no such array)"
+        )
+    return rec.groups
+
+
+def _assign_splits(cfg: DataConfig, y: np.ndarray, location: np.ndarray, group: np.ndarray | None) -> np.ndarray:
+    if cfg.train_locations is not None:
+        return location_shift_split(y, location, group, cfg.train_locations, cfg.split, cfg.seed)
+    if group is not None:
+        return grouped_split(y, group, cfg.split, cfg.seed)
+    return stratified_split(y, cfg.split, cfg.seed)
 
 
 def stratified_split(y: np.ndarray, fractions: tuple[float, float, float], seed: int) -> np.ndarray:
-    """Per class: shuffle, then round(f_val n) (>= 1) val, round(f_test n) (>= 1) test, the rest train."""
+    """Per class: shuffle, then round(f_val n) (>= 1) val, round(f_test n) (>= 1) test, the rest train.
+
+    A fraction of 0 gives that split nothing (used for the two-way split of a location shift).
+    """
     rng = np.random.default_rng([seed, 1])  # a stream of its own: the split does not move with the data
+    need = sum(f > 0 for f in fractions)
     split_of = np.empty(len(y), dtype=np.int8)
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
-        if len(idx) < 3:
-            raise ValueError(f"every class needs >= 3 examples for a train/val/test split, but class {c} has {len(idx)}")
-        n_val = max(1, int(round(fractions[1] * len(idx))))
-        n_test = max(1, int(round(fractions[2] * len(idx))))
+        if len(idx) < need:
+            raise ValueError(
+                f"every class needs >= {need} examples for a {'/'.join(s for s, f in zip(SPLITS, fractions) if f > 0)} "
+                f"split, but class {c} has {len(idx)}"
+            )
+        n_val = max(1, int(round(fractions[1] * len(idx)))) if fractions[1] > 0 else 0
+        n_test = max(1, int(round(fractions[2] * len(idx)))) if fractions[2] > 0 else 0
         n_train = len(idx) - n_val - n_test
         split_of[idx[:n_train]] = 0
         split_of[idx[n_train : n_train + n_val]] = 1
         split_of[idx[n_train + n_val :]] = 2
     return split_of
+
+
+def grouped_split(y: np.ndarray, group: np.ndarray, fractions: tuple[float, float, float], seed: int) -> np.ndarray:
+    """`stratified_split` over groups: every example of a group lands in its group's split.
+
+    A group is stratified under its most frequent class (ties: the lower index); every class
+    needs as many groups as there are non-empty splits.
+    """
+    ids, inverse = np.unique(group, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    counts = np.zeros((len(ids), int(y.max()) + 1), dtype=np.int64)  # (groups, classes)
+    np.add.at(counts, (inverse, y), 1)
+    stratum = counts.argmax(axis=1)  # (G,)
+    need = sum(f > 0 for f in fractions)
+    for c in np.unique(y):
+        if (stratum == c).sum() < need:
+            raise ValueError(
+                f"every class needs >= {need} groups for a grouped split, but class {c} is the main class of "
+                f"{int((stratum == c).sum())} groups (it occurs in {int((counts[:, c] > 0).sum())})"
+            )
+    return stratified_split(stratum, fractions, seed)[inverse]  # (G,) -> (N,)
+
+
+def location_shift_split(
+    y: np.ndarray,
+    location: np.ndarray,
+    group: np.ndarray | None,
+    train_locations: tuple[int, ...],
+    fractions: tuple[float, float, float],
+    seed: int,
+) -> np.ndarray:
+    """Train and val from `train_locations` (fractions renormalised), test from every other location.
+
+    A group heard both at a train location and elsewhere (an event at every location) would
+    otherwise sit in two splits; then groups are split three ways and each split keeps only
+    its side (train/val the train locations, test the others); the rest is UNUSED.
+    """
+    near = np.isin(location, train_locations)
+    if not near.any() or near.all():
+        raise ValueError(
+            f"a location shift needs examples at and away from train_locations={train_locations}, "
+            f"but {int(near.sum())} of {len(near)} examples are at them"
+        )
+    if group is not None and _groups_span(group, near):
+        split_of = grouped_split(y, group, fractions, seed)
+        split_of[np.where(split_of == 2, near, ~near)] = UNUSED
+        return split_of
+    f_train, f_val, _ = fractions
+    two_way = (f_train / (f_train + f_val), f_val / (f_train + f_val), 0.0)
+    rows = np.flatnonzero(near)
+    split_of = np.full(len(y), 2, dtype=np.int8)
+    if group is None:
+        split_of[rows] = stratified_split(y[rows], two_way, seed)
+    else:
+        split_of[rows] = grouped_split(y[rows], group[rows], two_way, seed)
+    return split_of
+
+
+def _groups_span(group: np.ndarray, near: np.ndarray) -> bool:
+    """Whether some group has examples both where `near` holds and where it does not."""
+    ids, inverse = np.unique(group, return_inverse=True)
+    n_near = np.bincount(inverse.reshape(-1), weights=near, minlength=len(ids))
+    n_all = np.bincount(inverse.reshape(-1), minlength=len(ids))
+    return bool(((n_near > 0) & (n_near < n_all)).any())

@@ -11,7 +11,9 @@ Two layouts are understood, detected per folder:
   / ``.h5`` / ``.hdf5`` file holds the arrays ``waveforms`` (N, T) float, ``sample_rate``
   (scalar; in HDF5 also accepted as a root attribute), ``labels`` (N,) class indices or
   class names, and optionally ``locations`` (N,) location indices (-1 = unknown) or
-  location names. Any other array is rejected, so that a typo such as ``location`` is
+  location names, and ``groups`` (N,) integer ids or strings (rows that must stay in one
+  split; equal values are one group, compared as text, across files; in every file or in
+  none). Any other array is rejected, so that a typo such as ``location`` is
   reported instead of silently ignored. With ``window`` given, every row is cut into
   windows of ``window`` samples every ``hop`` samples (default ``hop = window``).
 
@@ -28,6 +30,10 @@ Two layouts are understood, detected per folder:
 Order is deterministic: files sorted by name; in the simple layout row by row, then
 window by window; in the channel layout channel by channel (sorted by dataset path),
 then interval by interval (sorted by start), then window by window.
+
+Every window also carries its *event*: the (file, row) it was cut from in the simple
+layout, the (file, labelled interval) in the channel layout, shared by every channel
+(the same injection heard by several sensors).
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ LABELS_CSV = "labels.csv"
 DATA_EXTENSIONS = (".npz", ".h5", ".hdf5")
 _HDF5_EXTENSIONS = (".h5", ".hdf5")
 _CSV_COLUMNS = ("file", "start", "end", "label")
-_SIMPLE_KEYS = ("waveforms", "sample_rate", "labels", "locations")
+_SIMPLE_KEYS = ("waveforms", "sample_rate", "labels", "locations", "groups")
 # Sample rates stored as float32 in one file and float64 in another must still compare
 # equal (44100.1 differs by ~2e-8 relative between the two), so equality is relative.
 _RATE_RTOL = 1e-6
@@ -84,6 +90,10 @@ class Recordings:
         locations: (N,) int64 indices into the ``location_names`` given to the loader,
             -1 where the location is unknown.
         sources: (N,) the file each window came from.
+        events: (N,) int64 event of each window: its (file, row) in the simple layout, its
+            (file, labelled interval) in the channel layout; None: each window its own.
+        groups: (N,) int64 ids of the files' ``groups`` values (in order of first
+            appearance), or None where the files have no ``groups`` array.
     """
 
     waveforms: np.ndarray
@@ -91,6 +101,8 @@ class Recordings:
     labels: np.ndarray
     locations: np.ndarray
     sources: tuple[str, ...]
+    events: np.ndarray | None = None
+    groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         # Other modules may build a Recordings directly; check the invariants they rely on.
@@ -98,7 +110,9 @@ class Recordings:
         if not isinstance(w, np.ndarray) or w.ndim != 2 or w.dtype != np.float32:
             raise ValueError(f"waveforms must be a 2-D float32 ndarray, got {_describe(w)}")
         n = w.shape[0]
-        for name in ("labels", "locations"):
+        if self.events is None:
+            object.__setattr__(self, "events", np.arange(n, dtype=np.int64))
+        for name in ("labels", "locations", "events") + (("groups",) if self.groups is not None else ()):
             a = getattr(self, name)
             if not isinstance(a, np.ndarray) or a.dtype != np.int64 or a.shape != (n,):
                 raise ValueError(f"{name} must be an int64 ndarray of shape ({n},), got {_describe(a)}")
@@ -404,16 +418,23 @@ class _Parts:
     labels: list[np.ndarray]
     locations: list[np.ndarray]
     sources: list[str]
+    events: list[np.ndarray]
+    group_keys: list[str]  # per window, the text of its `groups` value (simple layout only)
+    n_events: int = 0  # events so far: the next file's events are numbered from here
 
     @classmethod
     def empty(cls) -> _Parts:
-        return cls([], [], [], [])
+        return cls([], [], [], [], [], [])
 
-    def add(self, path: Path, waveforms: np.ndarray, labels: np.ndarray, locations: np.ndarray) -> None:
+    def add(
+        self, path: Path, waveforms: np.ndarray, labels: np.ndarray, locations: np.ndarray, events: np.ndarray
+    ) -> None:
+        """Add windows; `events` (per window) counts from 0 within the file."""
         self.waveforms.append(waveforms)
         self.labels.append(labels.astype(np.int64, copy=False))
         self.locations.append(locations.astype(np.int64, copy=False))
         self.sources.extend([str(path)] * len(waveforms))
+        self.events.append(self.n_events + events.astype(np.int64, copy=False))
 
     def join(self, sample_rate: float) -> Recordings:
         return Recordings(
@@ -422,7 +443,17 @@ class _Parts:
             labels=np.concatenate(self.labels),
             locations=np.concatenate(self.locations),
             sources=tuple(self.sources),
+            events=np.concatenate(self.events),
+            groups=_ids_in_order(self.group_keys) if self.group_keys else None,
         )
+
+
+def _ids_in_order(keys: list[str]) -> np.ndarray:
+    """(N,) keys -> (N,) int64 ids numbered in order of first appearance."""
+    _, first, inverse = np.unique(np.array(keys), return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse.reshape(-1)]
 
 
 # ----------------------------------------------------------------------- simple layout
@@ -435,10 +466,13 @@ def _load_simple_layout(
     parts = _Parts.empty()
     rate_ref: tuple[Path, float] | None = None
     length_ref: tuple[Path, int] | None = None
+    groups_ref: tuple[Path, bool] | None = None
     for path in files:
         with _open_arrays(path) as (arrays, attrs):
             waveforms, labels, locs = _read_simple_file(path, arrays, classes, locations)
+            keys = _read_groups(path, arrays, len(labels))
             rate_ref = _common_rate(path, _read_sample_rate(path, arrays, attrs), rate_ref)
+        groups_ref = _common_groups(path, keys is not None, groups_ref)
         n, t = waveforms.shape
         if window is not None and t < window:
             raise DataFormatError(path, f"waveforms rows have T={t} samples, fewer than window={window}")
@@ -456,9 +490,40 @@ def _load_simple_layout(
         row_names = [f"row {i}" for i in range(n)]
         cut = _cut(path, waveforms, win, step, row_names)
         per_row = len(cut) // n
-        parts.add(path, cut, np.repeat(labels, per_row), np.repeat(locs, per_row))
+        parts.add(path, cut, np.repeat(labels, per_row), np.repeat(locs, per_row), np.repeat(np.arange(n), per_row))
+        parts.n_events += n
+        if keys is not None:
+            parts.group_keys.extend(np.repeat(np.array(keys, dtype=object), per_row).tolist())
     assert rate_ref is not None  # files is never empty
     return parts.join(rate_ref[1])
+
+
+def _read_groups(path: Path, arrays: dict[str, Any], n: int) -> list[str] | None:
+    """The file's `groups` (N,) as text keys (integer ids or strings), or None if it has none."""
+    if "groups" not in arrays:
+        return None
+    groups = np.asarray(arrays["groups"][()])
+    if groups.shape != (n,):
+        raise DataFormatError(path, f"groups must have shape (N,) = ({n},), got {groups.shape}")
+    if groups.dtype.kind in "iu":
+        return [str(int(g)) for g in groups]
+    strings = _as_strings(groups)
+    if strings is None:
+        raise DataFormatError(path, f"groups must be integer ids or strings, got dtype {groups.dtype}")
+    return strings
+
+
+def _common_groups(path: Path, has: bool, first: tuple[Path, bool] | None) -> tuple[Path, bool]:
+    """Check that `groups` is in every file or in none; return the reference (first file, has groups)."""
+    if first is None:
+        return path, has
+    if has != first[1]:
+        raise DataFormatError(
+            path,
+            f"`groups` must be in every file or in none, but this file has {'a' if has else 'no'} `groups` "
+            f"array and {first[0]} has {'one' if first[1] else 'none'}",
+        )
+    return first
 
 
 def _read_simple_file(
@@ -591,10 +656,12 @@ def _load_channel_layout(
             # Every file is validated, even one without labelled intervals.
             channels = _check_channels(path, arrays)
             rate_ref = _common_rate(path, _read_sample_rate(path, arrays, attrs), rate_ref)
+            file_intervals = intervals.get(path.name, [])
             for name, data in channels:
                 loc = _location_of(name, locations)
-                for iv in intervals.get(path.name, []):
-                    _add_interval(parts, path, csv_path, name, data, iv, loc, window, hop)
+                for event, iv in enumerate(file_intervals):  # one event per interval, heard by every channel
+                    _add_interval(parts, path, csv_path, name, data, iv, loc, window, hop, event)
+            parts.n_events += len(file_intervals)
     if not parts.waveforms:
         raise DataFormatError(csv_path, "zero windows: labels.csv has no rows, so no file is labelled")
     assert rate_ref is not None
@@ -621,7 +688,16 @@ def _check_channels(path: Path, arrays: dict[str, Any]) -> list[tuple[str, Any]]
 
 
 def _add_interval(
-    parts: _Parts, path: Path, csv_path: Path, name: str, data: Any, iv: _Interval, loc: int, window: int, hop: int
+    parts: _Parts,
+    path: Path,
+    csv_path: Path,
+    name: str,
+    data: Any,
+    iv: _Interval,
+    loc: int,
+    window: int,
+    hop: int,
+    event: int,
 ) -> None:
     """Cut the windows of one labelled interval of one channel into `parts`."""
     length = int(data.shape[0])
@@ -635,7 +711,7 @@ def _add_interval(
         )
     segment = np.asarray(data[iv.start : iv.end])  # h5py reads just this slice
     cut = _cut(path, segment[None, :], window, hop, [f"channel {name!r}"], offset=iv.start)
-    parts.add(path, cut, np.full(len(cut), iv.label), np.full(len(cut), loc))
+    parts.add(path, cut, np.full(len(cut), iv.label), np.full(len(cut), loc), np.full(len(cut), event))
 
 
 def _describe(a: Any) -> str:

@@ -135,10 +135,18 @@ def _source(labels: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> t
     return amp * x
 
 
-def _band_limit_and_filter(x_os: torch.Tensor, locs: list[Location], cfg: SynthConfig) -> torch.Tensor:
-    """Anti-alias to 0.45 fs, decimate by OVERSAMPLE, apply each location's gain and response."""
+def _band_limit_and_filter(
+    x_os: torch.Tensor, locs: list[Location], cfg: SynthConfig, rows: np.ndarray | None = None
+) -> torch.Tensor:
+    """Anti-alias to 0.45 fs, decimate by OVERSAMPLE, apply each location's gain and response.
+
+    `rows` (B,) picks the source row of each output row (one source heard at several
+    locations); by default output row i is source row i.
+    """
     n = cfg.samples
-    spec = torch.fft.rfft(x_os)[:, : n // 2 + 1] / OVERSAMPLE  # (B, T_os/2+1) -> (B, T/2+1)
+    spec = torch.fft.rfft(x_os)[:, : n // 2 + 1] / OVERSAMPLE  # (E, T_os/2+1) -> (E, T/2+1)
+    if rows is not None:
+        spec = spec[torch.from_numpy(rows)]  # (E, T/2+1) -> (B, T/2+1)
     f = torch.fft.rfftfreq(n, d=1.0 / cfg.sample_rate)
     response = torch.stack([_response(loc, f) for loc in locs]) * (f < 0.45 * cfg.sample_rate)
     return torch.fft.irfft(spec * response, n=n)
@@ -199,14 +207,64 @@ def _events(b: int, cfg: SynthConfig, rate: np.ndarray, scale: torch.Tensor, rng
 
 
 def synthesize(
-    labels: np.ndarray, locations: np.ndarray, cfg: SynthConfig, rng: np.random.Generator
-) -> torch.Tensor:
-    """(B,) class indices and location indices -> (B, T) waveforms as the sensors record them."""
+    labels: np.ndarray,
+    locations: np.ndarray,
+    cfg: SynthConfig,
+    rng: np.random.Generator,
+    *,
+    events: np.ndarray | None = None,
+    return_signal_power: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """(B,) class indices and location indices -> (B, T) waveforms as the sensors record them.
+
+    Args:
+        events: (B,) event ids. Rows with the same id share one source waveform (its
+            parameters drawn once, in order of first appearance), each heard through its
+            own location's channel and noise; their labels must agree. None: every row is
+            an event of its own (the RNG is consumed exactly as without the argument).
+        return_signal_power: also return the (B,) power of the injected signal as it
+            arrives at the sensor (after gain and response, before any noise). It does
+            not change the waveforms or the RNG's consumption.
+
+    Returns:
+        (B, T) waveforms (float64: the coloured noise is shaped in float64), or
+        (waveforms, (B,) float32 signal powers).
+    """
     labels, locations = np.asarray(labels), np.asarray(locations)
     locs = [LOCATIONS[i] for i in locations]
     b = len(labels)
-    x = _band_limit_and_filter(_source(labels, cfg, rng), locs, cfg)  # (B, T)
+    if events is None:
+        x = _band_limit_and_filter(_source(labels, cfg, rng), locs, cfg)  # (B, T)
+    else:
+        first, rows = _event_rows(labels, np.asarray(events))
+        x = _band_limit_and_filter(_source(labels[first], cfg, rng), locs, cfg, rows)  # (E, T_os) -> (B, T)
     power = x.pow(2).mean(dim=1, keepdim=True)
+    x = _add_channel(x, power, locs, cfg, rng)
+    return (x, power[:, 0]) if return_signal_power else x
+
+
+def _event_rows(labels: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B,) labels and event ids -> each event's first row (E,) and each row's event (B,).
+
+    Events are numbered in order of first appearance.
+    """
+    if events.shape != labels.shape:
+        raise ValueError(f"`events` must have the shape of `labels` {labels.shape}, but got {events.shape}")
+    _, first, inverse = np.unique(events, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # np.unique sorts by id; draw in order of appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    rows = rank[inverse.reshape(-1)]
+    if not np.array_equal(labels[first[order]][rows], labels):
+        raise ValueError("rows of one event must have one label, but `events` joins rows of different labels")
+    return first[order], rows
+
+
+def _add_channel(
+    x: torch.Tensor, power: torch.Tensor, locs: list[Location], cfg: SynthConfig, rng: np.random.Generator
+) -> torch.Tensor:
+    """Broadband noise at the location's SNR, mains, transients and interferers: (B, T) -> (B, T)."""
+    b = len(locs)
     rms = power.sqrt()
     snr = np.array([rng.uniform(*loc.snr_db) for loc in locs])
     beta = np.array([rng.uniform(*loc.noise_colour) for loc in locs])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 import torch
 
 import nsde.data.dataset as dataset_mod
-from nsde.data import CLASS_NAMES, LOCATIONS, PRESETS, DataConfig, SpectrogramConfig, prepare, row_frequencies
+from nsde.data import CLASS_NAMES, LOCATIONS, PRESETS, DataConfig, SpectrogramConfig, load, prepare, row_frequencies
 from nsde.data.recordings import DataFormatError
 from nsde.data.spectrogram import spectrogram
 from nsde.data.synthetic import SynthConfig, clean_waveform, synthesize
@@ -54,6 +56,43 @@ def test_same_seed_same_data_other_seed_other_data(tmp_path, tiny):
     assert np.array_equal(again.split_of, tiny.split_of)
     other = prepare(dataclasses.replace(TINY, cache_dir=str(tmp_path), seed=1), progress=False)
     assert not np.array_equal(np.asarray(other.x), np.asarray(tiny.x))
+
+
+# The tiny preset as built before the grouping, location-shift and SNR options existed
+# (same code path as the default preset): exact hashes of the labels, locations and split,
+# and fingerprints of the images (random projections; any change in the RNG's consumption
+# order moves them by whole units, a last-bit FFT difference on another CPU by ~1e-3).
+TINY_HASHES = {
+    "y": "c800053bcc15fa3bc5d7eefd95facc78fe6208fe699469de4ec998a574db2184",
+    "location": "edbeadf57df0131c192aa7c517f9967ace686301cd66819274bd221e71ed8b6d",
+    "split_of": "dadacb32b6a18ab982551195382c1f7ee61dbc66ceaf99dde97af768d2b280ce",
+}
+TINY_X_SUM = 105732.905
+TINY_X_PROJECTIONS = {  # examples from each of the three synthesis batches
+    0: 8.3177, 1: 9.027, 63: 8.8164, 64: 9.7456, 100: 7.9036, 127: 4.8363, 128: 5.8134, 191: 10.8482
+}
+TINY_CACHE_KEY = "2e6b07c7ec363cf5c56c3a56ddbefc6a95960a12ccd8674053bfa95fcd99d8ba"
+
+
+def test_tiny_preset_unchanged_by_the_optional_features(tiny):
+    for name, digest in TINY_HASHES.items():
+        assert hashlib.sha256(np.ascontiguousarray(getattr(tiny, name)).tobytes()).hexdigest() == digest, name
+    x = np.asarray(tiny.x, dtype=np.float64).reshape(len(tiny.y), -1)  # (N, 1, S, S) -> (N, S*S)
+    projections = x @ np.random.default_rng(12345).standard_normal(x.shape[1])
+    assert x.sum() == pytest.approx(TINY_X_SUM, abs=0.05)
+    for i, value in TINY_X_PROJECTIONS.items():
+        assert projections[i] == pytest.approx(value, abs=0.01), f"example {i}"
+    # Unset options stay out of the cache key: caches built before them are still found.
+    assert dataset_mod.cache_key(TINY) == TINY_CACHE_KEY
+    assert tiny.meta["version"] == dataset_mod.DATA_VERSION == 2
+    assert np.array_equal(tiny.group, np.arange(len(tiny.y)))
+
+
+def test_cache_without_group_file_loads_with_one_group_per_example(tiny, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(tiny.path, old)
+    (old / "group.npy").unlink()
+    assert np.array_equal(load(old).group, np.arange(len(tiny.y)))
 
 
 def test_second_request_loads_from_cache_without_generating(tmp_path, monkeypatch):

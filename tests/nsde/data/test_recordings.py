@@ -602,3 +602,37 @@ def test_recordings_checks_its_invariants():
     ]:
         with pytest.raises(ValueError):
             Recordings(**{**good, field: bad})
+
+
+# ------------------------------------------------------------------- events and groups
+
+
+def test_events_are_rows_in_the_simple_layout_and_intervals_in_the_channel_layout(tmp_path):
+    simple = tmp_path / "simple"
+    simple.mkdir()
+    _simple(simple / "a.npz", n=2, t=8)
+    _simple(simple / "b.npz", n=3, t=8)
+    rec = _load(simple, window=4)  # 2 windows per row
+    assert rec.events.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert rec.groups is None
+    channels = tmp_path / "channels"
+    channels.mkdir()
+    rec = _load(_channel_folder(channels), window=5)
+    # rec1: 5 channels x (4 windows of [10, 30) then 2 of [50, 61)); rec2: one window of its interval.
+    assert rec.events.tolist() == [0, 0, 0, 0, 1, 1] * 5 + [2]
+
+
+def test_groups_array_is_read_as_text_across_files(tmp_path):
+    _simple(tmp_path / "a.npz", n=2, groups=np.array([7, 8]))
+    _simple(tmp_path / "b.npz", n=2, groups=np.array(["8", "9"]))  # "8" is the 8 of a.npz
+    assert _load(tmp_path).groups.tolist() == [0, 1, 1, 2]
+
+
+def test_groups_array_must_be_in_every_file_or_none(tmp_path):
+    _simple(tmp_path / "a.npz", n=2, groups=np.array([0, 1]))
+    _simple(tmp_path / "b.npz", n=2)
+    with pytest.raises(DataFormatError, match=r"b\.npz.*`groups` must be in every file or in none"):
+        _load(tmp_path)
+    _simple(tmp_path / "b.npz", n=2, groups=np.array([0.5, 1.5]))
+    with pytest.raises(DataFormatError, match=r"b\.npz.*groups must be integer ids or strings"):
+        _load(tmp_path)
