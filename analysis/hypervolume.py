@@ -30,6 +30,7 @@ __all__ = ["BOUNDS", "hypervolume", "hypervolume_progress", "reference_point"]
 BOUNDS: dict[str, tuple[float, float]] = {
     "clean_accuracy": (0.0, 1.0),
     "sweep_area": (0.0, 1.0),
+    "snr_accuracy": (0.0, 1.0),
     "apgd_accuracy": (0.0, 1.0),
     "apgd_retention": (0.0, 1.0),
     "abc_auroc": (0.0, 1.0),

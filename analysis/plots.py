@@ -229,36 +229,47 @@ def hypervolume_curves(search: Search, ref: Sequence[float] | None = None) -> Fi
 
 
 def sweep_curves(search: Search, trial_ids: Sequence[str], *, final: bool = True) -> Figure:
-    """Accuracy against input-noise intensity, one panel per noise kind, for `trial_ids`
-    (e.g. the front's members and the baseline); shaded: the 95 % interval. Uses each trial's
-    final-profile report when there is one (and `final`), else its search-profile report."""
+    """Accuracy against input-noise intensity, one panel per noise kind, and against the SNR of
+    noise added to the waveform before the STFT (the `snr` sweep, when the reports have it), for
+    `trial_ids` (e.g. the front's members and the baseline); shaded: the 95 % interval. Uses each
+    trial's final-profile report when there is one (and `final`), else its search-profile report."""
     reports = {}
     for tid in trial_ids:
         report = (search.eval_report(tid, final=True) if final else None) or search.eval_report(tid)
         if report is not None:
             reports[tid] = report
     kinds = sorted({k for r in reports.values() for k in r["sweep"]}) or ["gaussian"]
-    fig = Figure(figsize=(4.6 * len(kinds), 3.4))
-    axes = fig.subplots(1, len(kinds), squeeze=False, sharey=True)
+    panels = kinds + (["snr"] if any(r.get("snr") for r in reports.values()) else [])
+    fig = Figure(figsize=(4.6 * len(panels), 3.4))
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)
     base = baseline_id(search, final=final and search.has_final)
     colour = colours(search, list(reports))
-    for ax, kind in zip(axes[0], kinds):
+    for ax, kind in zip(axes[0], panels):
         for tid, report in reports.items():
-            points = report["sweep"].get(kind, [])
+            if kind == "snr":  # no clean point: clean is +inf dB
+                points = report.get("snr") or []
+                x = np.array([p[0] for p in points])
+                est = [p[1] for p in points]
+            else:
+                points = report["sweep"].get(kind, [])
+                x = np.array([0.0] + [p[0] for p in points])
+                est = [report["clean"]] + [p[1] for p in points]
             if not points:
                 continue
-            x = np.array([0.0] + [p[0] for p in points])
-            clean = report["clean"]
-            est = [clean] + [p[1] for p in points]
             y = np.array([e["value"] for e in est])
             lo, hi = np.array([e["low"] for e in est]), np.array([e["high"] for e in est])
             c = "black" if tid == base else colour[tid]
             label = f"{tid} (baseline)" if tid == base else tid
             ax.plot(x, y, marker="o", ms=3, color=c, ls="--" if tid == base else "-", label=label)
             ax.fill_between(x, lo, hi, color=c, alpha=0.12)
-        hurst = next((r["settings"].get("sweep_hurst") for r in reports.values() if "settings" in r), None)
-        ax.set_title(f"{kind} input noise" + (f" (H {hurst:g})" if kind == "fbm" and hurst else ""), fontsize=9)
-        ax.set_xlabel("noise intensity (std of the added noise; 0 = clean)")
+        if kind == "snr":
+            ax.set_title("noise floor in the waveform (before the STFT)", fontsize=9)
+            ax.set_xlabel("SNR (dB; falling to the right)")
+            ax.invert_xaxis()
+        else:
+            hurst = next((r["settings"].get("sweep_hurst") for r in reports.values() if "settings" in r), None)
+            ax.set_title(f"{kind} input noise" + (f" (H {hurst:g})" if kind == "fbm" and hurst else ""), fontsize=9)
+            ax.set_xlabel("noise intensity (std of the added noise; 0 = clean)")
         ax.set_ylim(0, 1.02)
     split = next((r.get("split") for r in reports.values()), "val")
     axes[0, 0].set_ylabel(f"{'validation' if split == 'val' else split} accuracy")

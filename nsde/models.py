@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import timm
 import torch
 from torch import nn
 
-from nsde.noise import FBM_METHODS, get_noise, sample_noise
+from nsde.noise import ANCHORS, FBM_METHODS, get_noise, sample_noise
 
 __all__ = [
     "check_depth",
@@ -40,9 +42,15 @@ __all__ = [
     "list_backbones",
     "parse_depth",
     "EVAL_MODES",
+    "SIGMA_MODES",
+    "dead_blocks",
+    "recalibrate_batchnorm",
 ]
 
 EVAL_MODES = ("off", "on", "mc")
+# "absolute": the field is sigma * xi; "relative": sigma * RMS(block output, per sample) * xi,
+# so sigma reads as a noise-to-signal ratio whatever the stage's or backbone's activation scale.
+SIGMA_MODES = ("absolute", "relative")
 Depth = int | float | str | tuple[int, ...]
 
 
@@ -53,11 +61,17 @@ class NoiseConfig:
     Attributes:
         shape: a registered noise shape (`nsde.noise.list_noises()`: "fbm", "white").
         hurst: Hurst exponent in (0, 1), used by "fbm" only.
-        sigma: intensity >= 0; 0 is the deterministic baseline.
+        sigma: intensity >= 0; 0 is the deterministic baseline. Its unit is `sigma_mode`'s.
+        sigma_mode: "absolute" (the field is sigma * xi) or "relative" (sigma * the detached
+            RMS of the block's output, per sample: sigma is the noise-to-signal ratio).
+        anchor: "mean" (fields with zero spatial mean: they never move a channel's mean) or
+            "corner" (the field's own law: fBm pinned at B(0, 0) = 0, white and stationary
+            fields not centred), see `nsde.noise`.
         depth: which residual blocks (in forward order) get noise: an int k = the first
             k blocks; a float f in (0, 1] = the first ceil(f * n) of the n blocks; a tuple
             of stage indices (or the string "stages:0,1") = every block of those stages;
-            "all" = every block.
+            "all" = every block. Blocks whose noise cannot reach the logits (`dead_blocks`:
+            the last block under anchor "mean", since the head pools globally) are left out.
         method: fBm method (`nsde.noise.FBM_METHODS`): "exact" (default; an exact algorithm
             chosen by field size), "stein", "dense" or "spectral" (approximate).
         eval_mode: noise at evaluation: "off", "on" or "mc" (mean softmax of passes).
@@ -67,6 +81,8 @@ class NoiseConfig:
     shape: str = "fbm"
     hurst: float | None = 0.5
     sigma: float = 0.0
+    sigma_mode: str = "absolute"
+    anchor: str = "mean"
     depth: Depth = "all"
     method: str = "exact"
     eval_mode: str = "off"
@@ -83,6 +99,10 @@ class NoiseConfig:
                 raise ValueError(f"`0 < hurst < 1` must hold for shape {self.shape!r}, but got hurst={self.hurst}")
         if self.method not in FBM_METHODS:
             raise ValueError(f"unknown fBm method {self.method!r}; known methods: {list(FBM_METHODS)}")
+        if self.sigma_mode not in SIGMA_MODES:
+            raise ValueError(f"unknown sigma_mode {self.sigma_mode!r}; known modes: {list(SIGMA_MODES)}")
+        if self.anchor not in ANCHORS:
+            raise ValueError(f"unknown anchor {self.anchor!r}; known anchors: {list(ANCHORS)}")
         if self.eval_mode not in EVAL_MODES:
             raise ValueError(f"unknown eval_mode {self.eval_mode!r}; known modes: {list(EVAL_MODES)}")
         if isinstance(self.mc_samples, bool) or not isinstance(self.mc_samples, int) or self.mc_samples < 1:
@@ -91,7 +111,8 @@ class NoiseConfig:
 
     @property
     def sampler_options(self) -> dict:
-        return {"method": self.method} if self.shape == "fbm" else {}
+        options = {"anchor": self.anchor}
+        return {**options, "method": self.method} if self.shape == "fbm" else options
 
 
 @dataclass(frozen=True)
@@ -230,24 +251,32 @@ def select_blocks(stages: list[list[tuple[str, nn.Module]]], depth: Depth) -> li
 class NSDEModel(nn.Module):
     """A timm classifier with noise hooks on its chosen residual blocks.
 
-    `backbone` is the unmodified timm model; `injected` names the blocks that get noise.
-    forward(x) standardises x with the config's fixed input mean and std first.
+    `backbone` is the unmodified timm model; `injected` names the blocks that get noise and
+    `injected_stages` their stage indices. forward(x) standardises x with the config's fixed
+    input mean and std first. In training mode the hooks accumulate the measured
+    noise-to-signal ratio per stage (`noise_to_signal`), without a device sync per step.
     """
 
-    def __init__(self, backbone: nn.Module, cfg: ModelConfig, blocks: Sequence[tuple[str, nn.Module]]) -> None:
+    def __init__(self, backbone: nn.Module, cfg: ModelConfig, blocks: Sequence[tuple[str, nn.Module]],
+                 stages: Sequence[int] | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.cfg = cfg
         self.generator: torch.Generator | None = None
-        self.injected: tuple[str, ...] = tuple(name for name, _ in blocks) if cfg.noise.sigma > 0 else ()
+        self._noise_enabled = True
+        noisy = cfg.noise.sigma > 0
+        self.injected: tuple[str, ...] = tuple(name for name, _ in blocks) if noisy else ()
+        self.injected_stages: tuple[int, ...] = tuple(stages or [0] * len(blocks)) if noisy else ()
+        # per stage: [sum of per-batch mean noise/signal RMS ratios, number of batches]
+        self._nsr: dict[int, list] = {}
         if self.injected:
-            for _, block in blocks:
-                block.register_forward_hook(self._inject)
+            for (_, block), stage in zip(blocks, self.injected_stages):
+                block.register_forward_hook(functools.partial(self._inject, stage=stage))
 
     @property
     def stochastic(self) -> bool:
         """Whether forward passes in the current mode draw noise."""
-        if not self.injected:
+        if not self.injected or not self._noise_enabled:
             return False
         return self.training or self.cfg.noise.eval_mode != "off"
 
@@ -255,7 +284,24 @@ class NSDEModel(nn.Module):
         """Draw the injected noise from `generator` (None: the global RNG) for reproducibility."""
         self.generator = generator
 
-    def _inject(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    @contextmanager
+    def noise_disabled(self):
+        """Forward passes without injected noise, whatever the mode (BatchNorm recalibration)."""
+        previous, self._noise_enabled = self._noise_enabled, False
+        try:
+            yield self
+        finally:
+            self._noise_enabled = previous
+
+    def noise_to_signal(self, *, reset: bool = True) -> dict[str, float]:
+        """Mean measured RMS(noise) / RMS(block output) per stage ("stage0", ...) over the
+        training batches since the last reset: per sample, averaged over samples, blocks and batches."""
+        out = {f"stage{s}": float(total) / count for s, (total, count) in sorted(self._nsr.items()) if count}
+        if reset:
+            self._nsr.clear()
+        return out
+
+    def _inject(self, module: nn.Module, inputs: tuple, output: torch.Tensor, *, stage: int) -> torch.Tensor:
         if not self.stochastic:
             return output
         noise_cfg = self.cfg.noise
@@ -269,7 +315,24 @@ class NSDEModel(nn.Module):
         xi = self._draw(output)  # (B, C, h, w), one field per sample and channel
         if not output.is_contiguous() and output.is_contiguous(memory_format=torch.channels_last):
             xi = xi.contiguous(memory_format=torch.channels_last)
-        return output + noise_cfg.sigma * xi
+        noise = noise_cfg.sigma * xi
+        needs_rms = noise_cfg.sigma_mode == "relative" or self.training
+        # (B, C, h, w) -> (B, 1, 1, 1): the RMS of each sample's block output, detached (the
+        # noise's scale follows the signal but is not a path for gradients)
+        rms = output.detach().float().pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() if needs_rms else None
+        if noise_cfg.sigma_mode == "relative":
+            noise = noise * rms.to(noise.dtype)
+        if self.training:
+            self._record_nsr(stage, noise, rms)
+        return output + noise
+
+    @torch.no_grad()
+    def _record_nsr(self, stage: int, noise: torch.Tensor, rms: torch.Tensor) -> None:
+        # (B, C, h, w) -> (B,): per-sample RMS of the noise over the block output's RMS
+        ratio = noise.float().pow(2).mean(dim=(1, 2, 3)).sqrt() / rms.flatten().clamp_min(1e-12)
+        total = self._nsr.setdefault(stage, [0.0, 0])
+        total[0] = total[0] + ratio.mean()  # a tensor: summed on the device, read once per epoch
+        total[1] += 1
 
     # Noise is drawn eagerly under torch.compile: inductor has no complex-FFT codegen, and
     # the sampler's cached numpy set-up must not be traced.
@@ -288,11 +351,48 @@ class NSDEModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.cfg.input_mean) / self.cfg.input_std
-        if self.training or self.cfg.noise.eval_mode != "mc" or not self.injected:
+        if self.training or self.cfg.noise.eval_mode != "mc" or not self.stochastic:
             return self.backbone(x)
         # (S passes of (B, K)) -> (B, K): log of the Monte-Carlo mean of the softmax.
         log_probs = torch.stack([self.backbone(x).float().log_softmax(-1) for _ in range(self.cfg.noise.mc_samples)])
         return torch.logsumexp(log_probs, dim=0) - math.log(self.cfg.noise.mc_samples)
+
+    @property
+    def needs_bn_recalibration(self) -> bool:
+        """True when BatchNorm statistics were collected with noise that evaluation leaves off."""
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.modules())
+        return bool(self.injected) and self.cfg.noise.eval_mode == "off" and has_bn
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: NSDEModel, batches) -> int:
+    """Recompute every BatchNorm layer's running statistics on `batches` with the noise off.
+
+    The statistics become the equally weighted mean of the per-batch means and (unbiased)
+    variances (momentum None), as a noise-free pass would collect them; every other module
+    stays in eval mode (no dropout or drop-path draws). torch.optim.swa_utils.update_bn does
+    the same but puts the whole model in training mode, which would switch the noise back on.
+    Returns the number of batches used.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    was_training = model.training
+    momenta = [bn.momentum for bn in bns]
+    model.eval()
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+        bn.train()
+    used = 0
+    try:
+        with model.noise_disabled():
+            for x in batches:
+                model(x)
+                used += 1
+    finally:
+        for bn, momentum in zip(bns, momenta):
+            bn.momentum = momentum
+        model.train(was_training)
+    return used
 
 
 @functools.lru_cache(maxsize=None)
@@ -315,8 +415,26 @@ def check_depth(backbone: str, depth: Depth) -> None:
         raise ValueError(f"{backbone}: {err}") from None
 
 
+def dead_blocks(stages: list[list[tuple[str, nn.Module]]], anchor: str) -> set[str]:
+    """Blocks whose injected noise cannot reach the logits.
+
+    Every registered backbone's head starts with global average pooling. A field with zero
+    spatial mean (anchor "mean") added to the *last* block's output is averaged away there
+    exactly (measured: logits change by ~1e-7 at sigma = 1); every earlier block feeds a
+    convolution, a norm or a nonlinearity first. Corner-anchored fields move channel means,
+    so under "corner" no block is dead.
+    """
+    if anchor != "mean" or not stages or not stages[-1]:
+        return set()
+    return {stages[-1][-1][0]}
+
+
 def build_model(cfg: ModelConfig) -> NSDEModel:
-    """Create the timm backbone of `cfg` (random weights) and attach the noise hooks."""
+    """Create the timm backbone of `cfg` (random weights) and attach the noise hooks.
+
+    Raises:
+        ValueError: `depth` selects only blocks whose noise cannot reach the logits.
+    """
     backbone = timm.create_model(
         cfg.backbone,
         pretrained=False,
@@ -324,5 +442,18 @@ def build_model(cfg: ModelConfig) -> NSDEModel:
         in_chans=cfg.in_chans,
         drop_path_rate=cfg.drop_path_rate,
     )
-    blocks = select_blocks(_BACKBONES[cfg.backbone](backbone), cfg.noise.depth)
-    return NSDEModel(backbone, cfg, blocks)
+    stages = _BACKBONES[cfg.backbone](backbone)
+    stage_of = {name: s for s, stage in enumerate(stages) for name, _ in stage}
+    blocks = select_blocks(stages, cfg.noise.depth)
+    if cfg.noise.sigma > 0:
+        dead = dead_blocks(stages, cfg.noise.anchor)
+        skipped = [name for name, _ in blocks if name in dead]
+        blocks = [(name, b) for name, b in blocks if name not in dead]
+        if skipped and not blocks:
+            raise ValueError(f"{cfg.backbone}: depth={cfg.noise.depth!r} selects only {skipped}, whose zero-mean "
+                             "noise the head's global average pooling removes; choose earlier blocks or "
+                             "anchor='corner'")
+        if skipped and cfg.noise.depth != "all":  # "all" means every block whose noise reaches the logits
+            warnings.warn(f"{cfg.backbone}: no noise in {skipped} (anchor 'mean': the head's global average "
+                          "pooling removes it); injecting into the other selected blocks", stacklevel=2)
+    return NSDEModel(backbone, cfg, blocks, [stage_of[name] for name, _ in blocks])

@@ -29,7 +29,18 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from nsde.data import PRESETS, DataConfig, Split, SpectrogramData, prepare
-from nsde.models import EVAL_MODES, ModelConfig, NoiseConfig, NSDEModel, build_model, list_backbones, parse_depth
+from nsde.models import (
+    EVAL_MODES,
+    SIGMA_MODES,
+    ModelConfig,
+    NoiseConfig,
+    NSDEModel,
+    build_model,
+    list_backbones,
+    parse_depth,
+    recalibrate_batchnorm,
+)
+from nsde.noise import ANCHORS
 
 __all__ = [
     "TrainConfig",
@@ -64,11 +75,16 @@ class TrainConfig:
     channels_last: bool | None = None  # default: on CUDA only
     compile: bool = False
     eval_batch_size: int = 256
+    # After the last epoch, BatchNorm statistics of a model evaluated with noise off are
+    # recomputed on up to this many training batches without noise (0 = never).
+    bn_recalibration: int = 64
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name} >= 1` must hold, but got {name}={getattr(self, name)}")
+        if self.bn_recalibration < 0:
+            raise ValueError(f"`bn_recalibration >= 0` (batches; 0 = off) must hold, but got {self.bn_recalibration}")
         if not self.lr > 0:
             raise ValueError(f"`lr > 0` must hold, but got lr={self.lr}")
         if self.weight_decay < 0 or self.warmup_epochs < 0:
@@ -92,6 +108,14 @@ class EpochMetrics:
     lr: float
     seconds: float
     examples_per_second: float
+    # measured RMS(noise) / RMS(block output) per stage over the epoch ("stage0", ...)
+    noise_to_signal: dict[str, float] = dataclasses.field(default_factory=dict)
+    bn_recalibrated: int = 0  # training batches the BatchNorm statistics were recomputed on
+
+    def flat(self) -> dict[str, float]:
+        """The metrics as flat numbers (`nsr_stage0`, ...) for trackers that take scalars."""
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k != "noise_to_signal"}
+        return {**out, **{f"nsr_{stage}": v for stage, v in self.noise_to_signal.items()}}
 
 
 @dataclass
@@ -302,6 +326,9 @@ def _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, dev
         torch.distributed.all_reduce(totals)
         loss_sum, seen = totals[0], int(totals[1])
     train_seconds = time.perf_counter() - start
+    recalibrated = 0
+    if epoch == cfg.epochs and cfg.bn_recalibration and model.needs_bn_recalibration:
+        recalibrated = _recalibrate(model, train_split, cfg, device, fmt)
     val_acc = accuracy(model, val_split, batch_size=cfg.eval_batch_size, amp=_use_amp(cfg, device))
     return EpochMetrics(
         epoch=epoch,
@@ -310,7 +337,19 @@ def _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, dev
         lr=sched.get_last_lr()[0],
         seconds=time.perf_counter() - start,
         examples_per_second=seen / train_seconds,
+        noise_to_signal=model.noise_to_signal(),
+        bn_recalibrated=recalibrated,
     )
+
+
+def _recalibrate(model, train_split, cfg, device, fmt) -> int:
+    """BatchNorm statistics without noise, from the first `bn_recalibration` batches of a fixed
+    order. Every rank uses the same whole batches (not its slice), so the ranks agree."""
+    order = _batches(len(train_split), cfg.batch_size, cfg.seed, cfg.epochs + 1)[: cfg.bn_recalibration]
+
+    batches = (train_split.x[idx].to(device, non_blocking=True).contiguous(memory_format=fmt) for idx in order)
+    with _autocast(cfg, device):
+        return recalibrate_batchnorm(model, batches)
 
 
 # ------------------------------------------------------------------------ checkpoints
@@ -396,6 +435,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--hurst", type=float, default=n.hurst, help="Hurst exponent in (0, 1) (fbm)")
     g.add_argument("--sigma", type=float, default=0.1, help="noise intensity; 0 = the deterministic baseline")
     g.add_argument("--depth", default="all", help="noisy blocks: k (first k), f in (0,1] (fraction), 'stages:0,1', 'all'")
+    g.add_argument("--sigma-mode", choices=SIGMA_MODES, default=n.sigma_mode,
+                   help="absolute: sigma * field; relative: sigma * RMS of the block's output * field")
+    g.add_argument("--anchor", choices=ANCHORS, default=n.anchor,
+                   help="mean: zero-mean fields; corner: the field's own law (fBm with B(0,0) = 0)")
     g.add_argument("--method", default=n.method, help="fBm method: exact, stein, dense or spectral")
     g.add_argument("--eval-mode", choices=EVAL_MODES, default=n.eval_mode, help="noise at evaluation")
     g.add_argument("--mc-samples", type=int, default=n.mc_samples, help="passes averaged by --eval-mode mc")
@@ -410,6 +453,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=t.seed, help="seeds weights, data order and noise")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--bn-recalibration", type=int, default=t.bn_recalibration,
+                   help="training batches to recompute BatchNorm statistics on without noise after the last "
+                        "epoch, for a model evaluated with noise off (0: keep the statistics training collected)")
     g.add_argument("--out", default=None, help="output folder (default: runs/train-<time>)")
     g.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -437,6 +483,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[DataConfig, ModelConfig
         shape=args.shape,
         hurst=args.hurst,
         sigma=args.sigma,
+        sigma_mode=args.sigma_mode,
+        anchor=args.anchor,
         depth=parse_depth(args.depth),
         method=args.method,
         eval_mode=args.eval_mode,
@@ -454,6 +502,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[DataConfig, ModelConfig
         seed=args.seed,
         device=args.device,
         compile=args.compile,
+        bn_recalibration=args.bn_recalibration,
     )
     return data, model, run
 
@@ -471,9 +520,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {data.path} ({data.meta['counts']})")
 
     def report(m: EpochMetrics, _ckpt) -> None:
+        nsr = "  noise/signal " + " ".join(f"{v:.2f}" for v in m.noise_to_signal.values()) if m.noise_to_signal else ""
+        bn = f"  BatchNorm recalibrated on {m.bn_recalibrated} batches" if m.bn_recalibrated else ""
         print(
             f"epoch {m.epoch:3d}  loss {m.train_loss:.4f}  val acc {m.val_accuracy:.4f}  "
-            f"lr {m.lr:.2e}  {m.examples_per_second:7.1f} ex/s  {m.seconds:6.1f} s",
+            f"lr {m.lr:.2e}  {m.examples_per_second:7.1f} ex/s  {m.seconds:6.1f} s{nsr}{bn}",
             flush=True,
         )
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         resume = work / CHECKPOINT
 
     def report(m: EpochMetrics, ckpt_path: Path | None) -> None:
-        metrics = {**asdict(m), **_NAN_OBJECTIVES, EVALUATED: False}
+        metrics = {**m.flat(), **_NAN_OBJECTIVES, EVALUATED: False}
         checkpoint = ray_train.Checkpoint.from_directory(str(ckpt_path.parent)) if ckpt_path else None
         ray_train.report(metrics, checkpoint=checkpoint)
 

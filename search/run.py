@@ -212,6 +212,7 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
     from ray import tune
 
     from nsde.data import prepare
+    from nsde.data.snr import snr_spectrograms
     from search.trainable import run_trial
 
     t0 = time.perf_counter()
@@ -234,6 +235,10 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
     start = time.perf_counter()
     print(f"data set: preset {settings.preset or space.preset!r}", flush=True)
     data = prepare(data_cfg)  # once per search, on the driver; trials load the cache by path
+    # the SNR sweep's spectrograms, once on the driver (trials and the held-out scoring read them)
+    for split, cfg in ((OBJECTIVE_SPLIT, search_cfg), ("test", final_cfg)):
+        for level in cfg.snr_levels:
+            snr_spectrograms(data, split, level, progress=True)
     timing["data_s"] = time.perf_counter() - start
 
     client = MlflowClient(settings.mlflow_uri)

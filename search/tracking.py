@@ -39,6 +39,7 @@ SPLIT_TAG = "nsde.splits"
 SPLIT_NOTE = f"objectives and final_*: {OBJECTIVE_SPLIT}; {TEST_PREFIX}*: test (held out, final front and baseline)"
 ENDED_TAG = "nsde.ended"  # when the driver saw the trial end (seconds since the epoch)
 _EPOCH_KEYS = ("train_loss", "val_accuracy", "lr", "seconds", "examples_per_second")
+_EPOCH_PREFIX = "nsr_"  # the measured noise-to-signal ratio per stage (nsde.train.EpochMetrics.flat)
 
 
 def check_mlflow(uri: str, *, timeout: float = 5.0) -> None:
@@ -188,11 +189,12 @@ class TrialTracker(Callback):
         epoch = int(result.get("epoch", 0))
         metrics = []
         if epoch > self.last_epoch.get(trial.trial_id, 0):
-            metrics = [Metric(k, float(result[k]), ts, epoch) for k in _EPOCH_KEYS if k in result]
+            metrics = [Metric(k, float(v), ts, epoch) for k, v in result.items()
+                       if k in _EPOCH_KEYS or (k.startswith(_EPOCH_PREFIX) and math.isfinite(float(v)))]
             self.last_epoch[trial.trial_id] = epoch
         if result.get(EVALUATED) and trial.trial_id not in self.evaluated:
             self.evaluated.add(trial.trial_id)
-            skip = set(_EPOCH_KEYS) | {"epoch", "training_iteration", "time_this_iter_s", "timestamp", "pid"}
+            skip = set(_EPOCH_KEYS) | {k for k in result if k.startswith(_EPOCH_PREFIX)} | {"epoch", "training_iteration", "time_this_iter_s", "timestamp", "pid"}
             metrics += [Metric(k, float(v), ts, 0) for k, v in result.items()
                         if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool)
                         and math.isfinite(float(v))]

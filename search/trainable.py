@@ -27,7 +27,7 @@ from nsde.metrics import EvalConfig, attribution_figure, evaluate
 from nsde.train import CHECKPOINT, EpochMetrics, train
 from search.config import METRICS, OBJECTIVE_SPLIT, trial_configs
 
-__all__ = ["CHECKS_PASSED", "EVALUATED", "FIGURE_FILE", "MODEL_FILE", "REPORT_FILE", "check_metrics", "evaluation_metrics",
+__all__ = ["CHECKS_PASSED", "EVALUATED", "LOCATION_PREFIX", "FIGURE_FILE", "MODEL_FILE", "REPORT_FILE", "check_metrics", "evaluation_metrics",
            "run_trial"]
 
 EVALUATED = "evaluated"
@@ -36,6 +36,7 @@ REPORT_FILE = "eval_report.json"
 FIGURE_FILE = "attributions.png"
 FINAL_FILE = "final.json"  # the final report, so that a replayed finished trial repeats it
 CHECKS_PASSED = "checks_passed"  # 1.0 when every applicable sanity check of the attack passed
+LOCATION_PREFIX = "location_acc_"  # clean accuracy at one sensor location: location_acc_main_power
 _NAN_OBJECTIVES = {name: math.nan for name in METRICS if name != "val_accuracy"}
 
 
@@ -57,7 +58,7 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
                 # The last epoch goes out with the evaluation: ASHA stops a trial whose result
                 # reaches max_t, which would cut the evaluation off.
                 return
-            metrics = {**asdict(m), **_NAN_OBJECTIVES, EVALUATED: False}
+            metrics = {**m.flat(), **_NAN_OBJECTIVES, EVALUATED: False}
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(ckpt_path.parent)))
 
         result = train(model_cfg, data, train_cfg, callback=report_epoch, checkpoint_dir=work,
@@ -65,7 +66,7 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
         train_seconds = time.perf_counter() - start
         report = evaluate(result.model, data, eval_cfg, split=OBJECTIVE_SPLIT)  # selection never sees test
         _write_outputs(work, result.model, model_cfg, report, data)
-        final = {**asdict(result.history[-1]), **evaluation_metrics(report), EVALUATED: True,
+        final = {**result.history[-1].flat(), **evaluation_metrics(report), EVALUATED: True,
                  "train_seconds": train_seconds}
         report_final(work, final)
     finally:
@@ -79,6 +80,7 @@ def evaluation_metrics(report) -> dict[str, float]:
     for name, est in report.objective_estimates().items():
         out.update({name: est.value, f"{name}_low": est.low, f"{name}_high": est.high, f"{name}_n": est.n})
     out.update(check_metrics(report))
+    out.update({f"{LOCATION_PREFIX}{name}": est.value for name, est in report.per_location.items()})
     out.update({f"eval_seconds_{k}": v for k, v in report.seconds.items()})
     return out
 

@@ -16,13 +16,13 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from nsde.data.dataset import PRESETS
 from nsde.metrics.evaluate import EVAL_PROFILES
-from nsde.models import EVAL_MODES, ModelConfig, check_depth, list_backbones, parse_depth
-from nsde.noise import FBM_METHODS
+from nsde.models import EVAL_MODES, SIGMA_MODES, ModelConfig, check_depth, list_backbones, parse_depth
+from nsde.noise import ANCHORS, FBM_METHODS, list_noises
 
 __all__ = ["KEYS", "NOISE_SHAPES", "Param", "SearchSpace"]
 
 # "none" is the deterministic baseline (sigma = 0); the others are nsde noise shapes.
-NOISE_SHAPES = ("none", "fbm", "white")
+NOISE_SHAPES = ("none", *list_noises())
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,10 @@ KEYS: dict[str, _Rule] = {
     "model/backbone": _Rule(str, choices=tuple(list_backbones()), doc="timm backbone"),
     "model/drop_path_rate": _Rule(float, 0.0, 1.0, open_high=True, doc="stochastic depth"),
     "noise/shape": _Rule(str, choices=NOISE_SHAPES, doc="'none' = the deterministic baseline"),
-    "noise/hurst": _Rule(float, 0.0, 1.0, open_low=True, open_high=True, doc="Hurst exponent (fbm only)"),
-    "noise/sigma": _Rule(float, 0.0, None, doc="intensity (ignored for 'none')"),
+    "noise/hurst": _Rule(float, 0.0, 1.0, open_low=True, open_high=True, doc="Hurst exponent (fbm, stationary)"),
+    "noise/sigma": _Rule(float, 0.0, None, doc="intensity (ignored for 'none'), in sigma_mode's unit"),
+    "noise/sigma_mode": _Rule(str, choices=SIGMA_MODES, doc="absolute, or relative to the block's output RMS"),
+    "noise/anchor": _Rule(str, choices=ANCHORS, doc="mean: zero-mean fields; corner: fBm with B(0,0) = 0"),
     "noise/depth": _Rule(object, doc="k blocks, a fraction, 'stages:0,1' or 'all'"),
     "noise/method": _Rule(str, choices=FBM_METHODS, doc="fBm algorithm"),
     "noise/eval_mode": _Rule(str, choices=EVAL_MODES, doc="noise at evaluation: off, on, mc"),

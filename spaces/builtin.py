@@ -2,7 +2,12 @@
 
 Blocks with injection (`nsde.models`): convnext_atto and _femto have 2+2+6+2 = 12 residual
 blocks, convnext_tiny / _base 3+3+9(27)+3, resnet18 has 2+2+2+2 = 8 and resnet34 / 50
-3+4+6+3 = 16, which is why depth ranges are given per backbone.
+3+4+6+3 = 16, which is why depth ranges are given per backbone. Every space injects
+*relative* noise (sigma is the noise-to-signal ratio of the block's output, so one value
+means the same in every stage and backbone) with zero-mean fields, and its depth ranges
+stop one block short of the last: that block's zero-mean noise is removed by the head's
+global average pooling (`nsde.models.dead_blocks`); "all" means every block whose noise
+reaches the logits.
 """
 
 from __future__ import annotations
@@ -14,24 +19,31 @@ from optuna.distributions import IntDistribution as Int
 from spaces._registry import register_space
 from spaces._space import Param, SearchSpace
 
-_NOISY = ("fbm", "white")
+_NOISY = ("fbm", "white", "stationary")
+_HURST = ("fbm", "stationary")  # the shapes with a Hurst exponent
 
 
-def _noise_params(*, hurst: tuple[float, float], sigma: tuple[float, float]) -> dict[str, Param]:
+def _noise_params(*, hurst: tuple[float, float], sigma: tuple[float, float],
+                  shapes: tuple[str, ...] = ("fbm", "white")) -> dict[str, Param]:
     return {
-        "noise/shape": Param(Cat(["none", "fbm", "white"])),
-        "noise/hurst": Param(Float(*hurst), when={"noise/shape": ("fbm",)}),
-        "noise/sigma": Param(Float(*sigma, log=True), when={"noise/shape": _NOISY}),
+        "noise/shape": Param(Cat(["none", *shapes])),
+        "noise/hurst": Param(Float(*hurst), when={"noise/shape": tuple(s for s in shapes if s in _HURST)}),
+        "noise/sigma": Param(Float(*sigma, log=True), when={"noise/shape": shapes}),
     }
 
 
-def _depth(name: str, backbones: tuple[str, ...], blocks: int, low: int = 1) -> dict[str, Param]:
-    """Injection depth (the first k blocks) for `backbones`, which have `blocks` residual blocks."""
+def _depth(name: str, backbones: tuple[str, ...], blocks: int, low: int = 1,
+           shapes: tuple[str, ...] = ("fbm", "white")) -> dict[str, Param]:
+    """Injection depth (the first k blocks) for `backbones`, which have `blocks` residual blocks:
+    k <= blocks - 1, since the last block's zero-mean noise cannot reach the logits."""
     return {
         f"noise/depth[{name}]": Param(
-            Int(low, blocks), when={"model/backbone": backbones, "noise/shape": _NOISY}, key="noise/depth"
+            Int(low, blocks - 1), when={"model/backbone": backbones, "noise/shape": shapes}, key="noise/depth"
         )
     }
+
+
+_RELATIVE = {"noise/sigma_mode": "relative", "noise/anchor": "mean"}
 
 
 @register_space("default")
@@ -56,7 +68,7 @@ def default() -> SearchSpace:
         },
         # Noise off at evaluation keeps trials deterministic there (no EOT): the `shapes`
         # space searches the evaluation behaviour.
-        constants={"train/epochs": 5, "noise/eval_mode": "off"},
+        constants={"train/epochs": 5, "noise/eval_mode": "off", **_RELATIVE},
         points=(
             # the deterministic baseline, so that the front is always compared with it
             {"model/backbone": "resnet18", "noise/shape": "none", "model/drop_path_rate": 0.0,
@@ -79,7 +91,7 @@ def paper() -> SearchSpace:
             "model/backbone": Param(Cat(["convnext_base", "resnet50"])),
             "noise/shape": Param(Cat(["none", "fbm"])),
             "noise/hurst": Param(Float(0.3, 0.7), when={"noise/shape": ("fbm",)}),
-            "noise/sigma": Param(Float(0.02, 0.5, log=True), when={"noise/shape": ("fbm",)}),
+            "noise/sigma": Param(Float(0.02, 1.0, log=True), when={"noise/shape": ("fbm",)}),
             "noise/depth[convnext]": Param(Cat(["stages:0", "stages:0,1", "stages:0,1,2", "all"]),
                                            when={"model/backbone": ("convnext_base",), "noise/shape": ("fbm",)},
                                            key="noise/depth"),
@@ -90,11 +102,13 @@ def paper() -> SearchSpace:
             "model/drop_path_rate": Param(Float(0.0, 0.3)),
             "train/lr": Param(Float(2e-4, 4e-3, log=True)),
         },
-        constants={"train/epochs": 30, "train/batch_size": 64, "train/weight_decay": 0.05, "noise/mc_samples": 8},
+        constants={"train/epochs": 30, "train/batch_size": 64, "train/weight_decay": 0.05, "noise/mc_samples": 8,
+                   **_RELATIVE},
         points=(
             {"model/backbone": "convnext_base", "noise/shape": "none", "model/drop_path_rate": 0.1, "train/lr": 1e-3},
-            # the published NSDE: Brownian noise (H = 0.5) in every block
-            {"model/backbone": "convnext_base", "noise/shape": "fbm", "noise/hurst": 0.5, "noise/sigma": 0.1,
+            # the published NSDE: Brownian noise (H = 0.5) in every block (here relative: noise at
+            # 20 % of each block's output RMS)
+            {"model/backbone": "convnext_base", "noise/shape": "fbm", "noise/hurst": 0.5, "noise/sigma": 0.2,
              "noise/depth[convnext]": "all", "noise/eval_mode": "off", "model/drop_path_rate": 0.1, "train/lr": 1e-3},
         ),
     )
@@ -111,10 +125,10 @@ def shapes() -> SearchSpace:
         final_profile="cpu-final",
         params={
             "model/backbone": Param(Cat(["convnext_atto", "convnext_femto", "resnet18", "resnet34"])),
-            **_noise_params(hurst=(0.02, 0.98), sigma=(1e-3, 2.0)),
-            **_depth("convnext", ("convnext_atto", "convnext_femto"), 12),
-            **_depth("resnet18", ("resnet18",), 8),
-            **_depth("resnet34", ("resnet34",), 16),
+            **_noise_params(hurst=(0.02, 0.98), sigma=(1e-3, 2.0), shapes=_NOISY),
+            **_depth("convnext", ("convnext_atto", "convnext_femto"), 12, shapes=_NOISY),
+            **_depth("resnet18", ("resnet18",), 8, shapes=_NOISY),
+            **_depth("resnet34", ("resnet34",), 16, shapes=_NOISY),
             "noise/eval_mode": Param(Cat(["off", "on", "mc"]), when={"noise/shape": _NOISY}),
             "noise/mc_samples": Param(Int(2, 16, log=True), when={"noise/eval_mode": ("mc",)}),
             "model/drop_path_rate": Param(Float(0.0, 0.3)),
@@ -123,4 +137,5 @@ def shapes() -> SearchSpace:
             "train/epochs": Param(Int(4, 15)),
             "train/batch_size": Param(Cat([32, 64, 128])),
         },
+        constants=_RELATIVE,
     )

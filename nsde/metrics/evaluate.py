@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from nsde.data import SpectrogramData
+from nsde.data.snr import SNR_LEVELS_DB, snr_spectrograms
 from nsde.metrics.explain import abc_scores, abc_summary, attribution_stability
 from nsde.metrics.robustness import (
     SWEEP_KINDS,
@@ -61,6 +62,7 @@ OBJECTIVE_METRICS: dict[str, str] = {
     "clean_accuracy": "max",  # the model's evaluation-mode prediction on the whole split
     "sweep_area": "max",  # normalised area under accuracy vs input-noise intensity (<= sweep_area_max)
     "sweep_retention": "max",  # sweep_area / clean accuracy on the sweep's examples
+    "snr_accuracy": "max",  # normalised area under accuracy vs SNR (noise added to the waveform before the STFT)
     "apgd_accuracy": "max",  # APGD-CE L2 robust accuracy, mean over eps
     "apgd_retention": "max",  # apgd_accuracy / clean accuracy on the attacked examples
     "abc_auroc": "max",  # AUROC of ABC as a predictor of a correct prediction
@@ -78,7 +80,10 @@ class EvalConfig:
         sweep_intensities / sweep_kinds / sweep_hurst: the noise sweep (inputs clipped to [0, 1]).
         sweep_area_max: the sweep objective is the area under the accuracy curve over the
             intensities <= this (above 0.25 every model of the default search is at chance).
-        sweep_subset: examples in the sweep (seeded subset; 0 = the whole split).
+        sweep_subset: examples in the sweep and the SNR sweep (seeded subset; 0 = the whole split).
+        snr_levels: the SNR sweep, dB: white noise added to the waveforms before the STFT
+            (`nsde.data.snr`); its objective `snr_accuracy` is the normalised area under
+            accuracy vs SNR over these levels. () = no SNR sweep.
         apgd_eps / apgd_steps / eot_iter: APGD-CE L2; eot_iter applies to stochastic models.
         attack_subset: examples attacked (seeded subset; 0 = the whole split).
         abc_subset / abc_samples / abc_mutate / ig_steps: ABC (S samples, features mutated
@@ -96,6 +101,7 @@ class EvalConfig:
     sweep_hurst: float = 0.5
     sweep_area_max: float = 0.25
     sweep_subset: int = 0
+    snr_levels: tuple[float, ...] = SNR_LEVELS_DB
     apgd_eps: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2)
     apgd_steps: int = 100
     eot_iter: int = 4
@@ -131,6 +137,9 @@ class EvalConfig:
         if not any(i <= self.sweep_area_max for i in self.sweep_intensities):
             raise ValueError(f"`sweep_area_max` must be >= the smallest sweep intensity "
                              f"{min(self.sweep_intensities)}, but got {self.sweep_area_max}")
+        if any(not math.isfinite(level) for level in self.snr_levels) or len(set(self.snr_levels)) < len(
+                self.snr_levels):
+            raise ValueError(f"`snr_levels` must be distinct finite dB values, but got {self.snr_levels}")
         if not 0 < self.check_small_eps < min(self.apgd_eps):
             raise ValueError(f"`0 < check_small_eps < min(apgd_eps)` must hold, but got {self.check_small_eps}")
         if not self.check_large_rms > 0:
@@ -195,6 +204,7 @@ _STATISTICS: dict[str, tuple[str, tuple[str, ...], Callable[[np.ndarray], float]
     "clean_accuracy": ("clean", ("correct",), lambda a: float(a[:, 0].mean())),
     "sweep_area": ("sweep", ("area",), lambda a: float(a[:, 0].mean())),
     "sweep_retention": ("sweep", ("area", "clean"), _ratio),
+    "snr_accuracy": ("snr", ("area",), lambda a: float(a[:, 0].mean())),
     "apgd_accuracy": ("apgd", ("robust_mean",), lambda a: float(a[:, 0].mean())),
     "apgd_retention": ("apgd", ("robust_mean", "clean"), _ratio),
     "abc_auroc": ("abc", ("score", "correct"), _abc_auroc),
@@ -244,7 +254,11 @@ class EvalReport:
     Attributes:
         split: "val" or "test": where every number of this report comes from.
         clean: accuracy on the whole split (Wilson interval).
-        sweep: per kind, (intensity, accuracy) on the sweep's subset.
+        sweep: per kind, (intensity, accuracy) on the sweep's subset (image-domain noise).
+        snr: (SNR in dB, accuracy) on the sweep's subset, noise added to the waveform before
+            the STFT (the `snr` sweep; [] when not run).
+        per_location: clean accuracy per sensor location (location name -> Estimate) on the
+            whole split; {} when the data set does not record locations.
         apgd: per eps, robust accuracy on the attacked subset.
         abc: "mean_correct", "mean_incorrect", "auroc" (Estimates, bootstrap intervals) and
             "auroc_note" (why the AUROC is undefined, else None).
@@ -265,6 +279,8 @@ class EvalReport:
     stochastic: bool
     settings: dict
     seconds: dict[str, float] = field(default_factory=dict)
+    snr: list[tuple[float, Estimate]] = field(default_factory=list)
+    per_location: dict[str, Estimate] = field(default_factory=dict)
 
     @property
     def objectives(self) -> dict[str, float]:
@@ -283,7 +299,10 @@ class EvalReport:
         seed = int(self.settings.get("seed", 0))
         out = {"clean_accuracy": self.clean, "abc_auroc": self.abc["auroc"], "abc_correct": self.abc["mean_correct"],
                "abc_incorrect": self.abc["mean_incorrect"], "attribution_stability": self.attribution_stability}
-        for name in ("sweep_area", "sweep_retention", "apgd_accuracy", "apgd_retention"):
+        for name in ("sweep_area", "sweep_retention", "snr_accuracy", "apgd_accuracy", "apgd_retention"):
+            if _STATISTICS[name][0] not in self.per_example:  # a report without the SNR sweep
+                out[name] = Estimate(math.nan, 0, math.nan, math.nan)
+                continue
             _, values, stat = objective_samples(self.per_example, name)
             if values.shape[1] == 1:
                 out[name] = bootstrap_mean(values[:, 0], resamples=resamples, seed=seed)
@@ -335,6 +354,8 @@ class EvalReport:
             stochastic=d["stochastic"],
             settings=d["settings"],
             seconds=d.get("seconds", {}),
+            snr=[(float(level), _estimate(e)) for level, e in d.get("snr", [])],
+            per_location={k: _estimate(e) for k, e in d.get("per_location", {}).items()},
         )
 
 
@@ -367,6 +388,7 @@ def evaluate(model: torch.nn.Module, data: SpectrogramData, cfg: EvalConfig | No
         correct = correct_predictions(model, x, y, cfg.batch_size, seed=cfg.seed + 5)
         clean = proportion(correct)
         per_example["clean"] = {"index": where.tolist(), "correct": correct.tolist()}
+        per_location = _per_location(data, where, correct)
         seconds["clean"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -380,6 +402,15 @@ def evaluate(model: torch.nn.Module, data: SpectrogramData, cfg: EvalConfig | No
         area = np.mean([sweep_area(levels, rows[keep]) for rows in sweep_ok.values()], axis=0)
         per_example["sweep"] = {"index": where[idx].tolist(), "area": area.tolist(), "clean": correct[idx].tolist()}
         seconds["sweep"] = time.perf_counter() - start
+
+        snr: list[tuple[float, Estimate]] = []
+        if cfg.snr_levels:
+            start = time.perf_counter()
+            snr_ok = _snr_correct(model, data, split, idx, y[idx], cfg)  # (L, n), levels as in cfg
+            snr = [(float(level), proportion(row)) for level, row in zip(cfg.snr_levels, snr_ok)]
+            per_example["snr"] = {"index": where[idx].tolist(), "area": sweep_area(cfg.snr_levels, snr_ok).tolist(),
+                                  **{f"correct_{level:g}": row.tolist() for level, row in zip(cfg.snr_levels, snr_ok)}}
+            seconds["snr"] = time.perf_counter() - start
 
         start = time.perf_counter()
         idx = _subset(len(y), cfg.attack_subset, cfg.seed)
@@ -432,4 +463,23 @@ def evaluate(model: torch.nn.Module, data: SpectrogramData, cfg: EvalConfig | No
         stochastic=is_stochastic(model),
         settings=dataclasses.asdict(cfg),
         seconds=seconds,
+        snr=snr,
+        per_location=per_location,
     )
+
+
+def _per_location(data: SpectrogramData, where: np.ndarray, correct: np.ndarray) -> dict[str, Estimate]:
+    """Clean accuracy per sensor location of the examples `where` (unknown locations, -1, left out)."""
+    names = data.location_names
+    location = np.asarray(data.location)[where]
+    return {names[i]: proportion(correct[location == i]) for i in range(len(names)) if (location == i).any()}
+
+
+def _snr_correct(model: torch.nn.Module, data: SpectrogramData, split: str, idx: np.ndarray, y: torch.Tensor,
+                 cfg: EvalConfig) -> np.ndarray:
+    """(len(snr_levels), len(idx)) correctness on the split's rows `idx` re-made at each SNR."""
+    rows = []
+    for k, level in enumerate(cfg.snr_levels):
+        x = torch.from_numpy(np.asarray(snr_spectrograms(data, split, level)[idx], dtype=np.float32))
+        rows.append(correct_predictions(model, x, y, cfg.batch_size, seed=cfg.seed * 1000 + 500 + k))
+    return np.stack(rows)

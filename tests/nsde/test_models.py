@@ -8,8 +8,8 @@ import pytest
 import timm
 import torch
 
-from nsde.models import ModelConfig, NoiseConfig, build_model, list_backbones, select_blocks
-from nsde.noise import estimate_hurst
+from nsde.models import ModelConfig, NoiseConfig, build_model, list_backbones, recalibrate_batchnorm, select_blocks
+from nsde.noise import estimate_hurst, sample_noise
 
 SIZE = 64  # smallest input for which every stage of every backbone is >= 2x2
 
@@ -118,7 +118,144 @@ def test_depth_selection_rules():
         names(13)
     with pytest.raises(ValueError, match=r"stage indices must lie in \[0, 4\)"):
         names((4,))
-    assert len(model.injected) == 12
+    # "all" = every block whose noise reaches the logits: the last block's zero-mean noise does not
+    assert len(model.injected) == 11 and "stages.3.blocks.1" not in model.injected
+
+
+def _plain(backbone: str):
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig(backbone=backbone)).eval()
+    with torch.no_grad():
+        # ConvNeXt's layer scales start at 1e-6, so at initialisation noise in the last stage
+        # reaches the head only through branches scaled by 1e-6; give them a trained-like value
+        # (the question is whether a path exists, not what an untrained model does with it)
+        for name, p in plain.named_parameters():
+            if name.endswith("gamma"):
+                p.fill_(0.5)
+    return plain
+
+
+@torch.no_grad()
+def _logit_change(plain, block: str, anchor: str) -> float:
+    """Relative change of the logits when unit-intensity noise enters `block` alone."""
+    x = _x()
+    ref = plain(x)
+    gen = torch.Generator().manual_seed(1)
+    handle = plain.backbone.get_submodule(block).register_forward_hook(
+        lambda m, i, out: out + sample_noise("fbm", out.shape, 0.5, anchor=anchor, generator=gen))
+    try:
+        moved = plain(x)
+    finally:
+        handle.remove()
+    return float((moved - ref).abs().max() / ref.abs().max())
+
+
+@pytest.mark.parametrize("backbone", list_backbones())
+def test_every_injected_block_reaches_the_logits(backbone):
+    with torch.device("meta"):  # the block names only
+        blocks = build_model(ModelConfig(backbone=backbone, noise=NoiseConfig(sigma=1.0))).injected
+        last = build_model(ModelConfig(backbone=backbone, noise=NoiseConfig(sigma=1.0, anchor="corner"))).injected[-1]
+    plain = _plain(backbone)
+    changes = {block: _logit_change(plain, block, "mean") for block in blocks}
+    assert min(changes.values()) > 1e-3, changes  # the smallest measured is orders of magnitude above
+    # the block left out is dead under anchor "mean" and live under "corner"
+    assert last not in blocks
+    assert _logit_change(plain, last, "mean") < 1e-5
+    assert _logit_change(plain, last, "corner") > 1e-3
+
+
+def test_depth_naming_the_dead_block_warns_and_leaves_it_out():
+    with pytest.warns(UserWarning, match=r"layer4\.1.*global average"):
+        model = _model("resnet18", sigma=0.5, depth=8)
+    assert len(model.injected) == 7 and model.injected[-1] == "layer4.0"
+    assert len(_model("resnet18", sigma=0.5, depth=8, anchor="corner").injected) == 8
+
+
+def _noise_and_signal(model, block: int, x) -> tuple[torch.Tensor, torch.Tensor]:
+    """The noise added at convnext stage-0 block `block` and that block's noise-free output."""
+    blocks = model.backbone.stages[0].blocks
+    seen = {}
+    blocks[block].register_forward_pre_hook(lambda m, inp: seen.__setitem__("in", inp[0]))
+    blocks[block + 1].register_forward_pre_hook(lambda m, inp: seen.__setitem__("out", inp[0]))
+    with torch.no_grad():
+        model(x)
+        clean = blocks[block].forward(seen["in"])  # `Module.forward` skips the noise hook
+    return seen["out"] - clean, clean
+
+
+def test_relative_sigma_is_the_noise_to_signal_ratio():
+    sigma = 0.3
+    model = _model(sigma=sigma, sigma_mode="relative", depth=1, eval_mode="on").eval()
+    x = _x(batch=16)
+    for scale in (1.0, 7.0):  # a larger signal gets proportionally larger noise
+        with torch.no_grad():  # the stem's norm sets the scale of stage 0
+            model.backbone.stem[1].weight.mul_(scale)
+            model.backbone.stem[1].bias.mul_(scale)
+        noise, clean = _noise_and_signal(model, 0, x)
+        # (B, C, h, w) -> (B,): per-sample RMS ratio; E[RMS(xi)^2] = 1, so the ratio is sigma
+        ratio = noise.pow(2).mean(dim=(1, 2, 3)).sqrt() / clean.pow(2).mean(dim=(1, 2, 3)).sqrt()
+        assert ratio.mean() == pytest.approx(sigma, rel=0.03)
+    absolute = _model(sigma=sigma, depth=1, eval_mode="on").eval()
+    noise, clean = _noise_and_signal(absolute, 0, x)
+    assert noise.pow(2).mean().sqrt() == pytest.approx(sigma, rel=0.03)  # absolute: independent of the signal
+
+
+def test_noise_to_signal_is_measured_per_stage_in_training():
+    x = _x(batch=8)
+    relative = _model(sigma=0.2, sigma_mode="relative").train()
+    absolute = _model(sigma=0.2).train()
+    for model in (relative, absolute):
+        with torch.no_grad():
+            model(x)
+            model(x)
+    nsr = relative.noise_to_signal()
+    assert set(nsr) == {"stage0", "stage1", "stage2", "stage3"}
+    assert all(v == pytest.approx(0.2, rel=0.05) for v in nsr.values()), nsr
+    assert relative.noise_to_signal() == {}  # read once, then reset
+    spread = absolute.noise_to_signal()
+    assert max(spread.values()) / min(spread.values()) > 1.5, spread  # absolute sigma: a different NSR per stage
+    relative.eval()
+    with torch.no_grad():
+        relative(x)
+    assert relative.noise_to_signal() == {}  # evaluation is not recorded
+
+
+def _bn_inputs(model, x) -> dict[str, torch.Tensor]:
+    seen = {}
+    handles = [m.register_forward_pre_hook(lambda mod, inp, name=name: seen.__setitem__(name, inp[0].detach()))
+               for name, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    model(x)
+    for h in handles:
+        h.remove()
+    return seen
+
+
+def test_recalibrated_batchnorm_matches_a_noise_free_pass():
+    torch.manual_seed(0)
+    noisy = build_model(ModelConfig(backbone="resnet18", noise=NoiseConfig(sigma=1.0))).train()
+    with torch.no_grad():
+        for seed in range(3):  # running statistics collected with the noise on
+            noisy(_x(batch=8, seed=seed))
+    assert noisy.needs_bn_recalibration
+    batches = [_x(batch=16, seed=10), _x(batch=16, seed=11)]
+    assert recalibrate_batchnorm(noisy, iter(batches)) == 2
+    assert noisy.training  # the mode it had before
+    # the reference: the same weights without noise hooks, BatchNorm in training mode (batch statistics)
+    plain = build_model(ModelConfig(backbone="resnet18"))
+    plain.load_state_dict(noisy.state_dict())
+    plain.train()
+    with torch.no_grad():
+        per_batch = [_bn_inputs(plain, x) for x in batches]
+    mods = dict(noisy.named_modules())
+    for name, first in per_batch[0].items():
+        both = [first, per_batch[1][name]]
+        mean = torch.stack([b.mean(dim=(0, 2, 3)) for b in both]).mean(0)
+        var = torch.stack([b.var(dim=(0, 2, 3), unbiased=True) for b in both]).mean(0)
+        assert torch.allclose(mods[name].running_mean, mean, atol=1e-5, rtol=1e-4), name
+        assert torch.allclose(mods[name].running_var, var, atol=1e-5, rtol=1e-4), name
+        assert mods[name].momentum == 0.1  # restored
+    assert not _model("resnet18", sigma=1.0, eval_mode="on").needs_bn_recalibration  # noise stays on
+    assert not _model("convnext_atto", sigma=1.0).needs_bn_recalibration  # no BatchNorm
 
 
 @pytest.mark.parametrize(
@@ -135,6 +272,8 @@ def test_depth_selection_rules():
         ({"depth": 1.5}, r"\(0, 1\]"),
         ({"depth": "first"}, "'all' or 'stages:I,J"),
         ({"method": "fast"}, "unknown fBm method"),
+        ({"sigma_mode": "snr"}, r"unknown sigma_mode 'snr'.*absolute"),
+        ({"anchor": "centre"}, r"unknown anchor 'centre'.*corner"),
     ],
 )
 def test_bad_noise_config_raises(kwargs, match):

@@ -30,15 +30,52 @@ def tiny(tmp_path_factory):
 NSDE = ModelConfig(backbone="resnet18", noise=NoiseConfig(shape="fbm", hurst=0.5, sigma=0.1, depth=2))
 
 
-def test_tiny_model_clearly_beats_chance_on_easy_data(easy):
+@pytest.fixture(scope="module")
+def trained(easy):
     seen = []
     cfg = TrainConfig(epochs=8, batch_size=32, lr=2e-3, seed=0)
     result = train(NSDE, easy, cfg, callback=lambda m, ckpt: seen.append(m), progress=False)
+    return result, seen
+
+
+def test_tiny_model_clearly_beats_chance_on_easy_data(easy, trained):
+    result, seen = trained
     assert [m.epoch for m in seen] == list(range(1, 9))
     assert all(m.seconds > 0 and m.examples_per_second > 0 for m in seen)
     assert seen[-1].train_loss < seen[0].train_loss
     test_acc = accuracy(result.model, easy.split("test"))
     assert test_acc > 0.3, f"test accuracy {test_acc} is not clearly above chance (0.0625)"
+    # a ResNet NSDE evaluated with noise off: BatchNorm recalibrated after the last epoch only
+    assert [m.bn_recalibrated for m in seen] == [0] * 7 + [len(easy.indices("train")) // 32]
+    # noise in the first two blocks (stage 0), measured every epoch
+    assert all(set(m.noise_to_signal) == {"stage0"} and m.noise_to_signal["stage0"] > 0 for m in seen)
+    assert seen[-1].flat()["nsr_stage0"] == seen[-1].noise_to_signal["stage0"]
+
+
+def test_accuracy_falls_as_the_snr_of_the_waveform_falls(easy, trained):
+    from nsde.data.snr import snr_spectrograms
+    from nsde.metrics.robustness import correct_predictions
+
+    model, test = trained[0].model, easy.split("test")
+    clean = float(correct_predictions(model, test.x, test.y, 64).mean())
+    acc = {level: float(correct_predictions(model, torch.from_numpy(snr_spectrograms(easy, "test", level)), test.y,
+                                            64).mean()) for level in (40.0, 20.0, -10.0)}
+    # measured (64 test examples): clean 0.41, +40 dB 0.41, +20 dB 0.23, -10 dB 0.08 (chance 0.06)
+    assert acc[40.0] >= clean - 0.1, (clean, acc)  # the injection point's own noise is 25-40 dB down
+    assert acc[40.0] > acc[20.0] + 0.05 and acc[20.0] > acc[-10.0] + 0.05, acc
+    assert acc[-10.0] < 0.15, acc
+
+
+def test_batchnorm_recalibration_can_be_switched_off(tiny):
+    cfg = TrainConfig(epochs=1, batch_size=16, seed=1)
+    on = train(NSDE, tiny, cfg, progress=False)
+    off = train(NSDE, tiny, dataclasses.replace(cfg, bn_recalibration=0), progress=False)
+    assert on.history[-1].bn_recalibrated > 0 and off.history[-1].bn_recalibrated == 0
+    bn_on, bn_off = on.model.backbone.bn1, off.model.backbone.bn1
+    assert torch.equal(on.model.backbone.conv1.weight, off.model.backbone.conv1.weight)  # same training
+    assert not torch.allclose(bn_on.running_var, bn_off.running_var)
+    with pytest.raises(ValueError, match="bn_recalibration >= 0"):
+        TrainConfig(bn_recalibration=-1)
 
 
 def _params(model) -> dict[str, torch.Tensor]:

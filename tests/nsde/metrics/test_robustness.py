@@ -125,6 +125,17 @@ def test_evaluate_report_is_complete_serialisable_and_reproducible(tiny):
     assert all(v == same[k] or (math.isnan(v) and math.isnan(same[k])) for k, v in d["objectives"].items())  # seeded
     back = EvalReport.from_dict(d)
     assert back.apgd == a.apgd and back.clean == a.clean and back.checks == d["checks"]
+    assert back.snr == a.snr and back.per_location == a.per_location
+    # the SNR sweep: one accuracy per level on the sweep's examples, its area the objective
+    assert [level for level, _ in a.snr] == list(ecfg.snr_levels) and all(e.n == len(a.per_example["sweep"]["index"])
+                                                                           for _, e in a.snr)
+    assert a.per_example["snr"]["index"] == a.per_example["sweep"]["index"]
+    assert a.objectives["snr_accuracy"] == pytest.approx(np.mean(a.per_example["snr"]["area"]))
+    # per-location clean accuracy: every example counted once, under its sensor's name
+    val_locations = tiny.location[tiny.indices("val")]
+    assert set(a.per_location) == {tiny.location_names[i] for i in np.unique(val_locations)}
+    assert sum(e.n for e in a.per_location.values()) == a.clean.n
+    assert sum(e.value * e.n for e in a.per_location.values()) == pytest.approx(a.clean.value * a.clean.n)
     assert model.generator is None  # evaluate restored the model's generator
     # each split's numbers come from that split's examples only
     t = evaluate(model, tiny, ecfg, split="test")
