@@ -3,11 +3,22 @@
 from nsde.data.dataset import PRESETS, SPLITS, DataConfig, Split, SpectrogramData, data_config_from_dict, load, prepare
 from nsde.data.snr import SNR_LEVELS_DB, snr_spectrograms, split_waveforms
 from nsde.data.spectrogram import SpectrogramConfig, row_frequencies, spectrogram
-from nsde.data.synthetic import CLASS_NAMES, LOCATIONS, WAVEFORMS, SynthConfig, synthesize
+from nsde.data.synthetic import (
+    CLASS_NAMES,
+    LOCATIONS,
+    MUXES,
+    REALISM,
+    WAVEFORMS,
+    SynthConfig,
+    synthesize,
+    synthetic_class_names,
+)
 
 __all__ = [
     "CLASS_NAMES",
     "LOCATIONS",
+    "MUXES",
+    "REALISM",
     "WAVEFORMS",
     "PRESETS",
     "SNR_LEVELS_DB",
@@ -25,4 +36,5 @@ __all__ = [
     "spectrogram",
     "split_waveforms",
     "synthesize",
+    "synthetic_class_names",
 ]

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nsde.data.spectrogram import SpectrogramConfig, spectrogram
-from nsde.data.synthetic import CLASS_NAMES, LOCATIONS, SynthConfig, synthesize
+from nsde.data.synthetic import CLASS_NAMES, LOCATIONS, SynthConfig, synthesize, synthetic_class_names
 
 __all__ = [
     "DataConfig",
@@ -53,6 +53,7 @@ _BATCH = 64  # examples synthesised per batch (bounds memory at 8x oversampling)
 # Options added after caches existed: left out of the cache key while unset, so the configs
 # that do not use them keep their keys (and caches).
 _OPTIONAL_KEY_FIELDS = {"events_at_all_locations": False, "group_by": None, "train_locations": None}
+_OPTIONAL_SYNTH_KEY_FIELDS = {"realism": False, "mux": "time"}  # the same, within `synth`
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,12 @@ class DataConfig:
         seed: seeds the generator and the split.
         locations: indices into LOCATIONS that synthetic examples are recorded at (balanced).
         split: train / validation / test fractions, stratified by class.
-        synth: waveform synthesis settings (synthetic source).
+        synth: waveform synthesis settings (synthetic source), including the realism
+            options `synth.realism` and `synth.mux` (docs/data.md, "Realism options").
         n_fft, hop, f_min, f_max, db_range: STFT settings (see nsde.data.spectrogram).
-        class_names: classes of recordings (synthetic: always CLASS_NAMES).
+        class_names: the classes. None (default) resolves to the synthetic classes of
+            `synth.mux` (`synthetic_class_names`: CLASS_NAMES for "time") for synthetic data,
+            to CLASS_NAMES for recordings. Synthetic data accepts only its mux's classes.
         events_at_all_locations: synthetic: synthesise each event (label and source
             waveform) once and record it at every location in `locations`, each through its
             own channel and noise; `examples_per_class` (a multiple of len(locations)) still
@@ -99,7 +103,7 @@ class DataConfig:
     f_min: float = 300.0
     f_max: float = 400_000.0
     db_range: float = 100.0
-    class_names: tuple[str, ...] = CLASS_NAMES
+    class_names: tuple[str, ...] | None = None
     events_at_all_locations: bool = False
     group_by: str | None = None
     train_locations: tuple[int, ...] | None = None
@@ -116,11 +120,25 @@ class DataConfig:
             raise ValueError(f"`examples_per_class >= 3` must hold, but got {self.examples_per_class}")
         if len(self.split) != 3 or any(f <= 0 for f in self.split) or abs(sum(self.split) - 1.0) > 1e-9:
             raise ValueError(f"`split` must be three positive fractions summing to 1, but got {self.split}")
-        if self.source == "synthetic" and tuple(self.class_names) != CLASS_NAMES:
-            raise ValueError("synthetic data has the fixed classes nsde.data.CLASS_NAMES; `class_names` is for recordings")
+        self._resolve_class_names()
         self._check_grouping()
         self._check_train_locations()
         self.stft(self.synth.sample_rate)  # validates the STFT settings
+
+    def _resolve_class_names(self) -> None:
+        if self.source == "synthetic":
+            names = synthetic_class_names(self.synth.mux)
+            if self.class_names is not None and tuple(self.class_names) != names:
+                raise ValueError(
+                    f"synthetic data with mux={self.synth.mux!r} has the fixed classes "
+                    f"synthetic_class_names({self.synth.mux!r}) = {names}; leave `class_names` unset "
+                    "(None; with dataclasses.replace pass class_names=None), "
+                    f"but got class_names={tuple(self.class_names)}"
+                )
+        else:
+            names = CLASS_NAMES if self.class_names is None else self.class_names
+        # Resolved once here, so the record (and the cache key) holds the names, as before the option.
+        object.__setattr__(self, "class_names", names)
 
     def _check_grouping(self) -> None:
         if self.events_at_all_locations:
@@ -167,7 +185,8 @@ def data_config_from_dict(record: dict) -> DataConfig:
     record = dict(record)
     record["synth"] = SynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["synth"].items()})
     for key in ("locations", "split", "class_names"):
-        record[key] = tuple(record[key])
+        if record.get(key) is not None:
+            record[key] = tuple(record[key])
     if record.get("train_locations") is not None:
         record["train_locations"] = tuple(record["train_locations"])
     return DataConfig(**record)
@@ -178,6 +197,7 @@ PRESETS: dict[str, DataConfig] = {
     "paper": DataConfig(examples_per_class=625, image_size=224),  # 10,000 of 224x224, as published
     "tiny": DataConfig(examples_per_class=12, image_size=32),  # for tests
     "easy": DataConfig(examples_per_class=24, image_size=32, locations=(0,)),  # clean injection point only
+    "realistic": DataConfig(synth=SynthConfig(realism=True)),  # default + per-location interference, multipath
 }
 
 
@@ -265,13 +285,18 @@ def cache_key(cfg: DataConfig) -> str:
     """sha256 over the whole config (without cache_dir), the data version and recordings' stats."""
     record = dataclasses.asdict(cfg)
     record.pop("cache_dir")
-    for name, unset in _OPTIONAL_KEY_FIELDS.items():
-        if record[name] == unset:
-            record.pop(name)
+    _drop_unset(record, _OPTIONAL_KEY_FIELDS)
+    _drop_unset(record["synth"], _OPTIONAL_SYNTH_KEY_FIELDS)
     record["version"] = DATA_VERSION
     if cfg.source == "recordings":
         record["files"] = _file_stats(Path(cfg.path))
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _drop_unset(record: dict, optional: dict) -> None:
+    for name, unset in optional.items():
+        if record[name] == unset:
+            record.pop(name)
 
 
 def _cache_root(cfg: DataConfig) -> Path:
@@ -336,7 +361,7 @@ def _synthesise(cfg: DataConfig, progress: bool) -> tuple[np.ndarray, np.ndarray
 
 def _synthetic_layout(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(N,) int64 labels, locations and event groups (None: one event per example) of cfg's synthetic set."""
-    n_classes = len(CLASS_NAMES)
+    n_classes = len(cfg.class_names)
     epc = cfg.examples_per_class
     y = np.repeat(np.arange(n_classes), epc).astype(np.int64)
     allowed = np.array(cfg.locations)

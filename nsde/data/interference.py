@@ -1,6 +1,7 @@
-"""Seeded generators of power-line interference, channel and mixing effects (docs/data_realism.md).
+"""Seeded generators of power-line interference, channel and mixing effects (docs/data.md, "Realism options").
 
-Pure functions that the synthetic stand-in (`nsde.data.synthetic`) can add to its recipe:
+Pure functions that the synthetic stand-in (`nsde.data.synthetic`) adds to its recipe with
+`SynthConfig.realism` (and `mux="sum"`):
 
 - `impulsive_noise`: mains-synchronous impulsive noise, a damped pulse train every half mains cycle
   per rectifier or dimmer (Katayama, Yamazato & Okada 2006, "A mathematical model of noise in
@@ -17,7 +18,8 @@ Pure functions that the synthetic stand-in (`nsde.data.synthetic`) can add to it
 - `mux_sum`: the "simultaneous injection" variant of a pair of waveforms.
 
 Every parameter range below is an ASSUMPTION chosen by reasoning, not fitted to the ORNL
-recordings (which are not available here); docs/data_realism.md lists them with the reasoning.
+recordings (which are not available here); docs/data.md ("Realism options (assumptions)")
+lists them with the reasoning.
 Generators take per-example parameters (a reference RMS or a level, whose length is the batch
 size), anything with `sample_rate` and `samples` (a `SynthConfig`), and a `np.random.Generator`;
 they return (B, T) float32 tensors and draw from the generator in a fixed order, so a seed fixes

@@ -7,9 +7,16 @@ locations through its power system. This module synthesises that in the time dom
 switching transients, narrow-band interferers and coloured broadband noise at a SNR
 drawn from the location's range. Everything is documented in docs/data.md.
 
-Classes (16): the four pure waveforms, and the 12 ordered time-multiplexed pairs "A>B"
-(waveform A, then a switch at a random time in the middle third of the window, then
-waveform B, each with its own fundamental).
+Classes (16, `SynthConfig.mux="time"`): the four pure waveforms, and the 12 ordered
+time-multiplexed pairs "A>B" (waveform A, then a switch at a random time in the middle third
+of the window, then waveform B, each with its own fundamental). With `mux="sum"` (10 classes)
+the pairs are the 6 unordered simultaneous injections "A+B" (`interference.mux_sum`).
+
+`SynthConfig.realism=True` adds, per location (`REALISM`, every number an assumption), the
+effects of `nsde.data.interference`: the multipath channel on the injected signal,
+mains-synchronous impulsive noise, switch-mode supply combs, and mains harmonics to the 50th
+in place of the 15th. They draw from a side stream of the caller's generator, so the base
+recipe's draws, and with them everything the base recipe makes, are those of realism off.
 
 Waveforms are generated from their exact phase functions at 8x the sample rate and
 band-limited to 0.45 fs in the frequency domain before decimation (an anti-aliasing
@@ -20,18 +27,33 @@ triangle.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from nsde.data.interference import (
+    impulsive_noise,
+    mains_harmonics,
+    multipath_response,
+    mux_sum,
+    smps_comb,
+    sum_pair_names,
+)
+
 __all__ = [
     "WAVEFORMS",
     "CLASS_NAMES",
+    "MUXES",
+    "synthetic_class_names",
     "Location",
     "LOCATIONS",
+    "Realism",
+    "REALISM",
     "SynthConfig",
     "waveform",
     "clean_waveform",
@@ -40,7 +62,18 @@ __all__ = [
 
 WAVEFORMS = ("sine", "square", "square_75", "triangle")
 CLASS_NAMES: tuple[str, ...] = WAVEFORMS + tuple(f"{a}>{b}" for a, b in itertools.permutations(WAVEFORMS, 2))
+# How a pair of waveforms is injected, and the separator of its class names.
+MUXES: dict[str, str] = {"time": ">", "sum": "+"}
+_CLASSES_OF_MUX: dict[str, tuple[str, ...]] = {"time": CLASS_NAMES, "sum": WAVEFORMS + sum_pair_names(WAVEFORMS)}
 OVERSAMPLE = 8
+_REALISM_STREAM = 0x7265616C  # "real" in ASCII: sets the realism side stream apart from other seeds of rng's state
+
+
+def synthetic_class_names(mux: str = "time") -> tuple[str, ...]:
+    """The synthetic classes under `mux`: "time" the 16 of CLASS_NAMES, "sum" the 4 waveforms and 6 "A+B"."""
+    if mux not in MUXES:
+        raise ValueError(f"unknown mux {mux!r}; known muxes: {list(MUXES)}")
+    return _CLASSES_OF_MUX[mux]
 
 
 @dataclass(frozen=True)
@@ -69,6 +102,35 @@ LOCATIONS: tuple[Location, ...] = (
 
 
 @dataclass(frozen=True)
+class Realism:
+    """One location's realistic interference (`SynthConfig.realism`), as ranges each example draws from.
+
+    Every number in `REALISM` is an ASSUMPTION (docs/data.md, "Realism options"): nothing is
+    fitted to the ORNL recordings. Levels are dB re the RMS of the signal at the sensor, as the
+    base recipe's transients and interferers are.
+    """
+
+    impulsive_sources: tuple[int, int]  # rectifiers / dimmers heard (uniform integer)
+    impulsive_db: tuple[float, float]  # peak of each source's bursts
+    smps: tuple[int, int]  # switch-mode supply combs heard (uniform integer)
+    smps_db: tuple[float, float]  # RMS of each comb
+    paths: tuple[int, int] | None  # multipath: direct path + echoes (uniform integer); None: none
+
+
+# Aligned with LOCATIONS: the injection point clean, more and louder interference towards the
+# main power feed, where more loads share the wiring and the signal is weakest.
+REALISM: tuple[Realism, ...] = (
+    Realism((0, 0), (0.0, 0.0), (0, 0), (0.0, 0.0), None),  # signal_injection
+    Realism((0, 1), (0.0, 10.0), (0, 1), (-20.0, -10.0), (2, 2)),  # outlet_strip
+    Realism((0, 2), (0.0, 15.0), (0, 1), (-20.0, -5.0), (2, 3)),  # panel
+    Realism((1, 2), (5.0, 15.0), (1, 1), (-15.0, -5.0), (2, 4)),  # transformer_ct
+    Realism((1, 2), (5.0, 15.0), (1, 1), (-15.0, -5.0), (2, 4)),  # transformer_rogowski
+    Realism((1, 3), (10.0, 20.0), (1, 2), (-10.0, 0.0), (3, 4)),  # main_power
+)
+assert len(REALISM) == len(LOCATIONS)
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     """What one synthetic example is made of."""
 
@@ -76,6 +138,8 @@ class SynthConfig:
     samples: int = 32_768  # 40.96 ms at 800 kHz
     f0_range: tuple[float, float] = (500.0, 50_000.0)
     amplitude_range: tuple[float, float] = (0.3, 1.0)
+    realism: bool = False  # add REALISM's interference and multipath per location
+    mux: str = "time"  # pairs of waveforms: "time" ordered "A>B" (16 classes), "sum" simultaneous "A+B" (10)
 
     def __post_init__(self) -> None:
         lo, hi = self.f0_range
@@ -83,6 +147,9 @@ class SynthConfig:
             raise ValueError(f"`0 < f0_min <= f0_max < 0.45 * sample_rate` must hold, but got f0_range={self.f0_range}")
         if self.samples < 16:
             raise ValueError(f"`samples >= 16` must hold, but got samples={self.samples}")
+        if not isinstance(self.realism, bool):
+            raise ValueError(f"`realism` must be a bool, but got realism={self.realism!r}")
+        synthetic_class_names(self.mux)  # validates mux
 
 
 def waveform(kind: str, phase: torch.Tensor) -> torch.Tensor:
@@ -109,47 +176,70 @@ def _render(kinds: np.ndarray, f0: np.ndarray, phase0: np.ndarray, t: torch.Tens
     return out
 
 
-def _class_parts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per label: first waveform, second waveform, whether it is multiplexed."""
-    first = np.array([WAVEFORMS.index(CLASS_NAMES[c].split(">")[0]) for c in labels])
-    second = np.array([WAVEFORMS.index(CLASS_NAMES[c].split(">")[-1]) for c in labels])
+def _class_parts(labels: np.ndarray, mux: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per label (a class index under `mux`): first waveform, second waveform, whether it is a pair."""
+    names = synthetic_class_names(mux)
+    if labels.size and not (0 <= labels.min() and labels.max() < len(names)):
+        raise ValueError(
+            f"labels must be class indices in [0, {len(names)}) under mux={mux!r}, "
+            f"but got values in [{labels.min()}, {labels.max()}]"
+        )
+    parts = [names[c].split(MUXES[mux]) for c in labels]
+    first = np.array([WAVEFORMS.index(p[0]) for p in parts])
+    second = np.array([WAVEFORMS.index(p[-1]) for p in parts])
     return first, second, labels >= len(WAVEFORMS)
 
 
 def _source(labels: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> torch.Tensor:
     """The injected waveforms at OVERSAMPLE x the sample rate: (B, T * OVERSAMPLE)."""
     b = len(labels)
-    first, second, muxed = _class_parts(labels)
+    first, second, muxed = _class_parts(labels, cfg.mux)
     t = torch.arange(cfg.samples * OVERSAMPLE, dtype=torch.float64) / (cfg.sample_rate * OVERSAMPLE)
     lo, hi = np.log(cfg.f0_range)
     f0 = np.exp(rng.uniform(lo, hi, size=(b, 2)))
     phase0 = rng.uniform(0, 1, size=(b, 2))
-    switch = rng.uniform(1 / 3, 2 / 3, size=b) * cfg.samples / cfg.sample_rate
+    switch = rng.uniform(1 / 3, 2 / 3, size=b) * cfg.samples / cfg.sample_rate  # drawn for "sum" too: same draws
     amp = torch.from_numpy(rng.uniform(*cfg.amplitude_range, size=(b, 1))).float()
     x = _render(first, f0[:, 0], phase0[:, 0], t)
     if muxed.any():
         rows = np.flatnonzero(muxed)
-        after = t[None, :] >= torch.from_numpy(switch[rows])[:, None]  # (M, T_os)
         rows_t = torch.from_numpy(rows)
-        x[rows_t] = torch.where(after, _render(second[rows], f0[rows, 1], phase0[rows, 1], t), x[rows_t])
+        then = _render(second[rows], f0[rows, 1], phase0[rows, 1], t)  # (M, T_os)
+        if cfg.mux == "sum":
+            x[rows_t] = mux_sum(x[rows_t], then)
+        else:
+            after = t[None, :] >= torch.from_numpy(switch[rows])[:, None]  # (M, T_os)
+            x[rows_t] = torch.where(after, then, x[rows_t])
     return amp * x
 
 
 def _band_limit_and_filter(
-    x_os: torch.Tensor, locs: list[Location], cfg: SynthConfig, rows: np.ndarray | None = None
+    x_os: torch.Tensor,
+    locs: list[Location],
+    cfg: SynthConfig,
+    rows: np.ndarray | None = None,
+    channel: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Anti-alias to 0.45 fs, decimate by OVERSAMPLE, apply each location's gain and response.
 
     `rows` (B,) picks the source row of each output row (one source heard at several
-    locations); by default output row i is source row i.
+    locations); by default output row i is source row i. `channel` (B, T/2+1) complex: a
+    further response per output row (the multipath channel), on top of the location's.
     """
     n = cfg.samples
     spec = torch.fft.rfft(x_os)[:, : n // 2 + 1] / OVERSAMPLE  # (E, T_os/2+1) -> (E, T/2+1)
     if rows is not None:
         spec = spec[torch.from_numpy(rows)]  # (E, T/2+1) -> (B, T/2+1)
-    f = torch.fft.rfftfreq(n, d=1.0 / cfg.sample_rate)
+    f = _frequencies(cfg)
     response = torch.stack([_response(loc, f) for loc in locs]) * (f < 0.45 * cfg.sample_rate)
+    if channel is not None:
+        response = response * channel
     return torch.fft.irfft(spec * response, n=n)
+
+
+def _frequencies(cfg: SynthConfig) -> torch.Tensor:
+    """(T/2+1,) rfft frequencies of a window, in Hz."""
+    return torch.fft.rfftfreq(cfg.samples, d=1.0 / cfg.sample_rate)
 
 
 def clean_waveform(kind: str, f0: float, cfg: SynthConfig, *, phase: float = 0.0) -> torch.Tensor:
@@ -218,13 +308,18 @@ def synthesize(
     """(B,) class indices and location indices -> (B, T) waveforms as the sensors record them.
 
     Args:
+        labels: class indices under `cfg.mux` (`synthetic_class_names(cfg.mux)`).
         events: (B,) event ids. Rows with the same id share one source waveform (its
             parameters drawn once, in order of first appearance), each heard through its
             own location's channel and noise; their labels must agree. None: every row is
             an event of its own (the RNG is consumed exactly as without the argument).
         return_signal_power: also return the (B,) power of the injected signal as it
-            arrives at the sensor (after gain and response, before any noise). It does
-            not change the waveforms or the RNG's consumption.
+            arrives at the sensor (after gain, response and, with realism, multipath;
+            before any noise or interference). It does not change the waveforms or the
+            RNG's consumption.
+
+    With `cfg.realism`, REALISM's effects are drawn from a side stream seeded by `rng`'s
+    state at the call (`_side_stream`): `rng` is consumed exactly as with realism off.
 
     Returns:
         (B, T) waveforms (float64: the coloured noise is shaped in float64), or
@@ -232,14 +327,18 @@ def synthesize(
     """
     labels, locations = np.asarray(labels), np.asarray(locations)
     locs = [LOCATIONS[i] for i in locations]
-    b = len(labels)
+    side = _side_stream(rng) if cfg.realism else None
+    channel = None if side is None else _multipath(locations, cfg, side)  # (B, T/2+1)
     if events is None:
-        x = _band_limit_and_filter(_source(labels, cfg, rng), locs, cfg)  # (B, T)
+        x = _band_limit_and_filter(_source(labels, cfg, rng), locs, cfg, channel=channel)  # (B, T)
     else:
         first, rows = _event_rows(labels, np.asarray(events))
-        x = _band_limit_and_filter(_source(labels[first], cfg, rng), locs, cfg, rows)  # (E, T_os) -> (B, T)
+        source = _source(labels[first], cfg, rng)
+        x = _band_limit_and_filter(source, locs, cfg, rows, channel=channel)  # (E, T_os) -> (B, T)
     power = x.pow(2).mean(dim=1, keepdim=True)
     x = _add_channel(x, power, locs, cfg, rng)
+    if side is not None:
+        x = x + _interference(locations, power.sqrt(), cfg, side)
     return (x, power[:, 0]) if return_signal_power else x
 
 
@@ -263,14 +362,64 @@ def _event_rows(labels: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.
 def _add_channel(
     x: torch.Tensor, power: torch.Tensor, locs: list[Location], cfg: SynthConfig, rng: np.random.Generator
 ) -> torch.Tensor:
-    """Broadband noise at the location's SNR, mains, transients and interferers: (B, T) -> (B, T)."""
+    """Broadband noise at the location's SNR, mains, transients and interferers: (B, T) -> (B, T).
+
+    With realism the 15-harmonic mains is drawn (the draws that follow stay those of realism
+    off) but left out: `_interference` adds mains to the 50th instead.
+    """
     b = len(locs)
     rms = power.sqrt()
     snr = np.array([rng.uniform(*loc.snr_db) for loc in locs])
     beta = np.array([rng.uniform(*loc.noise_colour) for loc in locs])
     noise = _coloured_noise(b, cfg.samples, beta, cfg.sample_rate, rng)
     x = x + noise * (power / torch.from_numpy(10 ** (snr / 10)).float()[:, None]).sqrt()
-    x = x + _mains(b, cfg, np.array([loc.mains_db for loc in locs]), rng)
+    mains = _mains(b, cfg, np.array([loc.mains_db for loc in locs]), rng)
+    if not cfg.realism:
+        x = x + mains
     x = x + _events(b, cfg, np.array([loc.transients for loc in locs]), rms, rng, "transient")
     x = x + _events(b, cfg, np.array([loc.interferers for loc in locs]), rms, rng, "interferer")
     return x
+
+
+# --------------------------------------------------------------------------- realism
+
+
+def _side_stream(rng: np.random.Generator) -> np.random.Generator:
+    """A generator seeded by `rng`'s current state, which it does not advance.
+
+    The realism effects draw from it, so `rng` gives the base recipe the same numbers with
+    realism on or off; and two calls on one `rng` (whose state has moved) get other effects.
+    """
+    state = json.dumps(rng.bit_generator.state, sort_keys=True, default=lambda v: np.asarray(v).tolist())
+    digest = hashlib.sha256(state.encode()).digest()
+    entropy = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, len(digest), 4)]
+    return np.random.default_rng([*entropy, _REALISM_STREAM])
+
+
+def _multipath(locations: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> torch.Tensor:
+    """(B,) location indices -> (B, T/2+1) complex64 multipath responses (1 where REALISM has none)."""
+    f = _frequencies(cfg)
+    h = torch.ones(len(locations), len(f), dtype=torch.complex64)
+    for i, loc in enumerate(locations):
+        paths = REALISM[loc].paths
+        if paths is not None:
+            h[i] = multipath_response(f, rng, paths=paths)
+    return h
+
+
+def _interference(
+    locations: np.ndarray, rms: torch.Tensor, cfg: SynthConfig, rng: np.random.Generator
+) -> torch.Tensor:
+    """(B,) location indices, (B, 1) signal RMS at the sensor -> (B, T) mains to the 50th, impulses, SMPS combs."""
+    out = mains_harmonics(np.array([LOCATIONS[i].mains_db for i in locations]), cfg, rng).double()
+    for loc in np.unique(locations):  # one location at a time: each has its own ranges
+        spec, rows = REALISM[loc], torch.from_numpy(np.flatnonzero(locations == loc))
+        if spec.impulsive_sources[1] > 0:
+            level, sources = spec.impulsive_db, spec.impulsive_sources
+            out[rows] += impulsive_noise(rms[rows], cfg, rng, level_db=level, sources=sources).double()
+        if spec.smps[1] > 0:
+            combs = torch.from_numpy(rng.integers(spec.smps[0], spec.smps[1] + 1, size=len(rows)))
+            for k in range(int(combs.max())):  # the k-th comb of every row that has more than k
+                heard = rows[combs > k]
+                out[heard] += smps_comb(rms[heard], cfg, rng, level_db=spec.smps_db).double()
+    return out

@@ -14,17 +14,36 @@ import pytest
 import torch
 
 import nsde.data.dataset as dataset_mod
-from nsde.data import CLASS_NAMES, LOCATIONS, PRESETS, DataConfig, SpectrogramConfig, load, prepare, row_frequencies
+from nsde.data import (
+    CLASS_NAMES,
+    LOCATIONS,
+    PRESETS,
+    DataConfig,
+    SpectrogramConfig,
+    data_config_from_dict,
+    load,
+    prepare,
+    row_frequencies,
+    synthetic_class_names,
+)
 from nsde.data.recordings import DataFormatError
 from nsde.data.spectrogram import spectrogram
 from nsde.data.synthetic import SynthConfig, clean_waveform, synthesize
 
 TINY = PRESETS["tiny"]  # 12 examples per class, 32x32
+# The realistic preset at the tiny preset's size.
+REALISTIC_TINY = dataclasses.replace(PRESETS["realistic"], examples_per_class=12, image_size=32)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return prepare(dataclasses.replace(TINY, cache_dir=str(tmp_path_factory.mktemp("cache"))), progress=False)
+
+
+@pytest.fixture(scope="module")
+def realistic_tiny(tmp_path_factory):
+    cfg = dataclasses.replace(REALISTIC_TINY, cache_dir=str(tmp_path_factory.mktemp("cache")))
+    return prepare(cfg, progress=False)
 
 
 def test_sixteen_balanced_classes_and_stratified_splits(tiny):
@@ -220,3 +239,71 @@ def test_malformed_recordings_fail_before_anything_is_cached(tmp_path):
     with pytest.raises(DataFormatError, match=r"bad\.npz"):
         prepare(cfg, progress=False)
     assert list(cache.iterdir()) == []
+
+
+# ----------------------------------------------------------------- realism and mux options
+
+
+def test_realistic_preset_is_the_default_with_realism():
+    assert PRESETS["realistic"] == dataclasses.replace(PRESETS["default"], synth=SynthConfig(realism=True))
+    assert REALISTIC_TINY == dataclasses.replace(TINY, synth=SynthConfig(realism=True))
+    assert PRESETS["realistic"].class_names == CLASS_NAMES  # mux "time"
+    # Set options enter the cache key (unset ones do not: test_tiny_preset_unchanged_by_the_optional_features).
+    keys = {dataset_mod.cache_key(c) for c in (TINY, REALISTIC_TINY, dataclasses.replace(REALISTIC_TINY, seed=1))}
+    assert len(keys) == 3
+
+
+def test_realistic_tiny_builds_differs_from_plain_and_is_deterministic(tiny, realistic_tiny):
+    # The layout (labels, locations, split) does not depend on the synthesis; the images do.
+    for name in ("y", "location", "split_of", "group"):
+        assert np.array_equal(getattr(realistic_tiny, name), getattr(tiny, name)), name
+    assert realistic_tiny.x.shape == tiny.x.shape and realistic_tiny.class_names == list(CLASS_NAMES)
+    assert not np.array_equal(np.asarray(realistic_tiny.x), np.asarray(tiny.x))
+    assert data_config_from_dict(realistic_tiny.meta["config"]) == dataclasses.replace(
+        REALISTIC_TINY, cache_dir=realistic_tiny.meta["config"]["cache_dir"]
+    )
+    # Deterministic under its seed: the first batch synthesised again gives the stored images.
+    cfg = REALISTIC_TINY
+    sl, seed = dataset_mod._synthetic_batches(cfg, len(realistic_tiny.y))[0]
+    waves = dataset_mod._synthesise_batch(cfg, realistic_tiny.y[sl], realistic_tiny.location[sl], None, seed)
+    images = spectrogram(waves, cfg.stft(cfg.synth.sample_rate)).numpy().astype(np.float16)
+    assert np.array_equal(images, np.asarray(realistic_tiny.x[sl]))
+
+
+def test_realistic_noise_floor_rises_away_from_the_injection_point(tiny, realistic_tiny):
+    plain = np.asarray(tiny.x, dtype=np.float32)
+    real = np.asarray(realistic_tiny.x, dtype=np.float32)
+    at = [realistic_tiny.location == i for i in range(len(LOCATIONS))]
+    median = [float(np.median(real[m])) for m in at]
+    assert all(m > median[0] + 0.03 for m in median[1:]), median  # every far floor above the injection point's
+    # What realism changes: nothing at the (clean) injection point, most at main_power.
+    change = [float(np.abs(real[m] - plain[m]).mean()) for m in at]
+    assert change[0] < 0.005 and min(change[1:]) > 0.02 and max(change) == change[-1], change
+
+
+def test_sum_mux_data_set_has_ten_valid_classes(tmp_path):
+    synth = SynthConfig(samples=4096, mux="sum")
+    cfg = DataConfig(examples_per_class=6, image_size=16, synth=synth, n_fft=512, hop=128, cache_dir=str(tmp_path))
+    assert cfg.class_names == synthetic_class_names("sum") and len(cfg.class_names) == 10
+    data = prepare(cfg, progress=False)
+    assert data.class_names == list(synthetic_class_names("sum")) and data.x.shape == (60, 1, 16, 16)
+    assert np.bincount(data.y, minlength=10).tolist() == [6] * 10 and data.y.max() == 9
+    for c in range(10):
+        assert np.bincount(data.location[data.y == c], minlength=6).tolist() == [1] * 6
+    assert np.bincount(data.y[data.indices("test")], minlength=10).tolist() == [1] * 10
+    assert data_config_from_dict(data.meta["config"]) == cfg
+    timed = dataclasses.replace(cfg, synth=SynthConfig(samples=4096), class_names=None)
+    assert timed.class_names == CLASS_NAMES and dataset_mod.cache_key(cfg) != dataset_mod.cache_key(timed)
+
+
+def test_class_names_follow_the_mux():
+    assert DataConfig().class_names == CLASS_NAMES
+    assert DataConfig(synth=SynthConfig(mux="sum")).class_names == synthetic_class_names("sum")
+    assert DataConfig(source="recordings", path="x").class_names == CLASS_NAMES  # recordings: the ORNL classes
+    assert DataConfig(source="recordings", path="x", class_names=("a", "b")).class_names == ("a", "b")
+    with pytest.raises(ValueError, match=r"mux='sum' has the fixed classes.*class_names=None.*'sine>square'"):
+        dataclasses.replace(TINY, synth=SynthConfig(mux="sum"))  # TINY's names are the "time" classes
+    with pytest.raises(ValueError, match=r"mux='time' has the fixed classes.*but got class_names=\('a', 'b'\)"):
+        DataConfig(class_names=("a", "b"))
+    resolved_again = dataclasses.replace(TINY, synth=SynthConfig(mux="sum"), class_names=None)
+    assert resolved_again.class_names == synthetic_class_names("sum")

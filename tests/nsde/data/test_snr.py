@@ -18,6 +18,10 @@ from nsde.data.synthetic import LOCATIONS, clean_waveform, synthesize
 
 # 96 short examples: two synthesis batches (_BATCH = 64), a cheap STFT.
 FAST = DataConfig(examples_per_class=6, image_size=16, synth=SynthConfig(samples=4096), n_fft=512, hop=128)
+# The realism options on, and simultaneous pairs: 10 classes, 120 examples in two batches.
+FAST_REALISTIC = dataclasses.replace(
+    FAST, examples_per_class=12, synth=SynthConfig(samples=4096, realism=True, mux="sum"), class_names=None
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,18 +29,26 @@ def fast(tmp_path_factory):
     return prepare(dataclasses.replace(FAST, cache_dir=str(tmp_path_factory.mktemp("cache"))), progress=False)
 
 
+@pytest.fixture(scope="module")
+def fast_realistic(tmp_path_factory):
+    cfg = dataclasses.replace(FAST_REALISTIC, cache_dir=str(tmp_path_factory.mktemp("cache")))
+    return prepare(cfg, progress=False)
+
+
 def _clean(data, split: str) -> np.ndarray:
     return np.asarray(data.x[data.indices(split)], dtype=np.float32)
 
 
-def test_resynthesised_waveforms_give_the_cached_spectrograms(fast):
+@pytest.mark.parametrize("name, cfg", [("fast", FAST), ("fast_realistic", FAST_REALISTIC)])
+def test_resynthesised_waveforms_give_the_cached_spectrograms(name, cfg, request):
+    data = request.getfixturevalue(name)
     for split in ("train", "val"):  # train spans both batches
-        waves, power = split_waveforms(fast, split)
-        idx = fast.indices(split)
-        assert waves.shape == (len(idx), FAST.synth.samples) and waves.dtype == np.float32
+        waves, power = split_waveforms(data, split)
+        idx = data.indices(split)
+        assert waves.shape == (len(idx), cfg.synth.samples) and waves.dtype == np.float32
         assert power.shape == (len(idx),) and (power > 0).all()
-        images = spectrogram(np.array(waves), FAST.stft(FAST.synth.sample_rate)).numpy()
-        assert np.array_equal(images.astype(np.float16), np.asarray(fast.x[idx])), split
+        images = spectrogram(np.array(waves), cfg.stft(cfg.synth.sample_rate)).numpy()
+        assert np.array_equal(images.astype(np.float16), np.asarray(data.x[idx])), split
 
 
 def test_reference_power_is_the_signal_at_the_sensor_before_noise():

@@ -30,8 +30,10 @@ def _per_class_counts(y: np.ndarray, split_of: np.ndarray, split: int) -> list[i
 # ----------------------------------------------------------------- synthetic events
 
 
-def test_one_event_recorded_at_every_location(tmp_path):
-    cfg = DataConfig(examples_per_class=6, locations=(0, 5), events_at_all_locations=True, seed=3, **SMALL)
+@pytest.mark.parametrize("realism", [False, True])
+def test_one_event_recorded_at_every_location(tmp_path, realism):
+    small = dict(SMALL, synth=SynthConfig(samples=2048, realism=realism))
+    cfg = DataConfig(examples_per_class=6, locations=(0, 5), events_at_all_locations=True, seed=3, **small)
     data = prepare(dataclasses.replace(cfg, cache_dir=str(tmp_path)), progress=False)
     assert len(data.y) == 96 and len(np.unique(data.group)) == 48  # 3 events per class, each at 2 locations
     for g in np.unique(data.group):
