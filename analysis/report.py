@@ -247,6 +247,23 @@ def check_table(search: Search) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("trial")
 
 
+def location_table(search: Search, trial_ids: list[str], *, prefix: str = "") -> pd.DataFrame:
+    """Clean accuracy per sensor location (columns, from the injection point to main power) of
+    `trial_ids`: validation numbers of the search profile, or with prefix "test_" the held-out ones."""
+    from nsde.metrics.evaluate import LOCATION_PREFIX
+
+    columns = [c for c in search.trials.columns if c.startswith(prefix + LOCATION_PREFIX)]
+    if prefix == "":
+        columns = [c for c in columns if c.startswith(LOCATION_PREFIX)]
+    ids = [t for t in trial_ids if t in search.trials.index]
+    if not columns or not ids:
+        return pd.DataFrame()
+    out = search.trials.loc[ids, columns].rename(columns=lambda c: c[len(prefix + LOCATION_PREFIX):])
+    base = baseline_id(search, final=search.has_final)
+    out.index = [f"{t} (baseline)" if t == base else t for t in out.index]
+    return out
+
+
 def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
     """The report of `search` as an HTML string; each figure also goes to `figures_dir` as PNG."""
     from analysis import plots
@@ -384,6 +401,16 @@ def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
         figure("sweep_curves", plots.sweep_curves(search, chosen),
                f"Validation split, {profile}: accuracy as input noise grows, for the front's members and the "
                "deterministic baseline (dashed).")
+        locations = location_table(search, chosen)
+        if not locations.empty:
+            parts.append("<h2>Accuracy per sensor location</h2>")
+            parts.append("<p class='note'>Clean accuracy of the front's members and the baseline at each sensor "
+                         "location, from the injection point (left) to main power (right): where the noise floor "
+                         "rises and the channel low-passes the harmonics away.</p>"
+                         + _table(locations, VALIDATION, "search profile"))
+            tested = location_table(search, _held_out_ids(search), prefix=TEST_PREFIX)
+            if not tested.empty:
+                parts.append(_table(tested, TEST, "held out, final profile"))
         parts.append("<h2>Attributions</h2>")
         parts.append("<p class='note'>Integrated Gradients and NoiseTunnel maps on one example of each of the first "
                      "four classes (as the study's Figure 4); sharper, less noisy maps are better. A regular "

@@ -248,6 +248,9 @@ def train(
     Raises:
         NonFiniteLossError: the loss became NaN or inf.
     """
+    if model_cfg.num_classes != len(data.class_names):
+        raise ValueError(f"the model has num_classes={model_cfg.num_classes}, but the data set has "
+                         f"{len(data.class_names)} classes ({data.class_names}); set ModelConfig.num_classes")
     device = resolve_device(cfg.device)
     fmt = _memory_format(cfg, device)
     rank, world = _distributed()
@@ -490,7 +493,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[DataConfig, ModelConfig
         eval_mode=args.eval_mode,
         mc_samples=args.mc_samples,
     )
-    model = ModelConfig(backbone=args.backbone, drop_path_rate=args.drop_path, noise=noise)
+    model = ModelConfig(backbone=args.backbone, num_classes=len(data.class_names), drop_path_rate=args.drop_path,
+                        noise=noise)
     run = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,

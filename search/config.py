@@ -72,8 +72,9 @@ def is_deterministic(config: Mapping[str, Any]) -> bool:
     return config.get("noise/shape") == "none" or not config.get("noise/sigma", 0.0)
 
 
-def trial_configs(config: Mapping[str, Any]) -> tuple[ModelConfig, TrainConfig]:
-    """The model and training configs of one trial's flat (or nested) config.
+def trial_configs(config: Mapping[str, Any], *, num_classes: int | None = None) -> tuple[ModelConfig, TrainConfig]:
+    """The model and training configs of one trial's flat (or nested) config; `num_classes` (the
+    data set's, None = the nsde default) sizes the head.
 
     Raises:
         ValueError: an unknown key or a value the nsde configs reject.
@@ -90,4 +91,6 @@ def trial_configs(config: Mapping[str, Any]) -> tuple[ModelConfig, TrainConfig]:
         noise = {"shape": "white", "hurst": None, "sigma": 0.0}
     if isinstance(noise.get("depth"), list):
         noise["depth"] = tuple(noise["depth"])
+    if num_classes is not None:
+        model["num_classes"] = num_classes
     return ModelConfig(**model, noise=NoiseConfig(**noise)), TrainConfig(**train)

@@ -45,8 +45,8 @@ __all__ = ["ddp_trainable"]
 def _worker_loop(loop_config: dict[str, Any]) -> None:
     """One DDP rank: train, report every epoch (rank 0 attaches the checkpoint)."""
     torch.set_num_threads(max(1, loop_config["threads"]))
-    model_cfg, train_cfg = trial_configs(loop_config["config"])
     data = load(loop_config["data_path"])
+    model_cfg, train_cfg = trial_configs(loop_config["config"], num_classes=len(data.class_names))
     rank = ray_train.get_context().get_world_rank()
     work = Path(tempfile.mkdtemp(prefix=f"nsde-ddp-{rank}-"))
     resume = None
@@ -117,8 +117,8 @@ def _evaluate_checkpoint(checkpoint, data_path: str, config: dict[str, Any], eva
                          threads: int) -> dict[str, Any]:
     """Evaluate rank 0's final training checkpoint; return the metrics and the trial's output files."""
     torch.set_num_threads(max(1, threads))
-    model_cfg, _ = trial_configs(config)
     data = load(data_path)
+    model_cfg, _ = trial_configs(config, num_classes=len(data.class_names))
     with tempfile.TemporaryDirectory() as tmp:
         with checkpoint.as_directory() as folder:
             model = load_checkpoint(Path(folder) / CHECKPOINT)  # on the task's GPU when it has one

@@ -85,7 +85,7 @@ def _evaluate_task(checkpoint, eval_cfg, threads: int, split: str = OBJECTIVE_SP
         data = load(json.loads((Path(folder) / "data.json").read_text())["path"])
         model = None if seed is not None else load_checkpoint(Path(folder) / MODEL_FILE)
     if seed is not None:
-        model_cfg, train_cfg = trial_configs({**config, "train/seed": seed})
+        model_cfg, train_cfg = trial_configs({**config, "train/seed": seed}, num_classes=len(data.class_names))
         model = train(model_cfg, data, train_cfg, progress=False).model
     report = evaluate(model, data, eval_cfg, split=split)
     return {"metrics": evaluation_metrics(report), "report": report.to_dict()}

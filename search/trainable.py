@@ -24,10 +24,11 @@ from ray import tune
 
 from nsde.data import load
 from nsde.metrics import EvalConfig, attribution_figure, evaluate
+from nsde.metrics.evaluate import LOCATION_PREFIX
 from nsde.train import CHECKPOINT, EpochMetrics, train
 from search.config import METRICS, OBJECTIVE_SPLIT, trial_configs
 
-__all__ = ["CHECKS_PASSED", "EVALUATED", "LOCATION_PREFIX", "FIGURE_FILE", "MODEL_FILE", "REPORT_FILE", "check_metrics", "evaluation_metrics",
+__all__ = ["CHECKS_PASSED", "EVALUATED", "FIGURE_FILE", "MODEL_FILE", "REPORT_FILE", "check_metrics", "evaluation_metrics",
            "run_trial"]
 
 EVALUATED = "evaluated"
@@ -36,7 +37,6 @@ REPORT_FILE = "eval_report.json"
 FIGURE_FILE = "attributions.png"
 FINAL_FILE = "final.json"  # the final report, so that a replayed finished trial repeats it
 CHECKS_PASSED = "checks_passed"  # 1.0 when every applicable sanity check of the attack passed
-LOCATION_PREFIX = "location_acc_"  # clean accuracy at one sensor location: location_acc_main_power
 _NAN_OBJECTIVES = {name: math.nan for name in METRICS if name != "val_accuracy"}
 
 
@@ -44,8 +44,8 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
     """Train and evaluate the trial `config` (flat keys) on the data set at `data_path`."""
     torch.set_num_threads(max(1, threads))
     logging.getLogger("ray").setLevel(logging.WARNING)  # no "Checkpoint successfully created" per epoch
-    model_cfg, train_cfg = trial_configs(config)  # the flat -> frozen conversion, once
     data = load(data_path)  # memory-mapped: every trial shares the driver's cache by reference
+    model_cfg, train_cfg = trial_configs(config, num_classes=len(data.class_names))  # flat -> frozen, once
     work = Path(tempfile.mkdtemp(prefix="nsde-trial-"))
     try:
         resume = _restore_checkpoint(work)

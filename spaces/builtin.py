@@ -136,6 +136,8 @@ def shapes() -> SearchSpace:
             "train/weight_decay": Param(Float(1e-3, 0.2, log=True)),
             "train/epochs": Param(Int(4, 15)),
             "train/batch_size": Param(Cat([32, 64, 128])),
+            # "corner" is where `stationary` is flat (docs/noise.md, "Anchors and stationarity")
+            "noise/anchor": Param(Cat(["mean", "corner"]), when={"noise/shape": _NOISY}),
         },
-        constants=_RELATIVE,
+        constants={"noise/sigma_mode": "relative"},
     )

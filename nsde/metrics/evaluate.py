@@ -43,6 +43,7 @@ from nsde.metrics.stats import Estimate, auroc, bootstrap, bootstrap_mean, boots
 
 __all__ = [
     "EVAL_PROFILES",
+    "LOCATION_PREFIX",
     "OBJECTIVES",
     "OBJECTIVE_METRICS",
     "SPLITS",
@@ -55,6 +56,8 @@ __all__ = [
 ]
 
 SPLITS = ("val", "test")
+# Per-location clean accuracy as flat metrics (MLflow, Tune): location_acc_<location name>.
+LOCATION_PREFIX = "location_acc_"
 # The four default objectives of the search (all maximised), keys of EvalReport.objectives.
 OBJECTIVES = ("clean_accuracy", "sweep_area", "apgd_accuracy", "abc_auroc")
 # Every objective an evaluation produces, with the direction that is better.
