@@ -431,6 +431,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--recordings", default=None, help="folder/file of your recordings instead of synthetic data")
     g.add_argument("--window", type=int, default=None, help="samples per example cut from recordings")
     g.add_argument("--cache-dir", default=None, help="data cache (default: $NSDE_CACHE_DIR or ~/.cache/nsde)")
+    g.add_argument("--train-locations", default=None,
+                   help="location shift: train and validate on these location indices (e.g. '0,1,2'), "
+                        "test on the others")
     g = p.add_argument_group("model")
     g.add_argument("--backbone", choices=list_backbones(), default=m.backbone)
     g.add_argument("--drop-path", type=float, default=m.drop_path_rate, help="stochastic-depth rate")
@@ -481,6 +484,12 @@ def configs_from_args(args: argparse.Namespace) -> tuple[DataConfig, ModelConfig
         overrides["image_size"] = args.image_size
     if args.recordings:
         overrides.update(source="recordings", path=args.recordings, window=args.window)
+    if args.train_locations:
+        try:
+            overrides["train_locations"] = tuple(int(i) for i in args.train_locations.split(","))
+        except ValueError:
+            raise ValueError(f"--train-locations must be comma-separated location indices, but got "
+                             f"{args.train_locations!r}") from None
     data = dataclasses.replace(data, **overrides)
     noise = NoiseConfig(
         shape=args.shape,

@@ -5,9 +5,9 @@
     python -m nsde.metrics runs/baseline runs/nsde --figure runs/attributions.png
 
 Each RUN is a folder written by `python -m nsde.train` (its checkpoint.pt names the model
-and the data set). Prints the study's tables: 1 clean accuracy, 2 noise sweep, 3 APGD-CE
-L2 robust accuracy, 4 attribution-based confidence, plus attribution stability and the
-attack's sanity checks, all on one split (`--split val`, the default, or `test`); writes
+and the data set). Prints the study's tables: 1 clean accuracy, 2 noise sweep (and 2b the SNR
+sweep, noise in the waveform), 3 APGD-CE L2 robust accuracy, 4 attribution-based confidence,
+plus per-location accuracy, attribution stability and the attack's sanity checks, all on one split (`--split val`, the default, or `test`); writes
 every report as JSON next to its checkpoint (eval_report.json).
 """
 
@@ -66,6 +66,15 @@ def comparison_tables(reports: dict[str, EvalReport]) -> str:
     rows.append([f"area (intensity <= {first.settings['sweep_area_max']:g})",
                  *[_pct(est[n]["sweep_area"]) for n in names]])
     out.append(_table("Table 2: accuracy under input noise (inputs clipped to [0, 1]), %", ["noise", *names], rows))
+    if first.snr and all(len(reports[n].snr) == len(first.snr) for n in names):
+        rows = [[f"{level:+g} dB", *[_pct(reports[n].snr[i][1]) for n in names]] for i, (level, _) in enumerate(first.snr)]
+        rows.append(["area over the levels", *[_pct(est[n]["snr_accuracy"]) for n in names]])
+        out.append(_table("Table 2b: accuracy with noise added to the waveform before the STFT, by SNR, %",
+                          ["SNR", *names], rows))
+    locations = [loc for loc in first.per_location if all(loc in reports[n].per_location for n in names)]
+    if locations:
+        out.append(_table("Clean accuracy per sensor location, %", ["location", *names],
+                          [[loc, *[_pct(reports[n].per_location[loc]) for n in names]] for loc in locations]))
     rows = [[f"{eps:g}", *[_pct(reports[n].apgd[eps]) for n in names]] for eps in first.apgd]
     rows.append(["mean over eps", *[_pct(est[n]["apgd_accuracy"]) for n in names]])
     out.append(_table(

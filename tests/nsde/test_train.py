@@ -183,3 +183,15 @@ def test_data_parallel_ranks_stay_in_step_and_only_rank_0_checkpoints(tiny, tmp_
     assert (tmp_path / "rank0" / "checkpoint.pt").exists() and not (tmp_path / "rank1").exists()
     h0 = torch.load(tmp_path / "history0.pt", weights_only=False)
     assert h0[-1].train_loss == torch.load(tmp_path / "history1.pt", weights_only=False)[-1].train_loss  # all-reduced
+
+
+def test_cli_options_for_the_new_noise_and_data_settings():
+    from nsde.train import _parser, configs_from_args
+
+    data, model, run = configs_from_args(_parser().parse_args(
+        ["--sigma-mode", "relative", "--anchor", "corner", "--train-locations", "0,1,2", "--bn-recalibration", "8"]))
+    assert model.noise.sigma_mode == "relative" and model.noise.anchor == "corner"
+    assert data.train_locations == (0, 1, 2) and run.bn_recalibration == 8
+    assert model.num_classes == len(data.class_names)
+    with pytest.raises(ValueError, match="--train-locations must be comma-separated"):
+        configs_from_args(_parser().parse_args(["--train-locations", "near"]))

@@ -59,6 +59,13 @@ def _check_tracking(outcome, uri: str, expected_seeds: int = 1) -> None:
         epochs = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert sorted(m.step for m in epochs) == list(range(1, int(row.config["train/epochs"]) + 1))
         assert run.data.params["noise/shape"] == row.config["noise/shape"]
+        # the measured noise-to-signal ratio of the injected noise, per stage and epoch
+        nsr = [k for k in run.data.metrics if k.startswith("nsr_stage")]
+        assert bool(nsr) == (row.config["noise/shape"] != "none"), sorted(run.data.metrics)
+        for k in nsr:
+            assert len(client.get_metric_history(run.info.run_id, k)) == len(epochs)
+        # clean accuracy per sensor location
+        assert any(k.startswith("location_acc_") for k in run.data.metrics)
         assert {"eval_report.json", "attributions.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
         for k, v in row.final.items():  # every final number, the search values it keeps included
             if math.isfinite(v):
