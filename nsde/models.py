@@ -59,8 +59,8 @@ class NoiseConfig:
     """The injected noise: shape, intensity, depth and evaluation behaviour.
 
     Attributes:
-        shape: a registered noise shape (`nsde.noise.list_noises()`: "fbm", "white").
-        hurst: Hurst exponent in (0, 1), used by "fbm" only.
+        shape: a registered noise shape (`nsde.noise.list_noises()`: "fbm", "stationary", "white").
+        hurst: Hurst exponent in (0, 1), used by the shapes that take one ("fbm", "stationary").
         sigma: intensity >= 0; 0 is the deterministic baseline. Its unit is `sigma_mode`'s.
         sigma_mode: "absolute" (the field is sigma * xi) or "relative" (sigma * the detached
             RMS of the block's output, per sample: sigma is the noise-to-signal ratio).

@@ -437,8 +437,8 @@ def _parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("model")
     g.add_argument("--backbone", choices=list_backbones(), default=m.backbone)
     g.add_argument("--drop-path", type=float, default=m.drop_path_rate, help="stochastic-depth rate")
-    g.add_argument("--shape", default=n.shape, help="noise shape: fbm or white")
-    g.add_argument("--hurst", type=float, default=n.hurst, help="Hurst exponent in (0, 1) (fbm)")
+    g.add_argument("--shape", default=n.shape, help="noise shape: fbm, white or stationary")
+    g.add_argument("--hurst", type=float, default=n.hurst, help="Hurst exponent in (0, 1) (fbm, stationary)")
     g.add_argument("--sigma", type=float, default=0.1, help="noise intensity; 0 = the deterministic baseline")
     g.add_argument("--depth", default="all", help="noisy blocks: k (first k), f in (0,1] (fraction), 'stages:0,1', 'all'")
     g.add_argument("--sigma-mode", choices=SIGMA_MODES, default=n.sigma_mode,
