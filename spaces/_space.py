@@ -291,8 +291,27 @@ def _check_value(name: str, param: Param, value: Any) -> None:
     if isinstance(dist, CategoricalDistribution):
         if value not in dist.choices:
             raise ValueError(f"{name}: {value!r} is not one of {list(dist.choices)}")
-    elif not dist._contains(dist.to_internal_repr(value)):
-        raise ValueError(f"{name}: {value!r} is outside [{dist.low}, {dist.high}]")
+    else:
+        problem = _outside(dist, value)
+        if problem:
+            raise ValueError(f"{name}: {value!r} {problem}")
+
+
+def _outside(dist: FloatDistribution | IntDistribution, value: Any) -> str | None:
+    """Why a numeric distribution cannot take `value` (None: it can): not a number, not an
+    integer (IntDistribution), outside [low, high], or off the grid low + k * step. Optuna's own
+    check is private (`_contains`), so the rule is written out here."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "is not a finite number"
+    if isinstance(dist, IntDistribution) and not float(value).is_integer():
+        return "is not an integer"
+    if not dist.low <= value <= dist.high:
+        return f"is outside [{dist.low}, {dist.high}]"
+    if dist.step is not None:
+        k = (value - dist.low) / dist.step
+        if abs(k - round(k)) > 1e-8 * max(1.0, abs(k)):
+            return f"is not on the grid {dist.low} + k * {dist.step}"
+    return None
 
 
 def _param_dict(p: Param) -> dict:
