@@ -38,6 +38,7 @@ __all__ = [
     "ModelConfig",
     "NSDEModel",
     "build_model",
+    "model_config_from_dict",
     "register_backbone",
     "list_backbones",
     "parse_depth",
@@ -144,6 +145,17 @@ class ModelConfig:
             raise ValueError(f"`input_std > 0` must hold, but got input_std={self.input_std}")
         if not 0.0 <= self.drop_path_rate < 1.0:
             raise ValueError(f"`0 <= drop_path_rate < 1` must hold, but got drop_path_rate={self.drop_path_rate}")
+
+
+def model_config_from_dict(record: dict) -> ModelConfig:
+    """The ModelConfig of `dataclasses.asdict(cfg)` or a JSON copy of it (a checkpoint, a
+    trial's flat keys regrouped): the one place where a dict becomes a ModelConfig. A list
+    `depth` (JSON has no tuples) becomes the tuple of stage indices."""
+    record = dict(record)
+    noise = dict(record.pop("noise", {}))
+    if isinstance(noise.get("depth"), list):
+        noise["depth"] = tuple(noise["depth"])
+    return ModelConfig(**record, noise=NoiseConfig(**noise))
 
 
 # ------------------------------------------------------------------ backbone registry

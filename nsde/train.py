@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from timm.optim import param_groups_weight_decay
 from tqdm.auto import tqdm
 
 from nsde.data import PRESETS, DataConfig, Split, SpectrogramData, prepare
@@ -37,6 +38,7 @@ from nsde.models import (
     NSDEModel,
     build_model,
     list_backbones,
+    model_config_from_dict,
     parse_depth,
     recalibrate_batchnorm,
 )
@@ -263,12 +265,8 @@ def train(
         raise ValueError(f"`batch_size >= 2 * ranks` must hold for data-parallel training, but got "
                          f"batch_size={cfg.batch_size} with {world} ranks")
     steps_per_epoch = len(_batches(len(train_split), cfg.batch_size, cfg.seed, 0, world))
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (decay if p.dim() > 1 else no_decay).append(p)
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-    )
+    # timm's grouping: no weight decay on 1-d parameters (norms, biases, layer scales)
+    opt = torch.optim.AdamW(param_groups_weight_decay(model, cfg.weight_decay), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
     history: list[EpochMetrics] = []
     start_epoch = 0
@@ -403,11 +401,7 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | None = None) -> NS
     path = Path(path)
     path = path / CHECKPOINT if path.is_dir() else path
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    mc = dict(ckpt["model_config"])
-    noise = dict(mc.pop("noise"))
-    if isinstance(noise.get("depth"), list):
-        noise["depth"] = tuple(noise["depth"])
-    model = build_model(ModelConfig(**mc, noise=NoiseConfig(**noise)))
+    model = build_model(model_config_from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(resolve_device(device)).eval()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nsde.metrics.evaluate import OBJECTIVE_METRICS, OBJECTIVES
-from nsde.models import ModelConfig, NoiseConfig
+from nsde.models import ModelConfig, NoiseConfig, model_config_from_dict
 from nsde.train import TrainConfig
 from spaces import KEYS
 
@@ -89,8 +89,6 @@ def trial_configs(config: Mapping[str, Any], *, num_classes: int | None = None) 
                            for group in ("model", "noise", "train"))
     if noise.get("shape", NoiseConfig().shape) == "none":  # the deterministic baseline: no hooks, sigma 0
         noise = {"shape": "white", "hurst": None, "sigma": 0.0}
-    if isinstance(noise.get("depth"), list):
-        noise["depth"] = tuple(noise["depth"])
     if num_classes is not None:
         model["num_classes"] = num_classes
-    return ModelConfig(**model, noise=NoiseConfig(**noise)), TrainConfig(**train)
+    return model_config_from_dict({**model, "noise": noise}), TrainConfig(**train)
