@@ -35,6 +35,13 @@ def machine(device: torch.device) -> dict:
     return info
 
 
+def random_batch(batch: int, image_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random 1-channel inputs (channels_last on CUDA, as training uses) and labels of 16 classes."""
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    x = torch.rand(batch, 1, image_size, image_size, device=device).to(memory_format=fmt)
+    return x, torch.randint(0, 16, (batch,), device=device)
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

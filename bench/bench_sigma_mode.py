@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pick_device, table, time_call, write_results  # noqa: E402
+from _common import pick_device, random_batch, table, time_call, write_results  # noqa: E402
 from bench_train_step import step_fn  # noqa: E402
 
 from nsde.models import ModelConfig, NoiseConfig, build_model  # noqa: E402
@@ -43,8 +43,7 @@ def main() -> None:
     args = p.parse_args()
     device = pick_device(args.device)
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    x = torch.rand(args.batch, 1, args.image_size, args.image_size, device=device).to(memory_format=fmt)
-    y = torch.randint(0, 16, (args.batch,), device=device)
+    x, y = random_batch(args.batch, args.image_size, device)
     rows = []
     for backbone in args.backbones:
         steps = {}

@@ -5,7 +5,7 @@ trials on the default data set, MLflow in ./mlflow.db. It ends by printing the
 Pareto-optimal trials, the command that opens the MLflow UI on them and the path of the
 search's HTML report (`analysis.report`: fronts, hypervolume, baseline comparison, figures).
 
-    python -m search.run                                   # the default search (~22 min, 2 cores)
+    python -m search.run                                   # the default search (~30 min, 2 cores)
     python -m search.run --space shapes --num-samples 40 --sampler nsga2
     python -m search.run --space my_space.yaml --scheduler asha --scheduler-metric val_accuracy
     python -m search.run --address auto --preset paper --space paper --gpus-per-trial 0.25
@@ -235,9 +235,11 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
     start = time.perf_counter()
     print(f"data set: preset {settings.preset or space.preset!r}", flush=True)
     data = prepare(data_cfg)  # once per search, on the driver; trials load the cache by path
-    # the SNR sweep's spectrograms, once on the driver (trials and the held-out scoring read them)
-    for split, cfg in ((OBJECTIVE_SPLIT, search_cfg), ("test", final_cfg)):
-        for level in cfg.snr_levels:
+    # the SNR sweep's spectrograms, once on the driver: the trials and the final re-evaluation
+    # read validation's (both profiles' levels), the held-out scoring test's
+    levels = {OBJECTIVE_SPLIT: {*search_cfg.snr_levels, *final_cfg.snr_levels}, "test": set(final_cfg.snr_levels)}
+    for split, split_levels in levels.items():
+        for level in sorted(split_levels, reverse=True):
             snr_spectrograms(data, split, level, progress=True)
     timing["data_s"] = time.perf_counter() - start
 

@@ -42,6 +42,11 @@ _EPOCH_KEYS = ("train_loss", "val_accuracy", "lr", "seconds", "examples_per_seco
 _EPOCH_PREFIX = "nsr_"  # the measured noise-to-signal ratio per stage (nsde.train.EpochMetrics.flat)
 
 
+def _is_epoch_key(key: str) -> bool:
+    """A per-epoch curve (logged at step = epoch), not a number of the evaluation."""
+    return key in _EPOCH_KEYS or key.startswith(_EPOCH_PREFIX)
+
+
 def check_mlflow(uri: str, *, timeout: float = 5.0) -> None:
     """Raise ValueError, before any trial starts, when the tracking server can't be reached."""
     scheme = urlparse(uri).scheme
@@ -189,15 +194,15 @@ class TrialTracker(Callback):
         epoch = int(result.get("epoch", 0))
         metrics = []
         if epoch > self.last_epoch.get(trial.trial_id, 0):
-            metrics = [Metric(k, float(v), ts, epoch) for k, v in result.items()
-                       if k in _EPOCH_KEYS or (k.startswith(_EPOCH_PREFIX) and math.isfinite(float(v)))]
+            # (nsr_* are finite: a non-finite activation stops training with a non-finite loss)
+            metrics = [Metric(k, float(v), ts, epoch) for k, v in result.items() if _is_epoch_key(k)]
             self.last_epoch[trial.trial_id] = epoch
         if result.get(EVALUATED) and trial.trial_id not in self.evaluated:
             self.evaluated.add(trial.trial_id)
-            skip = set(_EPOCH_KEYS) | {k for k in result if k.startswith(_EPOCH_PREFIX)} | {"epoch", "training_iteration", "time_this_iter_s", "timestamp", "pid"}
+            skip = {"epoch", "training_iteration", "time_this_iter_s", "timestamp", "pid"}
             metrics += [Metric(k, float(v), ts, 0) for k, v in result.items()
-                        if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool)
-                        and math.isfinite(float(v))]
+                        if k not in skip and not _is_epoch_key(k) and isinstance(v, (int, float))
+                        and not isinstance(v, bool) and math.isfinite(float(v))]
         self.client.log_batch(run_id, metrics=metrics)
 
     @_timed

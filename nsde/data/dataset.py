@@ -329,13 +329,19 @@ def _build_into(folder: Path, cfg: DataConfig, progress: bool) -> None:
         "build_seconds": time.perf_counter() - start,
         "version": DATA_VERSION,
     }
+    group = np.arange(len(y), dtype=np.int64) if group is None else group
+    arrays = {"x.npy": x, "y.npy": y, "location.npy": location, "split.npy": split_of, "group.npy": group}
+    write_folder_atomically(folder, arrays, meta)
+
+
+def write_folder_atomically(folder: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """`arrays` (file name -> array) and meta.json into a private temporary folder, renamed into
+    place (atomic on POSIX). When another process got there first, the rename fails and its
+    folder is kept: a reader never sees a half-written folder."""
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
     try:
-        np.save(tmp / "x.npy", x)
-        np.save(tmp / "y.npy", y)
-        np.save(tmp / "location.npy", location)
-        np.save(tmp / "split.npy", split_of)
-        np.save(tmp / "group.npy", np.arange(len(y), dtype=np.int64) if group is None else group)
+        for name, array in arrays.items():
+            np.save(tmp / name, array)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
         os.rename(tmp, folder)  # atomic; fails if another process got there first
     except OSError:

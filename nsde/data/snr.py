@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from nsde.data.dataset import (
     _synthesise_batch,
     _synthetic_batches,
     data_config_from_dict,
+    write_folder_atomically,
 )
 from nsde.data.spectrogram import spectrogram
 
@@ -75,7 +75,7 @@ def split_waveforms(data: SpectrogramData, split: str, *, progress: bool = False
     folder = _cache_folder(data) / f"{split}_waveforms"
     if not (folder / "meta.json").exists():
         waves, power, sample_rate = _recover(data, index, progress)
-        _save_folder_atomically(folder, {"waveforms.npy": waves, "power.npy": power}, {"sample_rate": sample_rate})
+        write_folder_atomically(folder, {"waveforms.npy": waves, "power.npy": power}, {"sample_rate": sample_rate})
     return np.load(folder / "waveforms.npy", mmap_mode="r"), np.load(folder / "power.npy")
 
 
@@ -189,18 +189,3 @@ def _save_atomically(path: Path, array: np.ndarray) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def _save_folder_atomically(folder: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """Arrays and meta.json into a private temporary folder, renamed into place; the loser keeps the winner's."""
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    try:
-        for name, array in arrays.items():
-            np.save(tmp / name, array)
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        os.rename(tmp, folder)  # atomic; fails if another process got there first
-    except OSError:
-        if not (folder / "meta.json").exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -15,6 +15,7 @@ import torch
 import nsde.data.snr as snr_mod
 from nsde.data import SNR_LEVELS_DB, DataConfig, SynthConfig, prepare, snr_spectrograms, spectrogram, split_waveforms
 from nsde.data.synthetic import LOCATIONS, clean_waveform, synthesize
+from nsde.data.dataset import write_folder_atomically
 
 # 96 short examples: two synthesis batches (_BATCH = 64), a cheap STFT.
 FAST = DataConfig(examples_per_class=6, image_size=16, synth=SynthConfig(samples=4096), n_fft=512, hop=128)
@@ -110,8 +111,8 @@ def test_second_call_loads_the_cache_without_resynthesising(fast, monkeypatch):
 
 def test_a_losing_concurrent_writer_keeps_the_winners_files(fast, tmp_path):
     folder = tmp_path / "split_waveforms"
-    snr_mod._save_folder_atomically(folder, {"a.npy": np.ones(3)}, {"sample_rate": 1.0})
-    snr_mod._save_folder_atomically(folder, {"a.npy": np.zeros(3)}, {"sample_rate": 1.0})  # the loser
+    write_folder_atomically(folder, {"a.npy": np.ones(3)}, {"sample_rate": 1.0})
+    write_folder_atomically(folder, {"a.npy": np.zeros(3)}, {"sample_rate": 1.0})  # the loser
     assert np.load(folder / "a.npy").tolist() == [1.0, 1.0, 1.0]
     snr_mod._save_atomically(tmp_path / "x.npy", np.arange(4))
     snr_mod._save_atomically(tmp_path / "x.npy", np.arange(4))  # replaces whole, never torn
