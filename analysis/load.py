@@ -41,16 +41,26 @@ import pandas as pd
 
 from analysis.hypervolume import reference_point
 from analysis.pareto import knee_index, pareto_mask
+from record import (
+    CHECKS_PASSED,
+    FINAL_REPORT_FILE,
+    FINAL_REPORTS,
+    SEARCH_FILE,
+    TEST_FILE,
+    TEST_PREFIX,
+    TEST_REPORTS,
+    TIMING_FILE,
+    Objective,
+    SearchFile,
+    TrialRecord,
+    from_result,
+    parse_objectives,
+)
 
-__all__ = ["FINAL_REPORTS", "SEARCH_FILE", "TEST_FILE", "TEST_REPORTS", "Search", "last_error_line", "load_runs",
-           "load_search", "load_tune"]
+__all__ = ["Search", "load_runs", "load_search", "load_tune", "trials_frame"]
 
-TEST_PREFIX = "test_"  # held-out numbers' prefix, as search.config.TEST_PREFIX
-SEARCH_FILE = "search.json"  # written by search.run into the search's folder: objectives, final numbers
-FINAL_REPORTS = "final_reports"  # <search folder>/final_reports/<trial id>.json: the final profile's reports (val)
-TEST_REPORTS = "test_reports"  # <search folder>/test_reports/<trial id>.json: {"seeds", "reports"} on test
-TEST_FILE = "test_eval_report.json"  # the same record as a tested trial's MLflow artifact
-CHECKS = "checks_passed"  # 1 every applicable sanity check of the attack passed, 0 one failed (search.trainable)
+CHECKS = CHECKS_PASSED
+FINAL_PREFIX = "final_"
 
 
 @dataclass
@@ -79,6 +89,17 @@ class Search:
     front_change: dict = field(default_factory=dict)
     timing: dict = field(default_factory=dict)
     fetch: Callable[[str, str], Path | None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_records(cls, name: str, records: Sequence[TrialRecord], objectives: Sequence[Objective], *,
+                     baseline: str | None = None, **fields: Any) -> Search:
+        """A search from its trial records (what the loaders read, and what `search.run` holds
+        at the end of a search); `fields`: the other attributes (status, source, settings, ...)."""
+        fields.setdefault("status", "unknown")
+        fields.setdefault("source", "trial records")
+        return cls(name=name, trials=trials_frame(records, objectives, baseline=baseline),
+                   objectives=tuple((o.name, o.mode) for o in objectives),
+                   params=sorted({k for r in records for k in r.config}), **fields)
 
     @property
     def directions(self) -> list[str]:
@@ -161,7 +182,7 @@ class Search:
 
     def eval_report(self, trial_id: str, *, final: bool = False) -> dict | None:
         """A trial's evaluation report (`EvalReport.to_dict()`) on validation, search or final profile."""
-        path = self.artifact(trial_id, "final_eval_report.json" if final else "eval_report.json")
+        path = self.artifact(trial_id, FINAL_REPORT_FILE if final else "eval_report.json")
         return json.loads(path.read_text()) if path else None
 
     def test_report(self, trial_id: str) -> dict | None:
@@ -210,34 +231,36 @@ def load_search(experiment: str | None = None, *, run_id: str | None = None, sea
             raise ValueError(f"no {what} in MLflow experiment {experiment!r} at {tracking_uri}")
         parent = runs[0]
 
+    return _mlflow_search(client, parent, tracking_uri, cache_dir)
+
+
+def _mlflow_search(client, parent, tracking_uri: str, cache_dir: str | Path | None) -> Search:
     parent_id, exp_id = parent.info.run_id, parent.info.experiment_id
     settings = {k: _parse_value(v) for k, v in parent.data.params.items()}
-    objectives = _objectives(settings.get("objectives"))
-    children = _all_children(client, exp_id, parent_id)
     cache = Path(cache_dir) if cache_dir is not None else Path(tempfile.mkdtemp(prefix="nsde-analysis-"))
-    timing = _read_json(_download(tracking_uri, parent_id, "timing.json", cache / "_parent")) or {}
+
+    def parent_file(name: str) -> Any:
+        return _read_json(_download(tracking_uri, parent_id, name, cache / "_parent"))
+
+    timing = parent_file(TIMING_FILE) or {}
     ends = {t["trial_id"]: t["started_at"] + t["wall_s"] for t in timing.get("trials", [])
             if t.get("started_at") is not None and t.get("wall_s") is not None}
-    rows = [_mlflow_row(run, ends) for run in children]
-    run_ids = {row["trial_id"]: row["run_id"] for row in rows}
+    children = _all_children(client, exp_id, parent_id)
+    records = [_mlflow_record(run, ends) for run in children]
+    baseline = next((r.trial_id for r, run in zip(records, children) if run.data.tags.get("nsde.baseline") == "true"),
+                    None)
+    run_ids = {r.trial_id: r.run_id for r in records}
 
     def fetch(trial_id: str, name: str) -> Path | None:
         run = run_ids.get(trial_id)
         return _download(tracking_uri, run, name, cache / trial_id) if run else None
 
-    return Search(
-        name=parent.data.tags.get("nsde.search", parent.info.run_name or parent_id),
-        trials=_frame(rows, objectives),
-        objectives=objectives,
-        params=_param_columns(rows),
-        status=parent.info.status,
-        source=f"MLflow {tracking_uri}, experiment {exp_id}, run {parent_id}",
-        space=_read_json(_download(tracking_uri, parent_id, "space.json", cache / "_parent")) or {},
-        settings=settings,
-        front_change=_read_json(_download(tracking_uri, parent_id, "front_change.json", cache / "_parent")) or {},
-        timing=timing,
-        fetch=fetch,
-    )
+    return Search.from_records(
+        parent.data.tags.get("nsde.search", parent.info.run_name or parent_id), records,
+        parse_objectives(settings.get("objectives")), baseline=baseline,
+        status=parent.info.status, source=f"MLflow {tracking_uri}, experiment {exp_id}, run {parent_id}",
+        space=parent_file("space.json") or {}, settings=settings,
+        front_change=parent_file("front_change.json") or {}, timing=timing, fetch=fetch)
 
 
 def load_runs(experiment: str, *, tracking_uri: str = "sqlite:///mlflow.db", search: str | None = None) -> pd.DataFrame:
@@ -255,6 +278,8 @@ def _get_run(client, run_id: str, uri: str):
 
 
 def _all_children(client, exp_id: str, parent_id: str) -> list:
+    # MlflowClient pages by hand: mlflow.search_runs would page for us, but reads the
+    # process-wide tracking URI, which a library call must not set.
     runs, token = [], None
     while True:
         page = client.search_runs([exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'",
@@ -265,7 +290,7 @@ def _all_children(client, exp_id: str, parent_id: str) -> list:
             return runs
 
 
-def _mlflow_row(run, ends: dict[str, float]) -> dict[str, Any]:
+def _mlflow_record(run, ends: dict[str, float]) -> TrialRecord:
     """One trial from its child run. Its end: the `nsde.ended` tag, else the search's timing.json
     (searches before the tag), else the run's end_time (which logging the model later moves)."""
     tags, info = run.data.tags, run.info
@@ -276,18 +301,16 @@ def _mlflow_row(run, ends: dict[str, float]) -> dict[str, Any]:
         ended = ends[trial_id]
     else:
         ended = info.end_time / 1000 if info.end_time and info.status != "RUNNING" else math.nan
-    row: dict[str, Any] = {
-        "trial_id": trial_id,
-        "run_id": info.run_id,
-        "status": tags.get("nsde.status", "running" if info.status == "RUNNING" else "unknown"),
-        "failure": tags.get("nsde.failure"),
-        "started": info.start_time / 1000 if info.start_time else math.nan,
-        "ended": ended,
-        "baseline": tags.get("nsde.baseline") == "true",
-    }
-    row.update({k: _parse_value(v) for k, v in run.data.params.items()})
-    row.update(run.data.metrics)
-    return row
+    metrics = run.data.metrics
+    return TrialRecord(
+        trial_id=trial_id, run_id=info.run_id,
+        status=tags.get("nsde.status", "running" if info.status == "RUNNING" else "unknown"),
+        config={k: _parse_value(v) for k, v in run.data.params.items()},
+        metrics={k: v for k, v in metrics.items() if not k.startswith((FINAL_PREFIX, TEST_PREFIX))},
+        final={k.removeprefix(FINAL_PREFIX): v for k, v in metrics.items() if k.startswith(FINAL_PREFIX)},
+        test={k: v for k, v in metrics.items() if k.startswith(TEST_PREFIX)},
+        error=tags.get("nsde.failure"),
+        started=info.start_time / 1000 if info.start_time else math.nan, ended=ended)
 
 
 def _download(uri: str, run_id: str, name: str, dest: Path) -> Path | None:
@@ -309,7 +332,8 @@ def _download(uri: str, run_id: str, name: str, dest: Path) -> Path | None:
 
 
 def load_tune(path: str | Path) -> Search:
-    """Read a search from its Tune folder (`<--storage-path>/<name>`, a local path).
+    """Read a search from its Tune folder (`<--storage-path>/<name>`, a local path), through
+    Tune's own reader (`ResultGrid(ExperimentAnalysis(path))`).
 
     Objectives, the final profile's numbers and the held-out test numbers come from the
     folder's `search.json` (written by `search.run` at the end of a search; the test records
@@ -321,100 +345,47 @@ def load_tune(path: str | Path) -> Search:
         ValueError: `path` is not a Tune experiment folder.
     """
     folder = Path(path).expanduser()
-    trial_dirs = sorted(p.parent for p in folder.glob("*/params.json"))
-    if not folder.is_dir() or not trial_dirs:
-        raise ValueError(f"{folder} is not a Tune experiment folder (no <trial>/params.json below it); "
-                         f"pass <--storage-path>/<search name>, e.g. runs/default-20261126-081617")
-    record = _read_json(folder / SEARCH_FILE) or {}
-    if not record:
+    results = _tune_results(folder)
+    record = SearchFile.read(folder)
+    if record is None:
         warnings.warn(f"{folder / SEARCH_FILE} is missing (a search still running, killed, or whose files "
                       f"went to $NSDE_CACHE_DIR/searches/ because Tune stored in the cloud): assuming the "
                       f"default objectives, without final numbers", RuntimeWarning, stacklevel=2)
-    objectives = _objectives(record.get("objectives"))
-    rows, dirs = [], {}
-    for trial_dir in trial_dirs:
-        row = _tune_row(trial_dir, record)
-        if row is not None:
-            rows.append(row)
-            dirs[row["trial_id"]] = trial_dir
+        record = SearchFile(name=folder.name, objectives=[])
+    records = [from_result(r, run_id=record.run_ids.get(str(r.metrics["trial_id"]))) for r in results]
+    for r in records:
+        r.final = record.final.get(r.trial_id, {})
+        # held-out numbers: search.json keeps them under their MLflow names (test_<metric>)
+        r.test = {k if k.startswith(TEST_PREFIX) else TEST_PREFIX + k: v for k, v in record.test.get(r.trial_id, {}).items()}
+    checkpoints = {r.trial_id: r.checkpoint for r in records}
 
     def fetch(trial_id: str, name: str) -> Path | None:
-        if name == "final_eval_report.json":
-            candidates = [folder / FINAL_REPORTS / f"{trial_id}.json"]
+        if name == FINAL_REPORT_FILE:
+            path = folder / FINAL_REPORTS / f"{trial_id}.json"
         elif name == TEST_FILE:
-            candidates = [folder / TEST_REPORTS / f"{trial_id}.json"]
-        else:  # the newest checkpoint holds the trial's last outputs
-            candidates = sorted(dirs[trial_id].glob(f"checkpoint_*/{name}"), reverse=True) if trial_id in dirs else []
-        return next((p for p in candidates if p.exists()), None)
+            path = folder / TEST_REPORTS / f"{trial_id}.json"
+        else:  # the trial's last checkpoint holds its outputs
+            ckpt = checkpoints.get(trial_id)
+            path = Path(ckpt.path) / name if ckpt is not None else None
+        return path if path is not None and path.exists() else None
 
-    return Search(
-        name=record.get("name", folder.name),
-        trials=_frame(rows, objectives),
-        objectives=objectives,
-        params=_param_columns(rows),
-        status="FINISHED" if record else "unknown",
-        source=f"Tune folder {folder.resolve()}",
-        space=record.get("space", {}),
-        settings=record.get("settings", {}),
-        front_change=record.get("front_change") or {},
-        timing=_read_json(folder / "timing.json") or {},
-        fetch=fetch,
-    )
+    return Search.from_records(
+        record.name, records, parse_objectives(record.objectives or None), baseline=record.baseline,
+        status="FINISHED" if record.objectives else "unknown", source=f"Tune folder {folder.resolve()}",
+        space=record.space, settings=record.settings, front_change=record.front_change or {},
+        timing=_read_json(folder / TIMING_FILE) or {}, fetch=fetch)
 
 
-def _tune_row(trial_dir: Path, record: dict) -> dict[str, Any] | None:
-    from search.config import flatten
+def _tune_results(folder: Path) -> list:
+    from ray.tune import ExperimentAnalysis, ResultGrid
 
-    lines = (trial_dir / "result.json").read_text().splitlines() if (trial_dir / "result.json").exists() else []
-    results = [json.loads(line) for line in lines if line.strip()]
-    config = {k: tuple(v) if isinstance(v, list) else v  # as MLflow's params read back: (1, 2)
-              for k, v in flatten(json.loads((trial_dir / "params.json").read_text())).items()}
-    if not results:  # never reported: the trial id is only in the folder name (<trainable>_<id>_<n>_...)
-        parts = trial_dir.name.split("_")
-        trial_id = parts[2] if len(parts) > 2 and parts[:2] == ["run", "trial"] else trial_dir.name
-        last = {}
-    else:
-        last = results[-1]
-        trial_id = last["trial_id"]
-    failed = (trial_dir / "error.txt").exists()
-    status = "complete" if last.get("evaluated") else "failed" if failed else "pruned"
-    first = results[0] if results else {}
-    row: dict[str, Any] = {
-        "trial_id": trial_id,
-        "run_id": record.get("run_ids", {}).get(trial_id),
-        "status": status,
-        "failure": (last_error_line(trial_dir / "error.txt") or "unknown error") if status == "failed" else None,
-        "started": first.get("timestamp", math.nan) - first.get("time_this_iter_s", 0.0) if first else math.nan,
-        "ended": last.get("timestamp", math.nan) if last else math.nan,
-        "baseline": record.get("baseline") == trial_id,
-        **config,
-    }
-    row.update({k: float(v) for k, v in last.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    row.update({f"final_{k}": v for k, v in record.get("final", {}).get(trial_id, {}).items()})
-    # held-out numbers: search.json keeps them under their MLflow names (test_<metric>)
-    row.update({k if k.startswith(TEST_PREFIX) else TEST_PREFIX + k: v
-                for k, v in (record.get("test") or {}).get(trial_id, {}).items()})
-    return row
-
-
-def last_error_line(path: str | Path | None) -> str | None:
-    """The last line of a Tune trial's error file (e.g. 'NonFiniteLossError: ...'); None without one."""
-    path = Path(path) if path else None
-    text = path.read_text() if path is not None and path.exists() else ""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else None
+    if not folder.is_dir() or not list(folder.glob("experiment_state*.json")):
+        raise ValueError(f"{folder} is not a Tune experiment folder (no experiment_state*.json in it); "
+                         f"pass <--storage-path>/<search name>, e.g. runs/default-20261126-081617")
+    return list(ResultGrid(ExperimentAnalysis(str(folder))))
 
 
 # ------------------------------------------------------------------------ helpers
-
-
-def _objectives(text: Any) -> tuple[tuple[str, str], ...]:
-    """The search's objectives from its settings (a string like "clean_accuracy:max,..." or pairs)."""
-    from search.config import DEFAULT_OBJECTIVES, parse_objectives
-
-    if isinstance(text, (list, tuple)):
-        return tuple((str(n), str(m)) for n, m in text)
-    return tuple((o.name, o.mode) for o in parse_objectives(text or DEFAULT_OBJECTIVES))
 
 
 def _parse_value(text: str) -> Any:
@@ -428,17 +399,21 @@ def _parse_value(text: str) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _param_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
-    return sorted({k for row in rows for k in row if "/" in k})
+def _row(record: TrialRecord, baseline: str | None) -> dict[str, Any]:
+    return {"trial_id": record.trial_id, "run_id": record.run_id, "status": record.status, "failure": record.error,
+            "started": record.started, "ended": record.ended, "baseline": record.trial_id == baseline,
+            "deterministic": record.deterministic, **record.config, **record.metrics,
+            **{FINAL_PREFIX + k: v for k, v in record.final.items()}, **record.test}
 
 
-def _frame(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    from search.config import is_deterministic
-
-    df = pd.DataFrame(rows)
+def trials_frame(records: Sequence[TrialRecord], objectives: Sequence[Objective], *,
+                 baseline: str | None = None) -> pd.DataFrame:
+    """The trials table of `Search.trials` (see the module docstring), indexed by trial id."""
+    df = pd.DataFrame([_row(r, baseline) for r in records])
     if df.empty:
-        df = pd.DataFrame(columns=["trial_id", "run_id", "status", "failure", "started", "ended", "baseline"])
-    for name, _ in objectives:  # every objective column exists, NaN where a trial has none
+        df = pd.DataFrame(columns=["trial_id", "run_id", "status", "failure", "started", "ended", "baseline",
+                                   "deterministic"])
+    for name in (o.name for o in objectives):  # every objective column exists, NaN where a trial has none
         for prefix in ("", "final_", TEST_PREFIX):
             for col in (name, f"{name}_low", f"{name}_high", f"{name}_n"):
                 if prefix + col not in df:
@@ -460,7 +435,6 @@ def _frame(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]) ->
             if f"final_{name}" not in df:
                 df[f"final_{name}"] = np.nan
             df[f"final_{name}"] = df[f"final_{name}"].where(~df["rescored"] | df[f"final_{name}"].notna(), df[name])
-    df["deterministic"] = [is_deterministic(row) for row in rows]
     return df.set_index("trial_id").sort_values("started", kind="stable")
 
 

@@ -27,20 +27,15 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from nsde.data import load
-from nsde.metrics import EvalConfig, evaluate
-from nsde.train import CHECKPOINT, EpochMetrics, load_checkpoint, train
-from search.config import OBJECTIVE_SPLIT, trial_configs
-from search.trainable import (
-    _NAN_OBJECTIVES,
-    EVALUATED,
-    _restore_checkpoint,
-    _write_outputs,
-    evaluation_metrics,
-    replay_if_finished,
-    report_final,
-)
+from nsde.metrics import EvalConfig
+from nsde.train import EpochMetrics, train
+from record import EVALUATED
+from search.config import trial_configs
+from search.evaluate import evaluate_checkpoint
+from search.trainable import epoch_result, replay_if_finished, report_final, restore_checkpoint
 
 __all__ = ["ddp_trainable"]
+
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
     """One DDP rank: train, report every epoch (rank 0 attaches the checkpoint)."""
@@ -49,15 +44,10 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     model_cfg, train_cfg = trial_configs(loop_config["config"], num_classes=len(data.class_names))
     rank = ray_train.get_context().get_world_rank()
     work = Path(tempfile.mkdtemp(prefix=f"nsde-ddp-{rank}-"))
-    resume = None
-    ckpt = ray_train.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as folder:
-            shutil.copy2(Path(folder) / CHECKPOINT, work / CHECKPOINT)
-        resume = work / CHECKPOINT
+    resume = restore_checkpoint(work, ray_train.get_checkpoint())
 
     def report(m: EpochMetrics, ckpt_path: Path | None) -> None:
-        metrics = {**m.flat(), **_NAN_OBJECTIVES, EVALUATED: False}
+        metrics = epoch_result(m)
         checkpoint = ray_train.Checkpoint.from_directory(str(ckpt_path.parent)) if ckpt_path else None
         ray_train.report(metrics, checkpoint=checkpoint)
 
@@ -81,7 +71,7 @@ def _run_ddp_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConf
     trial = tune.get_context()
     replay = Path(tempfile.mkdtemp(prefix="nsde-ddp-replay-"))
     try:
-        _restore_checkpoint(replay)
+        restore_checkpoint(replay, tune.get_checkpoint())
         if replay_if_finished(replay):  # a finished DDP trial restarted by a --resume
             return
     finally:
@@ -99,8 +89,8 @@ def _run_ddp_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConf
     # Once per trial, in a task that reserves the device it evaluates on (the trial process
     # itself holds no GPU; the workers have released theirs).
     # "DEFAULT": schedule outside the trial's placement group (as the Train workers are).
-    task = _evaluate_checkpoint.options(num_cpus=threads, num_gpus=1 if use_gpu else 0, scheduling_strategy="DEFAULT")
-    out = ray.get(task.remote(result.checkpoint, data_path, config, eval_cfg, threads))
+    task = evaluate_checkpoint.options(num_cpus=threads, num_gpus=1 if use_gpu else 0, scheduling_strategy="DEFAULT")
+    out = ray.get(task.remote(result.checkpoint, data_path, config, eval_cfg, threads=threads, outputs=True))
     work = Path(tempfile.mkdtemp(prefix="nsde-ddp-eval-"))
     try:
         for name, content in out["files"].items():
@@ -110,19 +100,3 @@ def _run_ddp_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConf
         report_final(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-@ray.remote
-def _evaluate_checkpoint(checkpoint, data_path: str, config: dict[str, Any], eval_cfg: EvalConfig,
-                         threads: int) -> dict[str, Any]:
-    """Evaluate rank 0's final training checkpoint; return the metrics and the trial's output files."""
-    torch.set_num_threads(max(1, threads))
-    data = load(data_path)
-    model_cfg, _ = trial_configs(config, num_classes=len(data.class_names))
-    with tempfile.TemporaryDirectory() as tmp:
-        with checkpoint.as_directory() as folder:
-            model = load_checkpoint(Path(folder) / CHECKPOINT)  # on the task's GPU when it has one
-        report = evaluate(model, data, eval_cfg, split=OBJECTIVE_SPLIT)  # selection never sees test
-        _write_outputs(Path(tmp), model, model_cfg, report, data)
-        files = {p.name: p.read_bytes() for p in Path(tmp).iterdir()}
-    return {"metrics": evaluation_metrics(report), "files": files}

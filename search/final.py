@@ -3,113 +3,62 @@ of its members (and the deterministic baseline) with the final, full-strength pr
 Ray tasks, the front recomputed from the final numbers (all on the validation split), and
 then, once, the held-out test scores of the final front and the baseline (`held_out`), over
 one or more training seeds.
+
+The fronts and the baseline are `analysis.Search`'s, over the same trial records the
+analysis reads later: one rule for both.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import ray
-import torch
-from tqdm import tqdm
 
-from analysis import pareto_mask
-from search.config import OBJECTIVE_SPLIT, TEST_PREFIX, Objective, is_deterministic, trial_configs
-from search.trainable import CHECKS_PASSED
+from analysis import Search, baseline_id
+from record import FINAL_REPORTS, METRICS, TEST_PREFIX, TEST_REPORTS, Objective, TrialRecord
+from search.evaluate import evaluate_checkpoint, run_tasks
+from search.settings import SearchContext
+from search.tracking import log_final, log_held_out
 
-__all__ = ["FrontChange", "TrialRow", "flagged", "front_change", "front_ids", "held_out", "pick_baseline", "reevaluate",
+__all__ = ["FrontChange", "finish", "front_change", "front_ids", "held_out", "pick_baseline", "reevaluate",
            "replicate_seeds"]
 
-
-@dataclass
-class TrialRow:
-    """One trial of a finished search, as the driver sees it."""
-
-    trial_id: str
-    status: str  # complete | pruned | failed
-    config: dict[str, Any]
-    metrics: dict[str, float]  # the search profile's numbers (the last result)
-    checkpoint: Any = None  # ray.tune.Checkpoint of the final result
-    run_id: str | None = None  # MLflow child run
-    final: dict[str, float] = field(default_factory=dict)  # the final profile's numbers (validation)
-    test: dict[str, float] = field(default_factory=dict)  # held-out numbers (`test_` keys), final front + baseline
-    error: str | None = None
-
-    @property
-    def deterministic(self) -> bool:
-        return is_deterministic(self.config)
+logger = logging.getLogger(__name__)
 
 
-def flagged(values: dict[str, float]) -> bool:
-    """An evaluation whose attack failed a sanity check (its robustness number is suspect)."""
-    return values.get(CHECKS_PASSED, 1.0) == 0.0
+def _search(records: Sequence[TrialRecord], objectives: Sequence[Objective], keep_flagged: bool) -> Search:
+    return Search.from_records("", records, objectives, settings={"keep_flagged": keep_flagged})
 
 
-def front_ids(rows: Sequence[TrialRow], objectives: Sequence[Objective], *, final: bool = False,
+def front_ids(records: Sequence[TrialRecord], objectives: Sequence[Objective], *, final: bool = False,
               keep_flagged: bool = False) -> list[str]:
-    """Ids of the Pareto-optimal rows among `rows` (complete ones; NaN rows never qualify; rows
-    whose attack failed a sanity check only with `keep_flagged`)."""
-    rows = [r for r in rows if r.status == "complete" and (r.final if final else True)
-            and (keep_flagged or not flagged(r.final if final else r.metrics))]
-    if not rows:
-        return []
-    values = np.array([[(r.final if final else r.metrics).get(o.name, math.nan) for o in objectives] for r in rows])
-    mask = pareto_mask(values, [o.mode for o in objectives])
-    return [r.trial_id for r, on in zip(rows, mask) if on]
+    """Ids of the Pareto-optimal records (complete ones; NaN values never qualify; flagged ones
+    only with `keep_flagged`): `analysis.Search.front`."""
+    return _search(records, objectives, keep_flagged).front(final=final)
 
 
-def pick_baseline(rows: Sequence[TrialRow]) -> TrialRow | None:
-    """The deterministic (sigma = 0) trial with the best validation accuracy, if the search ran one."""
-    det = [r for r in rows if r.status == "complete" and r.deterministic]
-    return max(det, key=lambda r: r.metrics.get("clean_accuracy", -1.0), default=None)
+def pick_baseline(records: Sequence[TrialRecord]) -> TrialRecord | None:
+    """The deterministic (sigma = 0) trial with the best validation accuracy, if the search ran one
+    (`analysis.baseline_id`)."""
+    tid = baseline_id(_search(records, (Objective("clean_accuracy", "max"),), False)) if records else None
+    return next((r for r in records if r.trial_id == tid), None)
 
 
-@ray.remote
-def _evaluate_task(checkpoint, eval_cfg, threads: int, split: str = OBJECTIVE_SPLIT,
-                   config: dict[str, Any] | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Evaluate a trial's model on `split`; with `seed`, first retrain the trial's `config` with
-    that training seed (a replicate for the held-out numbers) on the same data."""
-    from nsde.data import load
-    from nsde.metrics import evaluate
-    from nsde.train import load_checkpoint, train
-    from search.trainable import MODEL_FILE, evaluation_metrics
-
-    torch.set_num_threads(max(1, threads))
-    with checkpoint.as_directory() as folder:
-        data = load(json.loads((Path(folder) / "data.json").read_text())["path"])
-        model = None if seed is not None else load_checkpoint(Path(folder) / MODEL_FILE)
-    if seed is not None:
-        model_cfg, train_cfg = trial_configs({**config, "train/seed": seed}, num_classes=len(data.class_names))
-        model = train(model_cfg, data, train_cfg, progress=False).model
-    report = evaluate(model, data, eval_cfg, split=split)
-    return {"metrics": evaluation_metrics(report), "report": report.to_dict()}
-
-
-def _run_tasks(jobs: dict[Any, Any], desc: str) -> dict[Any, dict[str, Any]]:
-    out: dict[Any, dict[str, Any]] = {}
-    pending = {ref: key for key, ref in jobs.items()}
-    with tqdm(total=len(pending), desc=desc, unit="model") as bar:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            out[pending.pop(done[0])] = ray.get(done[0])
-            bar.update()
-    return out
-
-
-def reevaluate(rows: Sequence[TrialRow], eval_cfg, *, cpus: float, gpus: float) -> dict[str, dict[str, Any]]:
-    """Evaluate each row's final checkpoint with `eval_cfg` on the validation split, in parallel Ray tasks.
+def reevaluate(ctx: SearchContext, records: Sequence[TrialRecord], *, cpus: float, gpus: float
+               ) -> dict[str, dict[str, Any]]:
+    """Each record's model scored with the final profile on the validation split, in parallel Ray tasks.
 
     Returns: trial id -> {"metrics": flat metrics, "report": EvalReport.to_dict()}.
     """
-    task = _evaluate_task.options(num_cpus=cpus, num_gpus=gpus)
-    return _run_tasks({r.trial_id: task.remote(r.checkpoint, eval_cfg, int(max(1, cpus))) for r in rows},
-                      "final evaluation (val)")
+    task = evaluate_checkpoint.options(num_cpus=cpus, num_gpus=gpus)
+    threads = int(max(1, cpus))
+    return run_tasks({r.trial_id: task.remote(r.checkpoint, ctx.data_path, r.config, ctx.final_cfg, threads=threads)
+                      for r in records}, "final evaluation (val)")
 
 
 def replicate_seeds(base: int, n: int) -> list[int]:
@@ -117,44 +66,45 @@ def replicate_seeds(base: int, n: int) -> list[int]:
     return [base] + [base + 1000 * k for k in range(1, n)]
 
 
-def held_out(rows: Sequence[TrialRow], eval_cfg, *, seeds: int, cpus: float, gpus: float) -> dict[str, dict[str, Any]]:
-    """The held-out numbers: each row scored on the test split with `eval_cfg`, once per seed
-    (the trial's own model, plus `seeds - 1` retrained with other training seeds).
+def held_out(ctx: SearchContext, records: Sequence[TrialRecord], *, seeds: int, cpus: float, gpus: float
+             ) -> dict[str, dict[str, Any]]:
+    """The held-out numbers: each record scored on the test split with the final profile, once per
+    seed (the trial's own model, plus `seeds - 1` retrained with other training seeds).
 
     Returns: trial id -> {"metrics": flat `test_` metrics (mean and interval over seeds, with
     `test_seeds`), "seeds": the training seeds, "reports": one EvalReport.to_dict() a seed}.
     """
-    from nsde.metrics import EvalReport, seed_estimates
-    from search.trainable import check_metrics
-
-    task = _evaluate_task.options(num_cpus=cpus, num_gpus=gpus)
+    task = evaluate_checkpoint.options(num_cpus=cpus, num_gpus=gpus)
     threads = int(max(1, cpus))
-    seed_lists = {r.trial_id: replicate_seeds(int(r.config.get("train/seed", 0)), seeds) for r in rows}
-    jobs = {}
-    for r in rows:
-        for k, s in enumerate(seed_lists[r.trial_id]):
-            jobs[(r.trial_id, k)] = task.remote(r.checkpoint, eval_cfg, threads, "test", r.config,
-                                                None if k == 0 else s)
-    results = _run_tasks(jobs, f"held-out test ({seeds} seed{'s' if seeds > 1 else ''})")
+    seed_lists = {r.trial_id: replicate_seeds(int(r.config.get("train/seed", 0)), seeds) for r in records}
+    jobs = {(r.trial_id, k): task.remote(r.checkpoint, ctx.data_path, r.config, ctx.final_cfg, threads=threads,
+                                         split="test", seed=None if k == 0 else s)
+            for r in records for k, s in enumerate(seed_lists[r.trial_id])}
+    results = run_tasks(jobs, f"held-out test ({seeds} seed{'s' if seeds > 1 else ''})")
     out: dict[str, dict[str, Any]] = {}
-    for r in rows:
+    for r in records:
         reports = [results[(r.trial_id, k)]["report"] for k in range(seeds)]
-        if seeds == 1:
-            flat = results[(r.trial_id, 0)]["metrics"]
-        else:
-            parsed = [EvalReport.from_dict(d) for d in reports]
-            flat = {}
-            for name, est in seed_estimates(parsed, resamples=eval_cfg.resamples, seed=eval_cfg.seed).items():
-                flat.update({name: est.value, f"{name}_low": est.low, f"{name}_high": est.high, f"{name}_n": est.n})
-            # a check counts as failed when it failed for any seed (nan: applies to none)
-            per_seed = [check_metrics(p) for p in parsed]
-            for key in per_seed[0]:
-                verdicts = [m[key] for m in per_seed if not math.isnan(m[key])]
-                flat[key] = min(verdicts) if verdicts else math.nan
+        flat = results[(r.trial_id, 0)]["metrics"] if seeds == 1 else _over_seeds(reports, ctx.final_cfg)
         out[r.trial_id] = {"metrics": {**{f"{TEST_PREFIX}{k}": v for k, v in flat.items()},
                                        f"{TEST_PREFIX}seeds": float(seeds)},
                            "seeds": seed_lists[r.trial_id], "reports": reports}
     return out
+
+
+def _over_seeds(reports: list[dict], eval_cfg) -> dict[str, float]:
+    """Mean and interval over training seeds; a check counts as failed when it failed for any seed."""
+    from nsde.metrics import EvalReport, seed_estimates
+    from search.trainable import check_metrics
+
+    parsed = [EvalReport.from_dict(d) for d in reports]
+    flat: dict[str, float] = {}
+    for name, est in seed_estimates(parsed, resamples=eval_cfg.resamples, seed=eval_cfg.seed).items():
+        flat.update({name: est.value, f"{name}_low": est.low, f"{name}_high": est.high, f"{name}_n": est.n})
+    per_seed = [check_metrics(p) for p in parsed]
+    for key in per_seed[0]:
+        verdicts = [m[key] for m in per_seed if not math.isnan(m[key])]  # nan: applies to none
+        flat[key] = min(verdicts) if verdicts else math.nan
+    return flat
 
 
 @dataclass(frozen=True)
@@ -175,11 +125,11 @@ class FrontChange:
                 f" mean final - search: {shifts}")
 
 
-def front_change(rows: Sequence[TrialRow], objectives: Sequence[Objective], *, keep_flagged: bool = False
+def front_change(records: Sequence[TrialRecord], objectives: Sequence[Objective], *, keep_flagged: bool = False
                  ) -> FrontChange:
-    search = front_ids(rows, objectives, keep_flagged=keep_flagged)
-    final = front_ids(rows, objectives, final=True, keep_flagged=keep_flagged)
-    evaluated = [r for r in rows if r.final]
+    search = front_ids(records, objectives, keep_flagged=keep_flagged)
+    final = front_ids(records, objectives, final=True, keep_flagged=keep_flagged)
+    evaluated = [r for r in records if r.final]
     shift = {o.name: float(np.mean([r.final[o.name] - r.metrics[o.name] for r in evaluated])) if evaluated
              else math.nan for o in objectives}
     return FrontChange(
@@ -190,3 +140,63 @@ def front_change(rows: Sequence[TrialRow], objectives: Sequence[Objective], *, k
         added=tuple(t for t in final if t not in search),
         mean_shift=shift,
     )
+
+
+def finish(ctx: SearchContext, records: list[TrialRecord]) -> FrontChange | None:
+    """Re-evaluate the front and the baseline with the final profile on validation, recompute the
+    front, then score the final front and the baseline once on test (the space's training seeds)."""
+    keep = ctx.settings.keep_flagged
+    front = front_ids(records, ctx.objectives, keep_flagged=keep)
+    baseline = pick_baseline(records)
+    chosen = front + ([baseline.trial_id] if baseline is not None and baseline.trial_id not in front else [])
+    if not ctx.settings.final or not chosen:
+        return None
+    extra = " and the deterministic baseline" if len(chosen) > len(front) else ""
+    logger.info("re-evaluating %d trials (the Pareto front%s) with the final profile on the validation split",
+                len(chosen), extra)
+    by_id = {r.trial_id: r for r in records}
+    gpus = min(ctx.settings.gpus_per_trial, 1.0)  # one model fits one GPU
+    with ctx.timed("final_eval_s"):
+        results = reevaluate(ctx, [by_id[t] for t in chosen], cpus=task_cpus(ctx, len(chosen)), gpus=gpus)
+    (ctx.exp_dir / FINAL_REPORTS).mkdir(exist_ok=True)  # analysis.load_tune reads them there
+    for tid, res in results.items():
+        r = by_id[tid]
+        # metrics the evaluation does not produce (e.g. val_accuracy) keep their search values
+        r.final = {**{k: r.metrics[k] for k in METRICS if k in r.metrics}, **res["metrics"]}
+        log_final(ctx.client, r, res["report"], baseline=baseline is not None and tid == baseline.trial_id)
+        (ctx.exp_dir / FINAL_REPORTS / f"{tid}.json").write_text(json.dumps(res["report"]))
+    change = front_change(records, ctx.objectives, keep_flagged=keep)
+    _score_held_out(ctx, [by_id[t] for t in change.final_front], baseline)
+    return change
+
+
+def _score_held_out(ctx: SearchContext, front: list[TrialRecord], baseline: TrialRecord | None) -> None:
+    """The test split, once: the final front and the baseline, nothing chosen by these numbers."""
+    held = front + ([baseline] if baseline is not None and baseline.trial_id not in {r.trial_id for r in front} else [])
+    seeds = ctx.space.final_seeds
+    logger.info("held-out test scores of %d trials (the final front and the baseline), %d training seed(s) each",
+                len(held), seeds)
+    with ctx.timed("test_eval_s"):
+        tested = held_out(ctx, held, seeds=seeds, cpus=task_cpus(ctx, len(held) * seeds),
+                          gpus=min(ctx.settings.gpus_per_trial, 1.0))
+    (ctx.exp_dir / TEST_REPORTS).mkdir(exist_ok=True)
+    for r in held:
+        res = tested[r.trial_id]
+        r.test = res["metrics"]
+        record = {"seeds": res["seeds"], "reports": res["reports"]}
+        log_held_out(ctx.client, r, record)
+        (ctx.exp_dir / TEST_REPORTS / f"{r.trial_id}.json").write_text(json.dumps(record))
+
+
+def task_cpus(ctx: SearchContext, tasks: int) -> float:
+    """CPUs per final/held-out evaluation task: the trial's, or, for a local CPU-only search
+    whose trials have all ended, a share of the machine's cores when there are fewer tasks than
+    cores (one re-scored model should not leave the other cores idle; at most 8 threads each).
+    On a cluster a task keeps the trial's CPUs: a larger request might fit no single node."""
+    import ray
+
+    s = ctx.settings
+    if s.gpus_per_trial > 0 or s.address is not None or tasks < 1:
+        return s.cpus_per_trial
+    cores = ray.cluster_resources().get("CPU", 0.0)  # the trials' actors may still be releasing theirs
+    return float(max(s.cpus_per_trial, min(8, int(cores // tasks))))

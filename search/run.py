@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import socket
 import sys
 import time
@@ -26,109 +25,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mlflow.entities import Metric
-from optuna.distributions import CategoricalDistribution
-
-from analysis.load import FINAL_REPORTS, SEARCH_FILE, TEST_REPORTS
-from nsde.train import TrainConfig
-from search.config import (
-    DEFAULT_OBJECTIVES,
-    METRICS,
-    OBJECTIVE_SPLIT,
-    SCHEDULER_METRICS,
-    TEST_PREFIX,
-    Objective,
-    flatten,
-    parse_objectives,
-    trial_configs,
-)
-from search.final import FrontChange, TrialRow, flagged, front_change, front_ids, held_out, pick_baseline, reevaluate
-from search.searcher import SAMPLERS, make_searcher
+from record import METRICS, OBJECTIVE_SPLIT, TEST_PREFIX, TIMING_FILE, SearchFile, TrialRecord, parse_objectives
+from search.config import trial_configs
+from search.final import FrontChange, finish, front_ids, pick_baseline
+from search.launch import max_epochs, tracker_state, tune_trials
+from search.searcher import SAMPLERS
+from search.settings import SCHEDULERS, SearchContext, SearchSettings
 from search.tracking import (
-    TrialTracker,
     check_mlflow,
-    close_lost_runs,
-    failure_reason,
     find_parent_run,
+    front_table,
+    log_parent,
     log_pareto_model,
     mlflow_ui_hint,
     start_parent_run,
 )
 
-__all__ = ["SearchOutcome", "SearchSettings", "main", "run_search"]
+__all__ = ["SearchOutcome", "SearchSettings", "format_front", "main", "run_search"]
 
-SCHEDULERS = ("fifo", "asha")
-_USER_MAX_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")  # a user's own setting wins
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """Everything a search needs; `None` means: the space's (or the machine's) default."""
-
-    space: str = "default"
-    num_samples: int = 6
-    objectives: str = DEFAULT_OBJECTIVES
-    sampler: str = "tpe"
-    scheduler: str = "fifo"
-    scheduler_metric: str = "val_accuracy"
-    grace_period: int = 1
-    gpus_per_trial: float = 0.0
-    cpus_per_trial: float = 1.0
-    max_concurrent: int | None = None
-    address: str | None = None
-    storage_path: str = "runs"
-    mlflow_uri: str = "sqlite:///mlflow.db"
-    experiment: str = "nsde-search"
-    name: str | None = None
-    seed: int = 0
-    preset: str | None = None
-    search_profile: str | None = None
-    final_profile: str | None = None
-    final: bool = True
-    max_failures: int = 2
-    resume: bool = False
-    ddp_workers: int = 1
-    final_seeds: int | None = None
-    keep_flagged: bool = False
-
-    @property
-    def workers(self) -> int:
-        """Data-parallel workers per trial (1 = a plain single-process trial)."""
-        return int(self.gpus_per_trial) if self.gpus_per_trial > 1 else self.ddp_workers
-
-    def __post_init__(self) -> None:
-        if self.num_samples < 1:
-            raise ValueError(f"`--num-samples >= 1` must hold, but got {self.num_samples}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; known samplers: {list(SAMPLERS)}")
-        if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler {self.scheduler!r}; known schedulers: {list(SCHEDULERS)}")
-        if self.scheduler_metric not in SCHEDULER_METRICS:
-            raise ValueError(f"`--scheduler-metric` must be a per-epoch metric {list(SCHEDULER_METRICS)}, "
-                             f"but got {self.scheduler_metric!r}")
-        if self.resume and not self.name:
-            raise ValueError("--resume needs --name: the name of the interrupted search (and the same --storage-path)")
-        if self.max_failures < 0:
-            raise ValueError(f"`--max-failures >= 0` must hold, but got {self.max_failures}")
-        if self.grace_period < 1:
-            raise ValueError(f"`--grace-period >= 1` must hold, but got {self.grace_period}")
-        if self.address is not None and self.address.startswith("ray://"):
-            raise ValueError(f"--address {self.address}: Ray Client (ray://) is not supported, because the "
-                             f"search's MLflow callback must run in this process; run the search on the head "
-                             f"node (`ray job submit -- python -m search.run --address auto ...`)")
-        if self.gpus_per_trial < 0 or self.cpus_per_trial <= 0:
-            raise ValueError(f"`--gpus-per-trial >= 0` and `--cpus-per-trial > 0` must hold, but got "
-                             f"{self.gpus_per_trial} and {self.cpus_per_trial}")
-        if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
-            raise ValueError(f"`--gpus-per-trial` above 1 must be a whole number of GPUs (one DDP worker each), "
-                             f"but got {self.gpus_per_trial}")
-        if self.ddp_workers < 1 or (self.ddp_workers > 1 and self.gpus_per_trial > 0):
-            raise ValueError(f"`--ddp-workers >= 1` must hold, and only for CPU trials (with GPUs, "
-                             f"--gpus-per-trial N sets N workers), but got {self.ddp_workers}")
-        if self.final_seeds is not None and self.final_seeds < 1:
-            raise ValueError(f"`--final-seeds >= 1` must hold, but got {self.final_seeds}")
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise ValueError(f"`--max-concurrent >= 1` must hold, but got {self.max_concurrent}")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -138,8 +53,8 @@ class SearchOutcome:
     name: str
     experiment_id: str
     parent_run_id: str
-    objectives: tuple[Objective, ...]
-    rows: list[TrialRow]
+    objectives: tuple
+    rows: list[TrialRecord]
     front: list[str]  # the Pareto-optimal trial ids (final numbers when re-evaluated)
     change: FrontChange | None
     experiment_dir: Path
@@ -148,8 +63,8 @@ class SearchOutcome:
     report: Path | None = None  # the HTML report (analysis.report), None when it could not be written
     keep_flagged: bool = False
 
-    def row(self, trial_id: str) -> TrialRow:
-        return _row(self.rows, trial_id)
+    def row(self, trial_id: str) -> TrialRecord:
+        return next(r for r in self.rows if r.trial_id == trial_id)
 
 
 # ----------------------------------------------------------------------- checks
@@ -175,7 +90,7 @@ def _check_ray_address(address: str | None) -> None:
                          f"start it (`ray start --head` or `ray up ray_cluster.yaml`) or leave out --address")
 
 
-def _prepare(settings: SearchSettings):
+def _prepare(settings: SearchSettings) -> SearchContext:
     """Validate everything that can be validated before Ray or any trial starts."""
     from nsde.data import PRESETS
     from nsde.metrics import eval_config
@@ -190,96 +105,22 @@ def _prepare(settings: SearchSettings):
     preset = settings.preset or space.preset
     if preset not in PRESETS:
         raise ValueError(f"unknown data preset {preset!r}; known presets: {sorted(PRESETS)}")
-    search_cfg = eval_config(settings.search_profile or space.search_profile, seed=settings.seed)
-    final_cfg = eval_config(settings.final_profile or space.final_profile, seed=settings.seed)
     for point in space.points:  # a starting point the nsde configs reject fails now, not in a trial
         trial_configs(space.config(point))
-    if settings.scheduler == "asha" and settings.grace_period >= _max_epochs(space):
+    if settings.scheduler == "asha" and settings.grace_period >= max_epochs(space):
         raise ValueError(f"`--grace-period < epochs` must hold for ASHA, but got grace period "
-                         f"{settings.grace_period} and at most {_max_epochs(space)} epochs")
+                         f"{settings.grace_period} and at most {max_epochs(space)} epochs")
     check_mlflow(settings.mlflow_uri)
     _check_ray_address(settings.address)
-    return space, objectives, PRESETS[preset], search_cfg, final_cfg
-
-
-# ------------------------------------------------------------------------ search
-
-
-def run_search(settings: SearchSettings) -> SearchOutcome:
-    """Run a search end to end; see the module docstring."""
-    import ray
-    from mlflow.tracking import MlflowClient
-    from ray import tune
-
-    from nsde.data import prepare
-    from nsde.data.snr import snr_spectrograms
-    from search.trainable import run_trial
-
-    t0 = time.perf_counter()
-    space, objectives, data_cfg, search_cfg, final_cfg = _prepare(settings)
     name = settings.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    storage, tune_path, exp_dir = _storage(settings.storage_path, name)
-    if settings.resume and not tune.Tuner.can_restore(tune_path):
-        raise ValueError(f"--resume: no interrupted search to continue at {tune_path}")
-    if not settings.resume and tune.Tuner.can_restore(tune_path):
-        raise ValueError(f"a search named {name!r} already exists at {tune_path}; continue it with --resume "
-                         f"or choose another --name")
-    timing: dict[str, Any] = {}
-
-    start = time.perf_counter()
-    if not ray.is_initialized():
-        ray.init(address=settings.address, include_dashboard=False, logging_level=logging.WARNING,
-                 configure_logging=True)
-    timing["ray_init_s"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    print(f"data set: preset {settings.preset or space.preset!r}", flush=True)
-    data = prepare(data_cfg)  # once per search, on the driver; trials load the cache by path
-    # the SNR sweep's spectrograms, once on the driver: the trials and the final re-evaluation
-    # read validation's (both profiles' levels), the held-out scoring test's
-    levels = {OBJECTIVE_SPLIT: {*search_cfg.snr_levels, *final_cfg.snr_levels}, "test": set(final_cfg.snr_levels)}
-    for split, split_levels in levels.items():
-        for level in sorted(split_levels, reverse=True):
-            snr_spectrograms(data, split, level, progress=True)
-    timing["data_s"] = time.perf_counter() - start
-
-    client = MlflowClient(settings.mlflow_uri)
-    params = {**{k: v for k, v in asdict(settings).items() if v is not None}, "name": name,
-              "data_path": str(data.path), "search_eval": json.dumps(asdict(search_cfg)),
-              "final_eval": json.dumps(asdict(final_cfg))}
-    if settings.resume:
-        exp_id, parent_id = find_parent_run(client, settings.experiment, name)
-    else:
-        exp_id, parent_id = start_parent_run(client, settings.experiment, name, params, space.to_dict())
-    tracker = TrialTracker(settings.mlflow_uri, exp_id, parent_id, name)
-    try:
-        rows = _tune(settings, space, objectives, name, storage, exp_dir, tracker, run_trial,
-                     data_path=str(data.path), eval_cfg=search_cfg, timing=timing)
-        change = _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir, space.final_seeds)
-        front = list(change.final_front) if change else front_ids(rows, objectives,
-                                                                   keep_flagged=settings.keep_flagged)
-        start = time.perf_counter()
-        for tid in front:
-            log_pareto_model(settings.mlflow_uri, _row(rows, tid).run_id, _row(rows, tid).checkpoint)
-        timing["models_s"] = time.perf_counter() - start
-        timing["total_s"] = time.perf_counter() - t0
-        timing["trials"] = _trial_timing(rows, tracker)
-        timing["mlflow_callback_s"] = tracker.logging_seconds
-        timing["recoveries"] = tracker.recoveries
-        timing["restarts"] = tracker.restarts
-        _log_parent(client, parent_id, objectives, rows, front, change, timing)
-        _write_record(exp_dir, settings, name, space, objectives, rows, change, exp_id, parent_id)
-        client.set_terminated(parent_id, "FINISHED")
-    except BaseException:
-        client.set_terminated(parent_id, "FAILED")
-        raise
-    (exp_dir / "timing.json").write_text(json.dumps(timing, indent=2))
-    report = _write_report(client, settings.mlflow_uri, parent_id, exp_dir / "report.html")
-    return SearchOutcome(name, exp_id, parent_id, objectives, rows, front, change, exp_dir, timing,
-                         mlflow_ui_hint(settings.mlflow_uri, exp_id, parent_id), report, settings.keep_flagged)
+    storage, exp_dir = _storage(settings.storage_path, name)
+    return SearchContext(settings, space, objectives, PRESETS[preset],
+                         eval_config(settings.search_profile or space.search_profile, seed=settings.seed),
+                         eval_config(settings.final_profile or space.final_profile, seed=settings.seed),
+                         name, storage, exp_dir)
 
 
-def _storage(path: str, name: str) -> tuple[str, str, Path]:
+def _storage(path: str, name: str) -> tuple[str, Path]:
     """Tune's storage path, and the local folder of the search's own files (the Optuna study,
     timing.json): the experiment folder itself, or $NSDE_CACHE_DIR/searches/NAME when Tune stores
     in the cloud (on the cluster, NSDE_CACHE_DIR is the shared file system: --resume finds it)."""
@@ -291,298 +132,140 @@ def _storage(path: str, name: str) -> tuple[str, str, Path]:
         path = str(Path(path).expanduser().resolve())
         local = Path(path) / name
     local.mkdir(parents=True, exist_ok=True)
-    return path, f"{path}/{name}", local
+    return path, local
 
 
-def _tune(settings, space, objectives, name, storage, exp_dir, tracker, trainable, *, data_path, eval_cfg, timing):
+# ------------------------------------------------------------------------ search
+
+
+def run_search(settings: SearchSettings) -> SearchOutcome:
+    """Run a search end to end; see the module docstring."""
+    t0 = time.perf_counter()
+    ctx = _prepare(settings)
+    _check_resume(ctx)
+    _start_ray(ctx)
+    _prepare_data(ctx)
+    _start_tracking(ctx)
+    try:
+        records = tune_trials(ctx)
+        change = finish(ctx, records)
+        front = list(change.final_front) if change else front_ids(records, ctx.objectives,
+                                                                  keep_flagged=settings.keep_flagged)
+        with ctx.timed("models_s"):
+            for r in (r for r in records if r.trial_id in front):
+                log_pareto_model(settings.mlflow_uri, r.run_id, r.checkpoint)
+        ctx.timing["total_s"] = time.perf_counter() - t0
+        _add_trial_timing(ctx, records)
+        log_parent(ctx.client, ctx.parent_run_id, ctx.objectives, records, front, change, ctx.timing)
+        _write_search_file(ctx, records, change)
+        ctx.client.set_terminated(ctx.parent_run_id, "FINISHED")
+    except BaseException:
+        ctx.client.set_terminated(ctx.parent_run_id, "FAILED")
+        raise
+    (ctx.exp_dir / TIMING_FILE).write_text(json.dumps(ctx.timing, indent=2))
+    report = _write_report(ctx, ctx.exp_dir / "report.html")
+    return SearchOutcome(ctx.name, ctx.experiment_id, ctx.parent_run_id, ctx.objectives, records, front, change,
+                         ctx.exp_dir, ctx.timing, mlflow_ui_hint(settings.mlflow_uri, ctx.experiment_id,
+                                                                 ctx.parent_run_id), report, settings.keep_flagged)
+
+
+def _check_resume(ctx: SearchContext) -> None:
     from ray import tune
 
-    if settings.workers > 1:  # DDP: the trial runs a TorchTrainer whose workers take the CPUs/GPUs
-        from search.ddp import ddp_trainable
-
-        trainable = ddp_trainable(workers=settings.workers, use_gpu=settings.gpus_per_trial > 1,
-                                  storage_path=f"{storage}/{name}-ddp")
-        resources = {"cpu": 1, "gpu": 0}
-    else:
-        resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
-    # Tune lets a searcher have one trial pending at a time; trials then start one by one
-    # as each one's worker comes up. Allow as many pending trials as can run at once.
-    # On a cluster that autoscales, the resources present now say little: let it see the demand.
-    pending = settings.max_concurrent or settings.num_samples if settings.address else _slots(settings)
-    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = _USER_MAX_PENDING or str(pending)
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the compact status table below, not a box per result
-    # Snapshot the experiment state every 2 s at most (Tune's "auto" waits >= 10 s), so that a
-    # --resume after a killed driver restarts as few already-finished trials as possible.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
-    trainable = tune.with_resources(
-        tune.with_parameters(trainable, data_path=data_path, eval_cfg=eval_cfg,
-                             threads=int(max(1, settings.cpus_per_trial))), resources)
-    if settings.resume:
-        tuner = tune.Tuner.restore(f"{storage}/{name}", trainable=trainable, resume_unfinished=True,
-                                   resume_errored=False)
-        # The restored run config holds a pickled copy of the tracker; use this session's
-        # (the same parent run; it finds each trial's child run again by its tag).
-        tuner._local_tuner.get_run_config().callbacks = [tracker]
-    else:
-        tuner = _new_tuner(settings, space, objectives, name, storage, exp_dir, tracker, trainable)
-    start = time.perf_counter()
-    timing["tune_started_at"] = time.time()
-    tuner.fit()
-    timing["tune_ended_at"] = time.time()
-    timing["tune_s"] = time.perf_counter() - start
-    timing["slots"] = _slots(settings)
-    if settings.resume:
-        alg = tuner._local_tuner._tune_config.search_alg  # restored in place from the experiment folder
-        timing["optuna_orphans_failed"] = getattr(alg, "searcher", alg).fail_orphans()
-        timing["mlflow_lost_runs"] = close_lost_runs(tracker.client, tracker.experiment_id,
-                                                     tracker.parent_run_id, set(tracker.trials))
-    return [_to_row(trial, tracker) for trial in tracker.trials.values()]
+    if ctx.settings.resume and not tune.Tuner.can_restore(ctx.tune_path):
+        raise ValueError(f"--resume: no interrupted search to continue at {ctx.tune_path}")
+    if not ctx.settings.resume and tune.Tuner.can_restore(ctx.tune_path):
+        raise ValueError(f"a search named {ctx.name!r} already exists at {ctx.tune_path}; continue it with --resume "
+                         f"or choose another --name")
 
 
-def _new_tuner(settings, space, objectives, name, storage, exp_dir, tracker, trainable):
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search import ConcurrencyLimiter
-
-    searcher = make_searcher(space, objectives, sampler=settings.sampler, seed=settings.seed,
-                             num_samples=settings.num_samples, storage=f"sqlite:///{exp_dir / 'optuna.db'}",
-                             study_name=name)
-    if settings.max_concurrent:
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
-    if settings.scheduler == "asha":
-        # stop_last_trials=False: a trial that reaches max_t still runs its evaluation
-        scheduler = ASHAScheduler(time_attr="epoch", metric=settings.scheduler_metric,
-                                  mode=SCHEDULER_METRICS[settings.scheduler_metric], max_t=_max_epochs(space),
-                                  grace_period=settings.grace_period, reduction_factor=2, stop_last_trials=False)
-    else:
-        scheduler = FIFOScheduler()
-    return tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples),
-        run_config=tune.RunConfig(
-            name=name,
-            storage_path=storage,
-            callbacks=[tracker],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-            progress_reporter=_reporter(space, objectives),
-            verbose=1,
-        ),
-    )
-
-
-def _max_epochs(space) -> int:
-    """The most epochs a trial of `space` can run (ASHA's max_t)."""
-    p = space.params.get("train/epochs")
-    if p is None:
-        return int(space.constants.get("train/epochs", TrainConfig().epochs))
-    d = p.distribution
-    return int(max(d.choices) if isinstance(d, CategoricalDistribution) else d.high)
-
-
-def _slots(settings: SearchSettings) -> int:
-    """Trials that can run at once on the cluster's resources."""
+def _start_ray(ctx: SearchContext) -> None:
     import ray
 
-    res = ray.cluster_resources()
-    cpus = settings.cpus_per_trial if settings.workers == 1 else 1 + settings.workers * settings.cpus_per_trial
-    slots = int(res.get("CPU", 1) // cpus)
-    if settings.gpus_per_trial > 0:
-        slots = min(slots, int(res.get("GPU", 0) // settings.gpus_per_trial))
-    return max(1, min(slots, settings.max_concurrent or slots))
+    with ctx.timed("ray_init_s"):
+        if not ray.is_initialized():
+            ray.init(address=ctx.settings.address, include_dashboard=False, logging_level=logging.WARNING,
+                     configure_logging=True)
 
 
-def _reporter(space, objectives):
-    """A status table every 30 s: the searched parameters and the trial's latest numbers."""
-    from ray.tune import CLIReporter
+def _prepare_data(ctx: SearchContext) -> None:
+    """The data set once per search, on the driver (trials load the cache by path), and the SNR
+    sweep's spectrograms: the trials and the final re-evaluation read validation's (both
+    profiles' levels), the held-out scoring test's."""
+    from nsde.data import prepare
+    from nsde.data.snr import snr_spectrograms
 
-    keys = sorted({p.target(n) for n, p in space.params.items()})
-    return CLIReporter(
-        parameter_columns={k: k.split("/")[1] for k in keys},
-        metric_columns={"epoch": "epoch", "val_accuracy": "val_acc", **{o.name: o.name for o in objectives}},
-        max_report_frequency=30,
-        max_column_length=14,
-        sort_by_metric=False,
-    )
-
-
-def _to_row(trial, tracker: TrialTracker) -> TrialRow:
-    """A finished Tune trial as a row (from the Trial object, which failed trials also have)."""
-    last = dict(trial.last_result or {})
-    if trial.status == "ERROR":
-        status = "failed"
-    elif last.get("evaluated"):
-        status = "complete"
-    else:
-        status = "pruned"
-    return TrialRow(trial_id=trial.trial_id, status=status, config=flatten(trial.config),
-                    metrics={k: float(v) for k, v in last.items() if isinstance(v, (int, float))},
-                    checkpoint=trial.checkpoint, run_id=tracker.run_id(trial),
-                    error=failure_reason(trial) if status == "failed" else None)
+    with ctx.timed("data_s"):
+        logger.info("data set: preset %r", ctx.settings.preset or ctx.space.preset)
+        data = prepare(ctx.data_cfg)
+        levels = {OBJECTIVE_SPLIT: {*ctx.search_cfg.snr_levels, *ctx.final_cfg.snr_levels},
+                  "test": set(ctx.final_cfg.snr_levels)}
+        for split, split_levels in levels.items():
+            for level in sorted(split_levels, reverse=True):
+                snr_spectrograms(data, split, level, progress=True)
+    ctx.data_path = str(data.path)
 
 
-def _status_counts(rows: list[TrialRow]) -> dict[str, int]:
-    return {s: sum(r.status == s for r in rows) for s in ("complete", "pruned", "failed")}
+def _start_tracking(ctx: SearchContext) -> None:
+    """The search's MLflow parent run: a new one, or the interrupted search's (--resume)."""
+    from mlflow.tracking import MlflowClient
+
+    s = ctx.settings
+    ctx.client = MlflowClient(s.mlflow_uri)
+    if s.resume:
+        ctx.experiment_id, ctx.parent_run_id = find_parent_run(ctx.client, s.experiment, ctx.name)
+        return
+    params = {**{k: v for k, v in asdict(s).items() if v is not None}, "name": ctx.name, "data_path": ctx.data_path,
+              "search_eval": json.dumps(asdict(ctx.search_cfg)), "final_eval": json.dumps(asdict(ctx.final_cfg))}
+    ctx.experiment_id, ctx.parent_run_id = start_parent_run(ctx.client, s.experiment, ctx.name, params,
+                                                            ctx.space.to_dict())
 
 
-def _row(rows: list[TrialRow], trial_id: str) -> TrialRow:
-    return next(r for r in rows if r.trial_id == trial_id)
+def _add_trial_timing(ctx: SearchContext, records: list[TrialRecord]) -> None:
+    """Per trial: start, wall time as the driver saw it, training and evaluation work, overhead;
+    the tracker's retries and its own time."""
+    state = tracker_state(ctx)
+    trials = []
+    for r in records:
+        wall = state["wall_seconds"].get(r.trial_id)
+        work = r.metrics.get("train_seconds", 0.0) + r.metrics.get("eval_seconds_total", 0.0)
+        trials.append({"trial_id": r.trial_id, "status": r.status, "started_at": state["started"].get(r.trial_id),
+                       "wall_s": wall, "train_s": r.metrics.get("train_seconds"),
+                       "eval_s": r.metrics.get("eval_seconds_total"),
+                       "overhead_s": None if wall is None or r.status != "complete" else wall - work})
+    ctx.timing.update(trials=trials, mlflow_callback_s=state["logging_seconds"],
+                      recoveries=[tuple(x) for x in state["recoveries"]], restarts=[tuple(x) for x in state["restarts"]])
 
 
-def _finish(settings, objectives, rows, final_cfg, tracker, timing, exp_dir: Path, seeds: int) -> FrontChange | None:
-    """Re-evaluate the front and the baseline with the final profile on validation, recompute the
-    front, then score the final front and the baseline once on test (`seeds` training seeds)."""
-    if not settings.final:
-        return None
-    keep = settings.keep_flagged
-    front = front_ids(rows, objectives, keep_flagged=keep)
-    chosen = list(front)
-    baseline = pick_baseline(rows)
-    if baseline is not None and baseline.trial_id not in chosen:
-        chosen.append(baseline.trial_id)
-    if not chosen:
-        return None
-    extra = " and the deterministic baseline" if baseline is not None and baseline.trial_id not in front else ""
-    print(f"re-evaluating {len(chosen)} trials (the Pareto front{extra}) with the final profile on the validation "
-          f"split ...", flush=True)
-    start = time.perf_counter()
-    gpus = min(settings.gpus_per_trial, 1.0)  # one model fits one GPU
-    results = reevaluate([_row(rows, t) for t in chosen], final_cfg, cpus=_task_cpus(settings, len(chosen)),
-                         gpus=gpus)
-    timing["final_eval_s"] = time.perf_counter() - start
-    client = tracker.client
-    reports = exp_dir / FINAL_REPORTS  # the search's folder: analysis.load_tune reads them there
-    reports.mkdir(exist_ok=True)
-    for tid, res in results.items():
-        row = _row(rows, tid)
-        # metrics the evaluation does not produce (e.g. val_accuracy) keep their search values
-        row.final = {**{k: row.metrics[k] for k in METRICS if k in row.metrics}, **res["metrics"]}
-        _log_numbers(client, row.run_id, {f"final_{k}": v for k, v in row.final.items()})
-        client.log_dict(row.run_id, res["report"], "final_eval_report.json")
-        (reports / f"{tid}.json").write_text(json.dumps(res["report"]))
-        client.set_tag(row.run_id, "nsde.baseline", str(baseline is not None and tid == baseline.trial_id).lower())
-    change = front_change(rows, objectives, keep_flagged=keep)
-
-    # The test split, once: the final front and the baseline, nothing chosen by these numbers.
-    held = list(change.final_front) + ([baseline.trial_id] if baseline is not None
-                                       and baseline.trial_id not in change.final_front else [])
-    print(f"held-out test scores of {len(held)} trials (the final front and the baseline), {seeds} training "
-          f"seed{'s' if seeds > 1 else ''} each ...", flush=True)
-    start = time.perf_counter()
-    tested = held_out([_row(rows, t) for t in held], final_cfg, seeds=seeds,
-                      cpus=_task_cpus(settings, len(held) * seeds), gpus=gpus)
-    timing["test_eval_s"] = time.perf_counter() - start
-    test_dir = exp_dir / TEST_REPORTS
-    test_dir.mkdir(exist_ok=True)
-    for tid, res in tested.items():
-        row = _row(rows, tid)
-        row.test = res["metrics"]
-        _log_numbers(client, row.run_id, row.test)
-        record = {"seeds": res["seeds"], "reports": res["reports"]}
-        client.log_dict(row.run_id, record, "test_eval_report.json")
-        (test_dir / f"{tid}.json").write_text(json.dumps(record))
-    return change
-
-
-def _task_cpus(settings: SearchSettings, tasks: int) -> float:
-    """CPUs per final/held-out evaluation task: the trial's, or, for a local CPU-only search
-    whose trials have all ended, a share of the machine's cores when there are fewer tasks than
-    cores (one re-scored model should not leave the other cores idle; at most 8 threads each).
-    On a cluster a task keeps the trial's CPUs: a larger request might fit no single node."""
-    import ray
-
-    if settings.gpus_per_trial > 0 or settings.address is not None or tasks < 1:
-        return settings.cpus_per_trial
-    cores = ray.cluster_resources().get("CPU", 0.0)  # the trials' actors may still be releasing theirs
-    return float(max(settings.cpus_per_trial, min(8, int(cores // tasks))))
-
-
-def _log_numbers(client, run_id: str, values: dict[str, float]) -> None:
-    ts = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in values.items() if math.isfinite(v)])
-
-
-def _write_record(exp_dir: Path, settings, name, space, objectives, rows, change, exp_id, parent_id) -> None:
+def _write_search_file(ctx: SearchContext, records: list[TrialRecord], change: FrontChange | None) -> None:
     """`search.json` in the search's folder: what `analysis.load_tune` needs beside Tune's own files."""
-    baseline = pick_baseline(rows)
-    record = {
-        "name": name,
-        "objectives": [[o.name, o.mode] for o in objectives],
-        "settings": {k: v for k, v in asdict(settings).items() if v is not None},
-        "space": space.to_dict(),
-        "baseline": baseline.trial_id if baseline is not None and baseline.final else None,
-        "final": {r.trial_id: r.final for r in rows if r.final},
-        "test": {r.trial_id: r.test for r in rows if r.test},
-        "splits": {"objectives": OBJECTIVE_SPLIT, "final": OBJECTIVE_SPLIT, "test": "test"},
-        "front_change": asdict(change) if change is not None else None,
-        "run_ids": {r.trial_id: r.run_id for r in rows},
-        "mlflow": {"tracking_uri": settings.mlflow_uri, "experiment_id": exp_id, "parent_run_id": parent_id},
-    }
-    (exp_dir / SEARCH_FILE).write_text(json.dumps(record, indent=2, default=str))
+    baseline = pick_baseline(records)
+    SearchFile(
+        name=ctx.name, objectives=SearchFile.objective_pairs(ctx.objectives),
+        settings={k: v for k, v in asdict(ctx.settings).items() if v is not None}, space=ctx.space.to_dict(),
+        baseline=baseline.trial_id if baseline is not None and baseline.final else None,
+        final={r.trial_id: r.final for r in records if r.final}, test={r.trial_id: r.test for r in records if r.test},
+        front_change=asdict(change) if change is not None else None, run_ids={r.trial_id: r.run_id for r in records},
+        mlflow={"tracking_uri": ctx.settings.mlflow_uri, "experiment_id": ctx.experiment_id,
+                "parent_run_id": ctx.parent_run_id},
+    ).write(ctx.exp_dir)
 
 
-def _write_report(client, uri: str, parent_id: str, path: Path) -> Path | None:
+def _write_report(ctx: SearchContext, path: Path) -> Path | None:
     """The search's HTML report (analysis.report), also logged to the parent run. A failure here
-    loses nothing (every number is in MLflow already): it prints how to write the report later."""
+    loses nothing (every number is in MLflow already): it says how to write the report later."""
     from analysis import load_search
     from analysis.report import write_report
 
+    uri = ctx.settings.mlflow_uri
     try:
-        write_report(load_search(run_id=parent_id, tracking_uri=uri), path)
-        client.log_artifact(parent_id, str(path))
+        write_report(load_search(run_id=ctx.parent_run_id, tracking_uri=uri), path)
+        ctx.client.log_artifact(ctx.parent_run_id, str(path))
     except Exception as err:  # noqa: BLE001 - the search itself has finished and is recorded
-        print(f"warning: the report could not be written ({type(err).__name__}: {err}); write it with "
-              f"`python -m analysis.report --run-id {parent_id} --tracking-uri {uri}`", file=sys.stderr)
+        logger.warning("the report could not be written (%s: %s); write it with `python -m analysis.report "
+                       "--run-id %s --tracking-uri %s`", type(err).__name__, err, ctx.parent_run_id, uri)
         return None
     return path
-
-
-def _trial_timing(rows: list[TrialRow], tracker: TrialTracker) -> list[dict[str, Any]]:
-    out = []
-    for r in rows:
-        wall = tracker.wall_seconds.get(r.trial_id)
-        work = r.metrics.get("train_seconds", 0.0) + r.metrics.get("eval_seconds_total", 0.0)
-        out.append({"trial_id": r.trial_id, "status": r.status, "started_at": tracker.started.get(r.trial_id),
-                    "wall_s": wall,
-                    "train_s": r.metrics.get("train_seconds"), "eval_s": r.metrics.get("eval_seconds_total"),
-                    "overhead_s": None if wall is None or r.status != "complete" else wall - work})
-    return out
-
-
-def _front_table(outcome_rows: list[TrialRow], front: list[str], objectives, *, final: bool) -> list[dict[str, Any]]:
-    table = []
-    for tid in front:
-        r = _row(outcome_rows, tid)
-        values = r.final if final and r.final else r.metrics
-        table.append({"trial_id": tid, "run_id": r.run_id, "split": OBJECTIVE_SPLIT, **r.config,
-                      **{o.name: values.get(o.name) for o in objectives},
-                      **{f"{o.name}_low": values.get(f"{o.name}_low") for o in objectives},
-                      **{f"{o.name}_high": values.get(f"{o.name}_high") for o in objectives},
-                      "checks_failed": _failed_checks(values)})
-    return table
-
-
-def _failed_checks(values: dict[str, float]) -> list[str]:
-    return [k.removeprefix("check_") for k, v in values.items() if k.startswith("check_") and v == 0.0]
-
-
-def _log_parent(client, parent_id, objectives, rows, front, change, timing) -> None:
-    search_front = list(change.search_front) if change else front
-    client.log_dict(parent_id, _front_table(rows, search_front, objectives, final=False), "pareto_search.json")
-    if change is not None:
-        client.log_dict(parent_id, _front_table(rows, front, objectives, final=True), "pareto_final.json")
-        client.log_dict(parent_id, asdict(change), "front_change.json")
-        client.set_tag(parent_id, "nsde.front_change", change.summary()[:4000])
-    tested = {r.trial_id: r.test for r in rows if r.test}
-    if tested:
-        client.log_dict(parent_id, tested, "test_estimates.json")
-    client.log_dict(parent_id, timing, "timing.json")
-    counts = _status_counts(rows)
-    ts = int(time.time() * 1000)
-    client.log_batch(parent_id, metrics=[Metric(f"trials_{k}", v, ts, 0) for k, v in counts.items()]
-                     + [Metric("pareto_size", len(front), ts, 0)])
-    client.set_tag(parent_id, "nsde.pareto_trials", ",".join(front))
 
 
 # --------------------------------------------------------------------------- CLI
@@ -590,9 +273,10 @@ def _log_parent(client, parent_id, objectives, rows, front, change, timing) -> N
 
 def format_front(outcome: SearchOutcome) -> str:
     """The Pareto-optimal trials (selected on validation): parameters, objectives and failed
-    sanity checks, one row each; then their held-out test numbers and the baseline's."""
+    sanity checks, one row each; then their held-out test numbers and the baseline's; then the
+    trials whose attack failed a sanity check."""
     final = outcome.change is not None
-    table = _front_table(outcome.rows, outcome.front, outcome.objectives, final=final)
+    table = front_table(outcome.rows, outcome.front, outcome.objectives, final=final)
     if not table:
         return "no trial completed; see the Tune folder and the MLflow runs for the reasons"
     params = sorted({k for r in table for k in r if "/" in k and k not in ("train/seed",)})
@@ -602,24 +286,34 @@ def format_front(outcome: SearchOutcome) -> str:
     which = "final profile" if final else "search profile"
     text = (f"Pareto-optimal trials (selected on the {OBJECTIVE_SPLIT} split, {which}; all objectives "
             f"{', '.join(o.name + ':' + o.mode for o in outcome.objectives)}):\n" + _text_table(header, body))
+    return text + _format_held_out(outcome) + _format_flagged(outcome)
+
+
+def _format_held_out(outcome: SearchOutcome) -> str:
     tested = [r for r in outcome.rows if r.test]
-    if tested:
-        seeds = int(tested[0].test.get(f"{TEST_PREFIX}seeds", 1))
-        header = ["trial", "role"] + [o.name for o in outcome.objectives]
-        body = []
-        base = pick_baseline(outcome.rows)
-        for r in sorted(tested, key=lambda r: r.trial_id not in outcome.front):
-            role = ", ".join(name for name, on in (("front", r.trial_id in outcome.front),
-                                                   ("baseline", base is not None and r is base)) if on)
-            body.append([r.trial_id, role] + [_interval(r.test, f"{TEST_PREFIX}{o.name}") for o in outcome.objectives])
-        text += (f"\n\nHeld-out TEST estimates of the final front and the baseline (scored once; value [95 % "
-                 f"interval], {seeds} training seed{'s' if seeds > 1 else ''} each):\n" + _text_table(header, body))
-    flagged_rows = [r for r in outcome.rows if r.status == "complete" and flagged(r.final or r.metrics)]
-    if flagged_rows:
-        kept = "kept on the fronts (--keep-flagged)" if outcome.keep_flagged else "kept off the fronts"
-        text += f"\n\nTrials whose attack failed a sanity check ({kept}):\n" + "\n".join(
-            f"  {r.trial_id}: {', '.join(_failed_checks(r.final or r.metrics))}" for r in flagged_rows)
-    return text
+    if not tested:
+        return ""
+    seeds = int(tested[0].test.get(f"{TEST_PREFIX}seeds", 1))
+    base = pick_baseline(outcome.rows)
+    header = ["trial", "role"] + [o.name for o in outcome.objectives]
+    body = []
+    for r in sorted(tested, key=lambda r: r.trial_id not in outcome.front):
+        role = ", ".join(name for name, on in (("front", r.trial_id in outcome.front),
+                                               ("baseline", base is not None and r.trial_id == base.trial_id)) if on)
+        body.append([r.trial_id, role] + [_interval(r.test, f"{TEST_PREFIX}{o.name}") for o in outcome.objectives])
+    return (f"\n\nHeld-out TEST estimates of the final front and the baseline (scored once; value [95 % "
+            f"interval], {seeds} training seed{'s' if seeds > 1 else ''} each):\n" + _text_table(header, body))
+
+
+def _format_flagged(outcome: SearchOutcome) -> str:
+    from record import failed_checks
+
+    flagged = [r for r in outcome.rows if r.status == "complete" and r.flagged(final=True)]
+    if not flagged:
+        return ""
+    kept = "kept on the fronts (--keep-flagged)" if outcome.keep_flagged else "kept off the fronts"
+    return f"\n\nTrials whose attack failed a sanity check ({kept}):\n" + "\n".join(
+        f"  {r.trial_id}: {', '.join(failed_checks(r.numbers(final=True)))}" for r in flagged)
 
 
 def _text_table(header: list[str], body: list[list[str]]) -> str:
@@ -691,13 +385,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
+    _show_progress()
     try:
-        settings = SearchSettings(**args)
-        outcome = run_search(settings)
+        outcome = run_search(SearchSettings(**args))
     except (ValueError, ConnectionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    counts = _status_counts(outcome.rows)
+    counts = {s: sum(r.status == s for r in outcome.rows) for s in ("complete", "pruned", "failed")}
     print(f"\nsearch {outcome.name}: {counts['complete']} complete, {counts['pruned']} stopped early, "
           f"{counts['failed']} failed, in {outcome.timing['total_s'] / 60:.1f} min")
     for r in outcome.rows:
@@ -711,6 +405,15 @@ def main(argv: list[str] | None = None) -> int:
     if outcome.report is not None:
         print(f"Report: {outcome.report}")
     return 0
+
+
+def _show_progress() -> None:
+    """The CLI shows the search's own progress lines (the `search` loggers at INFO) on stdout."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("[search] %(message)s"))
+    root = logging.getLogger("search")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
 
 
 if __name__ == "__main__":

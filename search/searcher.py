@@ -1,29 +1,30 @@
-"""Optuna as Ray Tune's searcher: samplers by name, the space as define-by-run, and the
-early-stopping fix.
+"""Optuna as Ray Tune's searcher: samplers by name, the space as define-by-run, and a
+searcher that keeps early-stopped trials out of the study's COMPLETE ones.
 
-Ray's `OptunaSearch.on_trial_complete` tells Optuna whatever the trial's *last* result
-holds. When a scheduler (ASHA) stops a trial early, that last result is a partial,
-per-epoch one, and Optuna would record it as COMPLETE. `NSDEOptunaSearch` tells Optuna
-such trials are PRUNED, so no partial values enter the multi-objective study.
+`NSDEOptunaSearch` is a `ray.tune.search.Searcher` over an Optuna study through Optuna's
+public ask/tell API (Ray's own `OptunaSearch` would have to be reached into). It tells
+Optuna COMPLETE only for a trial whose last result carries its evaluation
+(`record.EVALUATED`): when a scheduler (ASHA) stops a trial early, its last result is a
+partial, per-epoch one, and Ray's `OptunaSearch` would record those values as final.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import Searcher
 
-from search.config import Objective
-from search.trainable import EVALUATED
+from record import EVALUATED, Objective, unflatten
 from spaces import SearchSpace
 
-__all__ = ["SAMPLERS", "NSDEOptunaSearch", "define_by_run", "make_sampler", "make_searcher"]
+__all__ = ["SAMPLERS", "NSDEOptunaSearch", "define_by_run", "fail_orphans", "make_sampler", "make_searcher"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +68,6 @@ class _DefineByRun:
         self.space = space
 
     def __call__(self, trial) -> dict[str, Any]:
-        # Ray wraps the Optuna trial to capture suggested values under their parameter
-        # names; suggest on the trial itself so that only the platform's keys reach Tune.
-        trial = getattr(trial, "ot_trial", trial)
         values: dict[str, Any] = {}
         for name, param in self.space.params.items():
             if all(values.get(parent) in allowed for parent, allowed in param.when.items()):
@@ -85,36 +83,72 @@ def _suggest(trial: optuna.Trial, name: str, dist) -> Any:
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
-class NSDEOptunaSearch(OptunaSearch):
-    """`OptunaSearch` that records scheduler-stopped trials as PRUNED, not COMPLETE."""
+class NSDEOptunaSearch(Searcher):
+    """A Tune searcher over an Optuna study (multi-objective), by ask/tell.
+
+    Args:
+        space: the define-by-run function (`define_by_run`); it suggests on the Optuna trial.
+        metric, mode: the objectives' names and directions ("max" | "min"), in order.
+        sampler: the Optuna sampler.
+        study_name, storage: where the study lives (an Optuna storage; None = in memory).
+        points_to_evaluate: starting points, asked first (Optuna `enqueue_trial`).
+    """
+
+    def __init__(self, *, space: Callable[[optuna.Trial], dict[str, Any]], metric: list[str], mode: list[str],
+                 sampler: optuna.samplers.BaseSampler, study_name: str | None = None,
+                 storage: optuna.storages.BaseStorage | str | None = None,
+                 points_to_evaluate: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(metric=list(metric), mode=list(mode))
+        self.space = space
+        self.study = optuna.create_study(storage=storage, sampler=sampler, study_name=study_name, load_if_exists=True,
+                                         directions=["maximize" if m == "max" else "minimize" for m in mode])
+        for point in points_to_evaluate or ():
+            self.study.enqueue_trial(point)
+        self.trials: dict[str, int] = {}  # Tune trial id -> Optuna trial number
+        self.told: set[str] = set()  # Tune trial ids whose Optuna trial is finished
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        trial = self.study.ask()
+        self.trials[trial_id] = trial.number
+        return unflatten(self.space(trial))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
-            return super().on_trial_complete(trial_id, result, error)
+        if trial_id in self.told or trial_id not in self.trials:
+            return  # a trial replayed after a --resume, told already
         if error or not result or not result.get(EVALUATED):
-            return self._tell(trial_id, TrialState.FAIL if error else TrialState.PRUNED)
+            return self._tell(trial_id, None, TrialState.FAIL if error else TrialState.PRUNED)
         values = [result.get(m) for m in self.metric]
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
             # e.g. ABC over correct predictions when none is correct. Optuna refuses NaN in a
-            # COMPLETE trial (Ray would only log that and leave the trial RUNNING): FAIL it.
+            # COMPLETE trial: FAIL it.
             logger.warning("trial %s has non-finite objectives %s; recorded as FAIL in Optuna", trial_id, values)
-            return self._tell(trial_id, TrialState.FAIL)
-        return super().on_trial_complete(trial_id, result, error)
+            return self._tell(trial_id, None, TrialState.FAIL)
+        return self._tell(trial_id, [float(v) for v in values], TrialState.COMPLETE)
 
-    def fail_orphans(self) -> int:
-        """After a driver crash: Optuna trials left RUNNING that no Tune trial owns (asked after
-        the searcher's last snapshot) are told FAIL, so the study holds no phantom trials."""
-        owned = {t.number for t in self._ot_trials.values()}
-        orphans = [t for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                   if t.number not in owned]
-        for t in orphans:
-            self._ot_study.tell(t.number, None, state=TrialState.FAIL, skip_if_finished=True)
-        return len(orphans)
-
-    def _tell(self, trial_id: str, state: TrialState) -> None:
+    def _tell(self, trial_id: str, values: list[float] | None, state: TrialState) -> None:
         # skip_if_finished: a trial replayed after a --resume may have been told already
-        self._ot_study.tell(self._ot_trials[trial_id], None, state=state, skip_if_finished=True)
-        self._completed_trials.add(trial_id)
+        self.study.tell(self.trials[trial_id], values, state=state, skip_if_finished=True)
+        self.told.add(trial_id)
+
+    def save(self, checkpoint_path: str) -> None:
+        # The study itself pickles (an RDB storage as its URL, an in-memory one with its trials).
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({"space": self.space, "study": self.study, "trials": self.trials, "told": self.told}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            state = pickle.load(f)
+        self.space, self.study, self.trials, self.told = state["space"], state["study"], state["trials"], state["told"]
+
+
+def fail_orphans(study: optuna.Study) -> int:
+    """After a search ends, every Tune trial has been told; an Optuna trial still RUNNING was asked
+    after the searcher's last snapshot before a driver crash and no Tune trial owns it. Tell it
+    FAIL, so that the study holds no phantom trials. Returns how many."""
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in orphans:
+        study.tell(t.number, None, state=TrialState.FAIL, skip_if_finished=True)
+    return len(orphans)
 
 
 def make_searcher(space: SearchSpace, objectives: Sequence[Objective], *, sampler: str, seed: int, num_samples: int,
@@ -127,5 +161,5 @@ def make_searcher(space: SearchSpace, objectives: Sequence[Objective], *, sample
         points_to_evaluate=[dict(p) for p in space.points] or None,
         sampler=make_sampler(sampler, seed=seed, num_samples=num_samples),
         study_name=study_name,
-        storage=optuna.storages.RDBStorage(storage) if storage else None,
+        storage=storage,
     )

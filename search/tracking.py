@@ -1,8 +1,14 @@
 """MLflow tracking: one parent run per search, exactly one child run per trial.
 
-All MLflow writes happen on the driver, in a Ray Tune callback: a single writer, so the
-SQLite default needs no locking, and a trial retried after a failure finds its child run
-again (by the `nsde.trial_id` tag) instead of opening a second one.
+All MLflow writes happen on the driver: the trials' in a Ray Tune callback (`TrialTracker`),
+the search's at its end (`log_final`, `log_held_out`, `log_parent`, `log_pareto_model`). A
+single writer, so the SQLite default needs no locking, and a trial retried after a failure
+finds its child run again (by the `nsde.trial_id` tag) instead of opening a second one.
+
+The tracker keeps no state the driver reads back from the object: Tune pickles it into the
+experiment, and a `--resume` runs the restored copy. What the driver needs (each trial's
+start and wall time, retries, the callback's own time) the tracker writes to
+`tracker.json` in the search's folder when the experiment ends (`TrialTracker.read_state`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -25,11 +32,27 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
-from analysis.load import last_error_line
-from search.config import OBJECTIVE_SPLIT, TEST_PREFIX, flatten
-from search.trainable import EVALUATED, FIGURE_FILE, MODEL_FILE, REPORT_FILE
+from record import (
+    FIGURE_FILE,
+    FINAL_REPORT_FILE,
+    MODEL_FILE,
+    OBJECTIVE_SPLIT,
+    REPORT_FILE,
+    STATUSES,
+    TEST_FILE,
+    TEST_PREFIX,
+    TrialRecord,
+    failed_checks,
+    flatten,
+    last_error_line,
+    trial_status,
+)
 
-__all__ = ["TRIAL_TAG", "TrialTracker", "check_mlflow", "close_lost_runs", "failure_reason", "find_parent_run", "log_pareto_model", "mlflow_ui_hint", "start_parent_run"]
+__all__ = ["TRIAL_TAG", "TrialTracker", "check_mlflow", "child_run_ids", "close_lost_runs", "failure_reason",
+           "find_parent_run", "front_table", "log_final", "log_held_out", "log_numbers", "log_parent",
+           "log_pareto_model", "mlflow_ui_hint", "start_parent_run"]
+
+logger = logging.getLogger(__name__)
 
 TRIAL_TAG = "nsde.trial_id"
 STATUS_TAG = "nsde.status"  # complete | pruned | failed
@@ -123,16 +146,17 @@ def _timed(hook):
 class TrialTracker(Callback):
     """Tune callback: mirrors each trial into its child run (params, epochs, objectives, files)."""
 
-    def __init__(self, uri: str, experiment_id: str, parent_run_id: str, search_name: str) -> None:
+    def __init__(self, uri: str, experiment_id: str, parent_run_id: str, search_name: str,
+                 state_file: Path | None = None) -> None:
         self.uri, self.experiment_id, self.parent_run_id, self.search_name = uri, experiment_id, parent_run_id, search_name
+        self.state_file = state_file
         self.runs: dict[str, str] = {}  # trial id -> child run id
-        self.trials: dict = {}  # trial id -> the Tune Trial, in start order
         self.started: dict[str, float] = {}  # trial id -> time of its first start (driver clock)
         self.wall_seconds: dict[str, float] = {}  # trial id -> start to end, as the driver sees it
         self.recoveries: list[tuple[str, float]] = []  # (trial id, time Tune saw it fail and scheduled a retry)
         self.restarts: list[tuple[str, float]] = []
         self.evaluated: set[str] = set()  # trials whose objectives are logged
-        self.last_epoch: dict[str, int] = {}  # trial id -> last epoch logged (a retry resumes after it)  # (trial id, time it started again)
+        self.last_epoch: dict[str, int] = {}  # trial id -> last epoch logged (a retry resumes after it)
         self.logging_seconds = 0.0  # time spent in these hooks (MLflow calls), for the overhead benchmark
 
     @property
@@ -140,7 +164,6 @@ class TrialTracker(Callback):
         return MlflowClient(self.uri)
 
     def run_id(self, trial) -> str:
-        self.trials.setdefault(trial.trial_id, trial)
         if trial.trial_id not in self.runs:
             self.runs[trial.trial_id] = self._find_or_create(trial)
         return self.runs[trial.trial_id]
@@ -171,7 +194,6 @@ class TrialTracker(Callback):
         if trial.trial_id in self.started:  # a retry after a failure (a lost node): same child run
             self.restarts.append((trial.trial_id, time.time()))
         self.started.setdefault(trial.trial_id, time.time())
-        self.trials[trial.trial_id] = trial
         self.run_id(trial)
 
     def _ended(self, trial, run_id: str, status: str, run_status: int, tags: Mapping[str, str] | None = None) -> None:
@@ -182,9 +204,8 @@ class TrialTracker(Callback):
         tags = {STATUS_TAG: status, ENDED_TAG: f"{now:.3f}", **(tags or {})}
         self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self.client.set_terminated(run_id, RunStatus.to_string(run_status))
-        done = len(self.wall_seconds)
-        print(f"[search] trial {trial.trial_id} {status} after {self.wall_seconds[trial.trial_id]:.0f} s "
-              f"({done} ended)", flush=True)
+        logger.info("trial %s %s after %.0f s (%d ended)", trial.trial_id, status,
+                    self.wall_seconds[trial.trial_id], len(self.wall_seconds))
 
     @_timed
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
@@ -197,7 +218,7 @@ class TrialTracker(Callback):
             # (nsr_* are finite: a non-finite activation stops training with a non-finite loss)
             metrics = [Metric(k, float(v), ts, epoch) for k, v in result.items() if _is_epoch_key(k)]
             self.last_epoch[trial.trial_id] = epoch
-        if result.get(EVALUATED) and trial.trial_id not in self.evaluated:
+        if trial_status(result, errored=False) == "complete" and trial.trial_id not in self.evaluated:
             self.evaluated.add(trial.trial_id)
             skip = {"epoch", "training_iteration", "time_this_iter_s", "timestamp", "pid"}
             metrics += [Metric(k, float(v), ts, 0) for k, v in result.items()
@@ -208,26 +229,31 @@ class TrialTracker(Callback):
     @_timed
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         run_id = self.run_id(trial)
-        last = trial.last_result or {}
-        if last.get(EVALUATED):
+        status = trial_status(trial.last_result, errored=False)  # pruned: stopped before its evaluation
+        if status == "complete":
             self._log_outputs(run_id, trial)
-            status = "complete"
-        else:
-            status = "pruned"  # a scheduler stopped it before its evaluation
         self._ended(trial, run_id, status, RunStatus.FINISHED)
 
     def on_experiment_end(self, trials, **info) -> None:
-        for trial in trials:  # after a --resume, also the trials that finished before the interruption
-            self.trials.setdefault(trial.trial_id, trial)
+        if self.state_file is not None:
+            self.state_file.write_text(json.dumps({
+                "started": self.started, "wall_seconds": self.wall_seconds, "recoveries": self.recoveries,
+                "restarts": self.restarts, "logging_seconds": self.logging_seconds}))
+
+    @staticmethod
+    def read_state(path: Path) -> dict[str, Any]:
+        """What the tracker of the experiment that just ended wrote (empty fields without one)."""
+        state = json.loads(path.read_text()) if path.exists() else {}
+        return {"started": {}, "wall_seconds": {}, "recoveries": [], "restarts": [], "logging_seconds": 0.0, **state}
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         self.recoveries.append((trial.trial_id, time.time()))
-        print(f"[search] trial {trial.trial_id} failed and will retry from its last checkpoint "
-              f"({failure_reason(trial)})", flush=True)
+        logger.info("trial %s failed and will retry from its last checkpoint (%s)", trial.trial_id,
+                    failure_reason(trial))
 
     @_timed
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._ended(trial, self.run_id(trial), "failed", RunStatus.FAILED,
+        self._ended(trial, self.run_id(trial), trial_status(None, errored=True), RunStatus.FAILED,
                     {"nsde.failure": failure_reason(trial)[:4000]})
 
     def _log_outputs(self, run_id: str, trial) -> None:
@@ -278,10 +304,32 @@ with warnings.catch_warnings():  # MLflow asks for type hints on predict; inputs
 
 def log_pareto_model(uri: str, run_id: str, checkpoint) -> None:
     """Log a Pareto-optimal trial's weights (`model.pt` of its final checkpoint) as an MLflow model."""
+    # mlflow.pyfunc.log_model logs to the active run of the process-wide tracking URI: set both
+    # for this call only, and put the caller's URI back.
+    # MLflow logs a warning that a Python object is pickled: it is our own class, not user input.
+    previous, quiet = mlflow.get_tracking_uri(), _Quiet()
+    bar = os.environ.get(_PROGRESS_BAR)
     mlflow.set_tracking_uri(uri)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # MLflow warns that a Python object is pickled: it is our own class, not user input.
-    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+    logging.getLogger("mlflow.pyfunc").addFilter(quiet)
+    os.environ[_PROGRESS_BAR] = bar or "false"  # one bar per file: noise
+    try:
+        _log_model(run_id, checkpoint)
+    finally:
+        mlflow.set_tracking_uri(previous)
+        logging.getLogger("mlflow.pyfunc").removeFilter(quiet)
+        if bar is None:
+            os.environ.pop(_PROGRESS_BAR, None)
+
+
+_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+class _Quiet(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+def _log_model(run_id: str, checkpoint) -> None:
     with checkpoint.as_directory() as folder, tempfile.TemporaryDirectory() as tmp:
         src = Path(folder) / MODEL_FILE
         dst = Path(tmp) / MODEL_FILE
@@ -293,3 +341,66 @@ def log_pareto_model(uri: str, run_id: str, checkpoint) -> None:
                 artifacts={"checkpoint": str(dst)},
                 pip_requirements=["torch", "timm", "nsde-search"],
             )
+
+
+# ----------------------------------------------------------------- the search's end
+
+
+def child_run_ids(client: MlflowClient, experiment_id: str, parent_run_id: str) -> dict[str, str]:
+    """Trial id -> its child run (every trial the tracker saw, this session or before a --resume)."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs if TRIAL_TAG in r.data.tags}
+
+
+def log_numbers(client: MlflowClient, run_id: str, values: Mapping[str, float]) -> None:
+    ts = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in values.items() if math.isfinite(v)])
+
+
+def log_final(client: MlflowClient, record: TrialRecord, report: dict, *, baseline: bool) -> None:
+    """A re-scored trial: its `final_` numbers, the final profile's report, whether it is the baseline."""
+    log_numbers(client, record.run_id, {f"final_{k}": v for k, v in record.final.items()})
+    client.log_dict(record.run_id, report, FINAL_REPORT_FILE)
+    client.set_tag(record.run_id, "nsde.baseline", str(baseline).lower())
+
+
+def log_held_out(client: MlflowClient, record: TrialRecord, held: dict) -> None:
+    """A tested trial: its `test_` numbers and its held-out record ({"seeds", "reports"})."""
+    log_numbers(client, record.run_id, record.test)
+    client.log_dict(record.run_id, held, TEST_FILE)
+
+
+def front_table(records: Sequence[TrialRecord], front: Sequence[str], objectives, *, final: bool
+                ) -> list[dict[str, Any]]:
+    """The front's members as `pareto_search.json` / `pareto_final.json` hold them (validation numbers)."""
+    by_id = {r.trial_id: r for r in records}
+    table = []
+    for tid in front:
+        r = by_id[tid]
+        values = r.numbers(final=final)
+        table.append({"trial_id": tid, "run_id": r.run_id, "split": OBJECTIVE_SPLIT, **r.config,
+                      **{o.name: values.get(o.name) for o in objectives},
+                      **{f"{o.name}_low": values.get(f"{o.name}_low") for o in objectives},
+                      **{f"{o.name}_high": values.get(f"{o.name}_high") for o in objectives},
+                      "checks_failed": failed_checks(values)})
+    return table
+
+
+def log_parent(client: MlflowClient, parent_id: str, objectives, records: Sequence[TrialRecord],
+               front: Sequence[str], change, timing: dict[str, Any]) -> None:
+    """The search's own numbers: the fronts, how they moved, held-out estimates, timing, counts."""
+    search_front = list(change.search_front) if change else list(front)
+    client.log_dict(parent_id, front_table(records, search_front, objectives, final=False), "pareto_search.json")
+    if change is not None:
+        client.log_dict(parent_id, front_table(records, front, objectives, final=True), "pareto_final.json")
+        client.log_dict(parent_id, asdict(change), "front_change.json")
+        client.set_tag(parent_id, "nsde.front_change", change.summary()[:4000])
+    tested = {r.trial_id: r.test for r in records if r.test}
+    if tested:
+        client.log_dict(parent_id, tested, "test_estimates.json")
+    client.log_dict(parent_id, timing, "timing.json")
+    counts = {s: sum(r.status == s for r in records) for s in STATUSES}
+    ts = int(time.time() * 1000)
+    client.log_batch(parent_id, metrics=[Metric(f"trials_{k}", v, ts, 0) for k, v in counts.items()]
+                     + [Metric("pareto_size", len(front), ts, 0)])
+    client.set_tag(parent_id, "nsde.pareto_trials", ",".join(front))

@@ -3,8 +3,9 @@
 Every result a trial reports carries every objective key (Tune checks that the searcher's
 metrics are present in each result); per-epoch results hold NaN there and
 ``evaluated = False``. Only the last result, after the evaluation, holds the objectives and
-``evaluated = True``; `search.optuna.NSDEOptunaSearch` relies on that flag to keep trials
-stopped early by a scheduler out of the Optuna study's COMPLETE trials.
+``evaluated = True``; `search.searcher.NSDEOptunaSearch` and `record.trial_status` rely on
+that flag to keep trials stopped early by a scheduler out of the COMPLETE ones. The helpers
+below the plain trainable serve the DDP trainable too (search.ddp).
 """
 
 from __future__ import annotations
@@ -26,17 +27,22 @@ from nsde.data import load
 from nsde.metrics import EvalConfig, attribution_figure, evaluate
 from nsde.metrics.evaluate import LOCATION_PREFIX
 from nsde.train import CHECKPOINT, EpochMetrics, train
-from search.config import METRICS, OBJECTIVE_SPLIT, trial_configs
+from record import (
+    CHECKS_PASSED,
+    DATA_FILE,
+    EVALUATED,
+    FIGURE_FILE,
+    FINAL_FILE,
+    METRICS,
+    MODEL_FILE,
+    OBJECTIVE_SPLIT,
+    REPORT_FILE,
+)
+from search.config import trial_configs
 
-__all__ = ["CHECKS_PASSED", "EVALUATED", "FIGURE_FILE", "MODEL_FILE", "REPORT_FILE", "check_metrics", "evaluation_metrics",
-           "run_trial"]
+__all__ = ["check_metrics", "epoch_result", "evaluation_metrics", "replay_if_finished", "report_final",
+           "restore_checkpoint", "run_trial", "write_outputs"]
 
-EVALUATED = "evaluated"
-MODEL_FILE = "model.pt"  # weights + model config only (what load_checkpoint reads); logged to MLflow
-REPORT_FILE = "eval_report.json"
-FIGURE_FILE = "attributions.png"
-FINAL_FILE = "final.json"  # the final report, so that a replayed finished trial repeats it
-CHECKS_PASSED = "checks_passed"  # 1.0 when every applicable sanity check of the attack passed
 _NAN_OBJECTIVES = {name: math.nan for name in METRICS if name != "val_accuracy"}
 
 
@@ -48,7 +54,7 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
     model_cfg, train_cfg = trial_configs(config, num_classes=len(data.class_names))  # flat -> frozen, once
     work = Path(tempfile.mkdtemp(prefix="nsde-trial-"))
     try:
-        resume = _restore_checkpoint(work)
+        resume = restore_checkpoint(work, tune.get_checkpoint())
         if replay_if_finished(work):
             return
         start = time.perf_counter()
@@ -58,19 +64,23 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
                 # The last epoch goes out with the evaluation: ASHA stops a trial whose result
                 # reaches max_t, which would cut the evaluation off.
                 return
-            metrics = {**m.flat(), **_NAN_OBJECTIVES, EVALUATED: False}
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(ckpt_path.parent)))
+            tune.report(epoch_result(m), checkpoint=tune.Checkpoint.from_directory(str(ckpt_path.parent)))
 
         result = train(model_cfg, data, train_cfg, callback=report_epoch, checkpoint_dir=work,
                        resume_from=resume, progress=False)
         train_seconds = time.perf_counter() - start
         report = evaluate(result.model, data, eval_cfg, split=OBJECTIVE_SPLIT)  # selection never sees test
-        _write_outputs(work, result.model, model_cfg, report, data)
+        write_outputs(work, result.model, model_cfg, report, data)
         final = {**result.history[-1].flat(), **evaluation_metrics(report), EVALUATED: True,
                  "train_seconds": train_seconds}
         report_final(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def epoch_result(m: EpochMetrics) -> dict[str, Any]:
+    """A per-epoch result: the epoch's numbers, every objective key NaN, not evaluated."""
+    return {**m.flat(), **_NAN_OBJECTIVES, EVALUATED: False}
 
 
 def evaluation_metrics(report) -> dict[str, float]:
@@ -111,9 +121,9 @@ def replay_if_finished(work: Path) -> bool:
     return True
 
 
-def _restore_checkpoint(work: Path) -> Path | None:
-    """After a retry (a lost node, a crash) or a --resume, continue from the trial's last checkpoint."""
-    ckpt = tune.get_checkpoint()
+def restore_checkpoint(work: Path, ckpt) -> Path | None:
+    """After a retry (a lost node, a crash) or a --resume, continue from the trial's last
+    checkpoint `ckpt` (Tune's or Ray Train's; None: a fresh start): copied into `work`."""
     if ckpt is None:
         return None
     with ckpt.as_directory() as folder:
@@ -121,11 +131,12 @@ def _restore_checkpoint(work: Path) -> Path | None:
     return work / CHECKPOINT if (work / CHECKPOINT).exists() else None
 
 
-def _write_outputs(work: Path, model, model_cfg, report, data) -> None:
+def write_outputs(work: Path, model, model_cfg, report, data) -> None:
+    """The trial's files in its checkpoint: weights, report, attribution figure, data reference."""
     torch.save({"model_config": asdict(model_cfg), "model": model.state_dict()}, work / MODEL_FILE)
     (work / REPORT_FILE).write_text(report.to_json())
     val = data.split(OBJECTIVE_SPLIT)
     # one example of each of the first four classes, as the study's Figure 4
     picks = torch.tensor([int((val.y == c).nonzero()[0]) for c in val.y.unique()[:4]])
     attribution_figure({"model": model}, val.x[picks].float(), work / FIGURE_FILE, ig_steps=16, nt_samples=4)
-    (work / "data.json").write_text(json.dumps({"path": str(data.path), "config": data.meta["config"]}))
+    (work / DATA_FILE).write_text(json.dumps({"path": str(data.path), "config": data.meta["config"]}))

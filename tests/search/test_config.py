@@ -10,8 +10,9 @@ import pytest
 from ray.tune.search.optuna import OptunaSearch
 
 from nsde.models import build_model
-from search.config import parse_objectives, trial_configs
-from search.searcher import NSDEOptunaSearch, define_by_run, make_sampler
+from record import parse_objectives
+from search.config import trial_configs
+from search.searcher import NSDEOptunaSearch, define_by_run, fail_orphans, make_sampler
 from spaces import get_space
 
 
@@ -76,42 +77,73 @@ def test_every_sampler_drives_a_multi_objective_study(sampler):
     assert len(study.best_trials) >= 1
 
 
-def _searcher(cls, space):
+def _searcher(cls, space, storage):
+    """A searcher whose study lives in `storage`, so that the test reads it back through
+    Optuna's public API (`optuna.load_study`), for Ray's stock searcher as for ours."""
     s = cls(space=define_by_run(space), metric=["clean_accuracy", "apgd_accuracy"], mode=["max", "max"],
-            sampler=optuna.samplers.RandomSampler(seed=0))
+            sampler=optuna.samplers.RandomSampler(seed=0), study_name="s", storage=optuna.storages.RDBStorage(storage))
     s.suggest("t1")
     return s
 
 
-def test_stock_optuna_search_records_a_stopped_trial_as_complete_and_ours_prunes_it():
+def _trial(storage) -> optuna.trial.FrozenTrial:
+    return optuna.load_study(study_name="s", storage=storage).trials[0]
+
+
+def test_stock_optuna_search_records_a_stopped_trial_as_complete_and_ours_prunes_it(tmp_path):
     """The pitfall: a scheduler-stopped trial's last (per-epoch) result reaches the searcher."""
     space = get_space("default")
     partial = {"val_accuracy": 0.3, "clean_accuracy": math.nan, "apgd_accuracy": math.nan, "evaluated": False}
     partial_with_values = {**partial, "clean_accuracy": 0.3, "apgd_accuracy": 0.1}
+    db = [f"sqlite:///{tmp_path / f'{k}.db'}" for k in range(4)]
 
-    stock = _searcher(OptunaSearch, space)
+    stock = _searcher(OptunaSearch, space, db[0])
     stock.on_trial_complete("t1", partial_with_values)
-    assert stock._ot_study.trials[0].state == optuna.trial.TrialState.COMPLETE  # partial values as if final
+    assert _trial(db[0]).state == optuna.trial.TrialState.COMPLETE  # partial values as if final
 
-    ours = _searcher(NSDEOptunaSearch, space)
+    ours = _searcher(NSDEOptunaSearch, space, db[1])
     ours.on_trial_complete("t1", partial_with_values)
-    assert ours._ot_study.trials[0].state == optuna.trial.TrialState.PRUNED
-    assert ours._ot_study.trials[0].values is None
+    assert _trial(db[1]).state == optuna.trial.TrialState.PRUNED
+    assert _trial(db[1]).values is None
 
-    done = _searcher(NSDEOptunaSearch, space)
+    done = _searcher(NSDEOptunaSearch, space, db[2])
     done.on_trial_complete("t1", {**partial_with_values, "evaluated": True})
-    assert done._ot_study.trials[0].state == optuna.trial.TrialState.COMPLETE
-    assert done._ot_study.trials[0].values == [0.3, 0.1]
+    assert _trial(db[2]).state == optuna.trial.TrialState.COMPLETE
+    assert _trial(db[2]).values == [0.3, 0.1]
 
-    failed = _searcher(NSDEOptunaSearch, space)
+    failed = _searcher(NSDEOptunaSearch, space, db[3])
     failed.on_trial_complete("t1", None, error=True)
-    assert failed._ot_study.trials[0].state == optuna.trial.TrialState.FAIL
+    assert _trial(db[3]).state == optuna.trial.TrialState.FAIL
 
 
-def test_non_finite_objectives_fail_the_optuna_trial_instead_of_leaving_it_running():
-    ours = _searcher(NSDEOptunaSearch, get_space("default"))
+def test_non_finite_objectives_fail_the_optuna_trial_instead_of_leaving_it_running(tmp_path):
+    db = f"sqlite:///{tmp_path / 'o.db'}"
+    ours = _searcher(NSDEOptunaSearch, get_space("default"), db)
     ours.on_trial_complete("t1", {"clean_accuracy": 0.5, "apgd_accuracy": math.nan, "evaluated": True})
-    assert ours._ot_study.trials[0].state == optuna.trial.TrialState.FAIL
+    assert _trial(db).state == optuna.trial.TrialState.FAIL
+
+
+def test_the_searcher_survives_tunes_save_and_restore_with_its_trials(tmp_path):
+    """--resume: Tune restores the searcher from its snapshot; the restored one tells the same study."""
+    db = f"sqlite:///{tmp_path / 'o.db'}"
+    ours = _searcher(NSDEOptunaSearch, get_space("default"), db)
+    ours.save(str(tmp_path / "searcher.pkl"))
+    restored = NSDEOptunaSearch(space=define_by_run(get_space("default")), metric=["clean_accuracy", "apgd_accuracy"],
+                                mode=["max", "max"], sampler=optuna.samplers.RandomSampler(seed=1))
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored.on_trial_complete("t1", {"clean_accuracy": 0.5, "apgd_accuracy": 0.25, "evaluated": True})
+    assert _trial(db).state == optuna.trial.TrialState.COMPLETE and _trial(db).values == [0.5, 0.25]
+    restored.on_trial_complete("t1", {"clean_accuracy": 0.1, "apgd_accuracy": 0.1, "evaluated": True})  # replayed
+    assert _trial(db).values == [0.5, 0.25]
+
+
+def test_fail_orphans_fails_only_trials_left_running(tmp_path):
+    study = optuna.create_study(directions=["maximize"], storage=f"sqlite:///{tmp_path / 'o.db'}")
+    done, orphan = study.ask(), study.ask()
+    study.tell(done, [1.0])
+    assert fail_orphans(study) == 1
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
+    assert orphan.number == 1
 
 
 def test_integer_keys_given_as_floats_and_unset_shape():

@@ -1,0 +1,52 @@
+"""The record of a search, below both `search` (which writes it) and `analysis` (which reads it).
+
+One trial record (`TrialRecord`, built from Tune's results by `from_result`), one status rule
+(`trial_status`), the objectives and their directions, and the names and schema of the files
+a search leaves (`search.json`, `final_reports/`, `test_reports/`, the trial's checkpoint).
+It imports nothing above `nsde`.
+"""
+
+from record.files import (
+    DATA_FILE,
+    FIGURE_FILE,
+    FINAL_FILE,
+    FINAL_REPORT_FILE,
+    FINAL_REPORTS,
+    MODEL_FILE,
+    REPORT_FILE,
+    SEARCH_FILE,
+    TEST_FILE,
+    TEST_REPORTS,
+    TIMING_FILE,
+    SearchFile,
+)
+from record.objectives import (
+    CHECKS_PASSED,
+    DEFAULT_OBJECTIVES,
+    EVALUATED,
+    METRICS,
+    OBJECTIVE_SPLIT,
+    SCHEDULER_METRICS,
+    TEST_PREFIX,
+    Objective,
+    parse_objectives,
+)
+from record.trial import (
+    STATUSES,
+    TrialRecord,
+    failed_checks,
+    flatten,
+    from_result,
+    is_deterministic,
+    last_error_line,
+    trial_status,
+    unflatten,
+)
+
+__all__ = [
+    "CHECKS_PASSED", "DATA_FILE", "DEFAULT_OBJECTIVES", "EVALUATED", "FIGURE_FILE", "FINAL_FILE", "FINAL_REPORTS",
+    "FINAL_REPORT_FILE", "METRICS", "MODEL_FILE", "OBJECTIVE_SPLIT", "REPORT_FILE", "SCHEDULER_METRICS", "SEARCH_FILE",
+    "STATUSES", "TEST_FILE", "TEST_PREFIX", "TEST_REPORTS", "TIMING_FILE", "Objective", "SearchFile", "TrialRecord",
+    "failed_checks", "flatten", "from_result", "is_deterministic", "last_error_line", "parse_objectives",
+    "trial_status", "unflatten",
+]

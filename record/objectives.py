@@ -1,0 +1,61 @@
+"""What a search optimises: the metrics a trial reports, their directions, and where each
+number comes from (the validation split selects; the test split is scored once, `test_`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nsde.metrics.evaluate import OBJECTIVE_METRICS, OBJECTIVES
+
+__all__ = ["CHECKS_PASSED", "DEFAULT_OBJECTIVES", "EVALUATED", "METRICS", "OBJECTIVE_SPLIT", "SCHEDULER_METRICS",
+           "TEST_PREFIX", "Objective", "parse_objectives"]
+
+# Scalar metrics a trial reports at its end, with the direction that is better: every
+# objective of an evaluation (nsde.metrics.OBJECTIVE_METRICS, all on the validation split)
+# and the training's own numbers.
+METRICS: dict[str, str] = {
+    **OBJECTIVE_METRICS,
+    "val_accuracy": "max",  # last epoch's validation accuracy (single pass, as training measures it)
+    "train_seconds": "min",
+}
+# Per-epoch metrics a scheduler (ASHA) can compare; objectives exist only at a trial's end.
+SCHEDULER_METRICS: dict[str, str] = {"val_accuracy": "max", "train_loss": "min"}
+DEFAULT_OBJECTIVES = ",".join(f"{name}:{OBJECTIVE_METRICS[name]}" for name in OBJECTIVES)
+# Selection (trials, both fronts) on validation only; the final front and the baseline are
+# scored on test once, as `test_<metric>`.
+OBJECTIVE_SPLIT = "val"
+TEST_PREFIX = "test_"
+# Flags of a trial's results: `evaluated` is True only on the last result, after the
+# evaluation (per-epoch results hold NaN objectives); `checks_passed` is 1.0 when every
+# applicable sanity check of the attack passed, 0.0 when one failed, NaN when none applied.
+EVALUATED = "evaluated"
+CHECKS_PASSED = "checks_passed"
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    mode: str  # "max" or "min"
+
+
+def parse_objectives(text: str | list | tuple | None) -> tuple[Objective, ...]:
+    """'clean_accuracy:max,apgd_accuracy' (a bare name takes its usual direction), or
+    (name, mode) pairs as `search.json` stores them, or None (the default objectives)."""
+    if isinstance(text, (list, tuple)):
+        return tuple(Objective(str(n), str(m)) for n, m in text)
+    text = DEFAULT_OBJECTIVES if text is None else text
+    out: list[Objective] = []
+    for item in (s.strip() for s in text.split(",")):
+        if not item:
+            continue
+        name, _, mode = item.partition(":")
+        if name not in METRICS:
+            raise ValueError(f"unknown objective {name!r}; known objectives: {list(METRICS)}")
+        mode = mode or METRICS[name]
+        if mode not in ("max", "min"):
+            raise ValueError(f"objective {name!r}: direction must be 'max' or 'min', but got {mode!r}")
+        out.append(Objective(name, mode))
+    names = [o.name for o in out]
+    if not out or len(set(names)) != len(names):
+        raise ValueError(f"`--objectives` must name at least one objective, each once, but got {text!r}")
+    return tuple(out)
