@@ -29,7 +29,8 @@ import timm
 import torch
 from torch import nn
 
-from nsde.noise import ANCHORS, FBM_METHODS, get_noise, sample_noise
+from nsde.noise import ANCHOR_RULE, HURST_RULE, METHOD_RULE, SHAPE_RULE, get_noise, sample_noise
+from nsde.rules import Rule, check_fields, ruled
 
 __all__ = [
     "check_depth",
@@ -55,113 +56,12 @@ SIGMA_MODES = ("absolute", "relative")
 Depth = int | float | str | tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class NoiseConfig:
-    """The injected noise: shape, intensity, depth and evaluation behaviour.
-
-    Attributes:
-        shape: a registered noise shape (`nsde.noise.list_noises()`: "fbm", "stationary", "white").
-        hurst: Hurst exponent in (0, 1), used by the shapes that take one ("fbm", "stationary").
-        sigma: intensity >= 0; 0 is the deterministic baseline. Its unit is `sigma_mode`'s.
-        sigma_mode: "absolute" (the field is sigma * xi) or "relative" (sigma * the detached
-            RMS of the block's output, per sample: sigma is the noise-to-signal ratio).
-        anchor: "mean" (fields with zero spatial mean: they never move a channel's mean) or
-            "corner" (the field's own law: fBm pinned at B(0, 0) = 0, white and stationary
-            fields not centred), see `nsde.noise`.
-        depth: which residual blocks (in forward order) get noise: an int k = the first
-            k blocks; a float f in (0, 1] = the first ceil(f * n) of the n blocks; a tuple
-            of stage indices (or the string "stages:0,1") = every block of those stages;
-            "all" = every block. Blocks whose noise cannot reach the logits (`dead_blocks`:
-            the last block under anchor "mean", since the head pools globally) are left out.
-        method: fBm method (`nsde.noise.FBM_METHODS`): "exact" (default; an exact algorithm
-            chosen by field size), "stein", "dense" or "spectral" (approximate).
-        eval_mode: noise at evaluation: "off", "on" or "mc" (mean softmax of passes).
-        mc_samples: passes averaged in "mc" mode.
-    """
-
-    shape: str = "fbm"
-    hurst: float | None = 0.5
-    sigma: float = 0.0
-    sigma_mode: str = "absolute"
-    anchor: str = "mean"
-    depth: Depth = "all"
-    method: str = "exact"
-    eval_mode: str = "off"
-    mc_samples: int = 8
-
-    def __post_init__(self) -> None:
-        noise = get_noise(self.shape)  # raises on an unknown name, listing the known ones
-        if isinstance(self.sigma, bool) or not isinstance(self.sigma, (int, float)) or not math.isfinite(self.sigma):
-            raise ValueError(f"`sigma` must be a finite number, but got sigma={self.sigma!r}")
-        if self.sigma < 0:
-            raise ValueError(f"`sigma >= 0` must hold, but got sigma={self.sigma}")
-        if noise.uses_hurst:
-            if self.hurst is None or not 0.0 < float(self.hurst) < 1.0:
-                raise ValueError(f"`0 < hurst < 1` must hold for shape {self.shape!r}, but got hurst={self.hurst}")
-        if self.method not in FBM_METHODS:
-            raise ValueError(f"unknown fBm method {self.method!r}; known methods: {list(FBM_METHODS)}")
-        if self.sigma_mode not in SIGMA_MODES:
-            raise ValueError(f"unknown sigma_mode {self.sigma_mode!r}; known modes: {list(SIGMA_MODES)}")
-        if self.anchor not in ANCHORS:
-            raise ValueError(f"unknown anchor {self.anchor!r}; known anchors: {list(ANCHORS)}")
-        if self.eval_mode not in EVAL_MODES:
-            raise ValueError(f"unknown eval_mode {self.eval_mode!r}; known modes: {list(EVAL_MODES)}")
-        if isinstance(self.mc_samples, bool) or not isinstance(self.mc_samples, int) or self.mc_samples < 1:
-            raise ValueError(f"`mc_samples >= 1` must hold, but got mc_samples={self.mc_samples!r}")
-        _check_depth(self.depth)
-
-    @property
-    def sampler_options(self) -> dict:
-        options = {"anchor": self.anchor}
-        return {**options, "method": self.method} if self.shape == "fbm" else options
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """A classifier: timm backbone, classes, input channels, drop-path and the noise.
-
-    Inputs are spectrograms in [0, 1] (the range attacks work in); the model standardises
-    them with the fixed affine map (x - input_mean) / input_std before the backbone.
-    ConvNeXt does not learn from raw [0, 1] inputs here (its LayerNorm stem sees a large
-    constant offset); measured: 7 % vs 98 % training accuracy after 80 steps.
-    """
-
-    backbone: str = "convnext_atto"
-    num_classes: int = 16
-    in_chans: int = 1
-    drop_path_rate: float = 0.0
-    input_mean: float = 0.5
-    input_std: float = 0.25
-    noise: NoiseConfig = field(default_factory=NoiseConfig)
-
-    def __post_init__(self) -> None:
-        if self.backbone not in _BACKBONES:
-            raise ValueError(f"unknown backbone {self.backbone!r}; known backbones: {list_backbones()}")
-        if self.num_classes < 2:
-            raise ValueError(f"`num_classes >= 2` must hold, but got num_classes={self.num_classes}")
-        if self.in_chans < 1:
-            raise ValueError(f"`in_chans >= 1` must hold, but got in_chans={self.in_chans}")
-        if not self.input_std > 0:
-            raise ValueError(f"`input_std > 0` must hold, but got input_std={self.input_std}")
-        if not 0.0 <= self.drop_path_rate < 1.0:
-            raise ValueError(f"`0 <= drop_path_rate < 1` must hold, but got drop_path_rate={self.drop_path_rate}")
-
-
-def model_config_from_dict(record: dict) -> ModelConfig:
-    """The ModelConfig of `dataclasses.asdict(cfg)` or a JSON copy of it (a checkpoint, a
-    trial's flat keys regrouped): the one place where a dict becomes a ModelConfig. A list
-    `depth` (JSON has no tuples) becomes the tuple of stage indices."""
-    record = dict(record)
-    noise = dict(record.pop("noise", {}))
-    if isinstance(noise.get("depth"), list):
-        noise["depth"] = tuple(noise["depth"])
-    return ModelConfig(**record, noise=NoiseConfig(**noise))
-
-
 # ------------------------------------------------------------------ backbone registry
 
 # A block lister returns the residual blocks of a built timm model, grouped by stage,
-# in forward order: [[(qualified_name, module), ...] per stage].
+# in forward order: [[(qualified_name, module), ...] per stage]. Written per family because
+# timm's public API has no such list: group_matcher() merges ConvNeXt's downsample into a
+# stage's first block, and feature_info names stages (ResNet's stem act1 included), not blocks.
 BlockLister = Callable[[nn.Module], list[list[tuple[str, nn.Module]]]]
 _BACKBONES: dict[str, BlockLister] = {}
 
@@ -182,17 +82,7 @@ def list_backbones() -> list[str]:
     return sorted(_BACKBONES)
 
 
-@register_backbone(
-    "convnext_atto", "convnext_femto", "convnext_pico", "convnext_nano", "convnext_tiny", "convnext_small", "convnext_base"
-)
-def _convnext_blocks(model: nn.Module) -> list[list[tuple[str, nn.Module]]]:
-    return [[(f"stages.{i}.blocks.{j}", b) for j, b in enumerate(stage.blocks)] for i, stage in enumerate(model.stages)]
-
-
-@register_backbone("resnet18", "resnet34", "resnet50")
-def _resnet_blocks(model: nn.Module) -> list[list[tuple[str, nn.Module]]]:
-    layers = [model.layer1, model.layer2, model.layer3, model.layer4]
-    return [[(f"layer{i + 1}.{j}", b) for j, b in enumerate(layer)] for i, layer in enumerate(layers)]
+BACKBONE_RULE = Rule(str, choices=list_backbones, what="backbone", doc="timm backbone")
 
 
 # ----------------------------------------------------------------------- depth rules
@@ -224,6 +114,101 @@ def _parse_stages(spec: str) -> tuple[int, ...] | None:
         return tuple(int(s) for s in spec[len(prefix) :].split(","))
     except ValueError:
         raise ValueError(f"a string `depth` must be 'all' or 'stages:I,J,...', but got {spec!r}") from None
+
+
+# --------------------------------------------------------------------------- configs
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """The injected noise: shape, intensity, depth and evaluation behaviour.
+
+    Attributes:
+        shape: a registered noise shape (`nsde.noise.list_noises()`: "fbm", "stationary", "white").
+        hurst: Hurst exponent in (0, 1), used by the shapes that take one ("fbm", "stationary").
+        sigma: intensity >= 0; 0 is the deterministic baseline. Its unit is `sigma_mode`'s.
+        sigma_mode: "absolute" (the field is sigma * xi) or "relative" (sigma * the detached
+            RMS of the block's output, per sample: sigma is the noise-to-signal ratio).
+        anchor: "mean" (fields with zero spatial mean: they never move a channel's mean) or
+            "corner" (the field's own law: fBm pinned at B(0, 0) = 0, white and stationary
+            fields not centred), see `nsde.noise`.
+        depth: which residual blocks (in forward order) get noise: an int k = the first
+            k blocks; a float f in (0, 1] = the first ceil(f * n) of the n blocks; a tuple
+            of stage indices (or the string "stages:0,1") = every block of those stages;
+            "all" = every block. Blocks whose noise cannot reach the logits (`dead_blocks`:
+            the last block under anchor "mean", since the head pools globally) are left out.
+        method: fBm method (`nsde.noise.FBM_METHODS`): "exact" (default; an exact algorithm
+            chosen by field size), "stein", "dense" or "spectral" (approximate).
+        eval_mode: noise at evaluation: "off", "on" or "mc" (mean softmax of passes).
+        mc_samples: passes averaged in "mc" mode.
+    """
+
+    shape: str = ruled("fbm", SHAPE_RULE)
+    hurst: float | None = ruled(0.5, HURST_RULE)
+    sigma: float = ruled(0.0, Rule(float, 0.0, doc="intensity, in sigma_mode's unit; 0 = no noise"))
+    sigma_mode: str = ruled("absolute", Rule(str, choices=SIGMA_MODES, what="sigma_mode",
+                                             doc="absolute, or relative to the block's output RMS"))
+    anchor: str = ruled("mean", ANCHOR_RULE)
+    depth: Depth = ruled("all", Rule(object, validator=_check_depth, doc="k blocks, a fraction, 'stages:0,1' or 'all'"))
+    method: str = ruled("exact", METHOD_RULE)
+    eval_mode: str = ruled("off", Rule(str, choices=EVAL_MODES, what="eval_mode",
+                                       doc="noise at evaluation: off, on, mc"))
+    mc_samples: int = ruled(8, Rule(int, 1, doc="passes averaged in 'mc' mode"))
+
+    def __post_init__(self) -> None:
+        check_fields(self, skip=("hurst",))
+        get_noise(self.shape).check_hurst(self.hurst)  # the shape decides whether hurst is used
+
+    @property
+    def sampler_options(self) -> dict:
+        options = {"anchor": self.anchor}
+        return {**options, "method": self.method} if self.shape == "fbm" else options
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A classifier: timm backbone, classes, input channels, drop-path and the noise.
+
+    Inputs are spectrograms in [0, 1] (the range attacks work in); the model standardises
+    them with the fixed affine map (x - input_mean) / input_std before the backbone.
+    ConvNeXt does not learn from raw [0, 1] inputs here (its LayerNorm stem sees a large
+    constant offset); measured: 7 % vs 98 % training accuracy after 80 steps.
+    """
+
+    backbone: str = ruled("convnext_atto", BACKBONE_RULE)
+    num_classes: int = ruled(16, Rule(int, 2))
+    in_chans: int = ruled(1, Rule(int, 1))
+    drop_path_rate: float = ruled(0.0, Rule(float, 0.0, 1.0, open_high=True, doc="stochastic depth"))
+    input_mean: float = ruled(0.5, Rule(float))
+    input_std: float = ruled(0.25, Rule(float, 0.0, open_low=True))
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def model_config_from_dict(record: dict) -> ModelConfig:
+    """The ModelConfig of `dataclasses.asdict(cfg)` or a JSON copy of it (a checkpoint, a
+    trial's flat keys regrouped): the one place where a dict becomes a ModelConfig. A list
+    `depth` (JSON has no tuples) becomes the tuple of stage indices."""
+    record = dict(record)
+    noise = dict(record.pop("noise", {}))
+    if isinstance(noise.get("depth"), list):
+        noise["depth"] = tuple(noise["depth"])
+    return ModelConfig(**record, noise=NoiseConfig(**noise))
+
+
+@register_backbone(
+    "convnext_atto", "convnext_femto", "convnext_pico", "convnext_nano", "convnext_tiny", "convnext_small", "convnext_base"
+)
+def _convnext_blocks(model: nn.Module) -> list[list[tuple[str, nn.Module]]]:
+    return [[(f"stages.{i}.blocks.{j}", b) for j, b in enumerate(stage.blocks)] for i, stage in enumerate(model.stages)]
+
+
+@register_backbone("resnet18", "resnet34", "resnet50")
+def _resnet_blocks(model: nn.Module) -> list[list[tuple[str, nn.Module]]]:
+    layers = [model.layer1, model.layer2, model.layer3, model.layer4]
+    return [[(f"layer{i + 1}.{j}", b) for j, b in enumerate(layer)] for i, layer in enumerate(layers)]
 
 
 def parse_depth(text: str) -> Depth:
@@ -410,8 +395,7 @@ def recalibrate_batchnorm(model: NSDEModel, batches) -> int:
 @functools.lru_cache(maxsize=None)
 def stage_sizes(backbone: str) -> tuple[int, ...]:
     """Residual blocks per stage of `backbone` (built on the meta device: no memory, no time)."""
-    if backbone not in _BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; known backbones: {list_backbones()}")
+    BACKBONE_RULE.check(backbone, "backbone")
     with torch.device("meta"):
         model = timm.create_model(backbone, pretrained=False, num_classes=2, in_chans=1)
     return tuple(len(stage) for stage in _BACKBONES[backbone](model))

@@ -87,6 +87,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from nsde.rules import Rule
+
 __all__ = [
     "NoiseShape",
     "register_noise",
@@ -103,6 +105,7 @@ __all__ = [
     "DENSE_MAX_POINTS",
     "FBM_METHODS",
     "ANCHORS",
+    "check_hurst",
 ]
 
 # A sampler draws `n` fields of size (h, w); its keyword arguments are documented at
@@ -118,6 +121,11 @@ DENSE_MAX_POINTS = 1024
 # centred (fBm pinned at B(0, 0) = 0), expected mean per-pixel second moment 1.
 ANCHORS = ("mean", "corner")
 
+# The rules of the noise settings, shared by the samplers, NoiseConfig and search spaces.
+HURST_RULE = Rule(float, 0.0, 1.0, open_low=True, open_high=True, doc="Hurst exponent (fbm, stationary)")
+ANCHOR_RULE = Rule(str, choices=ANCHORS, what="anchor", doc="mean: zero-mean fields; corner: fBm with B(0,0) = 0")
+METHOD_RULE = Rule(str, choices=FBM_METHODS, what="fBm method", doc="fBm algorithm")
+
 
 @dataclass(frozen=True)
 class NoiseShape:
@@ -126,6 +134,14 @@ class NoiseShape:
     name: str
     uses_hurst: bool
     sampler: NoiseSampler
+
+    def check_hurst(self, hurst: float | None) -> float | None:
+        """`hurst` as this shape takes it: checked if the shape uses one (None is refused), else as given."""
+        if not self.uses_hurst:
+            return hurst
+        if hurst is None:
+            raise ValueError(f"noise shape {self.name!r} needs a Hurst exponent, but got hurst=None")
+        return check_hurst(hurst)
 
 
 _NOISE_REGISTRY: dict[str, NoiseShape] = {}
@@ -151,12 +167,13 @@ def list_noises() -> list[str]:
     return sorted(_NOISE_REGISTRY)
 
 
+SHAPE_RULE = Rule(str, choices=list_noises, what="noise shape", doc="a registered noise shape")
+
+
 def get_noise(name: str) -> NoiseShape:
     """The registered noise shape `name`; an unknown name lists the known ones."""
-    try:
-        return _NOISE_REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown noise shape {name!r}; known shapes: {list_noises()}") from None
+    SHAPE_RULE.check(name, "shape")
+    return _NOISE_REGISTRY[name]
 
 
 def sample_noise(
@@ -178,8 +195,7 @@ def sample_noise(
     (e.g. ``method="spectral"`` for ``fbm``).
     """
     noise = get_noise(name)
-    if noise.uses_hurst and hurst is None:
-        raise ValueError(f"noise shape {name!r} needs a Hurst exponent, but got hurst=None")
+    hurst = noise.check_hurst(hurst)
     anchor = _check_anchor(anchor)
     return noise.sampler(shape, hurst, anchor=anchor, generator=generator, device=device, dtype=dtype, **options)
 
@@ -198,18 +214,14 @@ def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
-def _check_hurst(hurst: float) -> float:
-    if isinstance(hurst, bool) or not isinstance(hurst, (int, float)):
-        raise ValueError(f"`hurst` must be a real number in (0, 1), but got {hurst!r}")
-    hurst = float(hurst)
-    if not 0.0 < hurst < 1.0:
-        raise ValueError(f"`0 < hurst < 1` must hold, but got hurst={hurst}")
-    return hurst
+def check_hurst(hurst: float) -> float:
+    """`hurst` as a float, if it is a Hurst exponent strictly inside (0, 1); else ValueError."""
+    HURST_RULE.check(hurst, "hurst")
+    return float(hurst)
 
 
 def _check_anchor(anchor: str) -> str:
-    if not isinstance(anchor, str) or anchor not in ANCHORS:
-        raise ValueError(f"unknown anchor {anchor!r}; known anchors: {list(ANCHORS)}")
+    ANCHOR_RULE.check(anchor, "anchor")
     return anchor
 
 
@@ -329,7 +341,7 @@ def stein_embedding(hurst: float, h: int, w: int, radius: float | None = None) -
     Raises:
         ValueError: if the circulant has a negative eigenvalue (the embedding is not valid).
     """
-    hurst = _check_hurst(hurst)
+    hurst = check_hurst(hurst)
     _check_shape((h, w))
     if radius is None:
         radius = 1.0 if 2.0 * hurst <= 1.5 else 2.0
@@ -531,7 +543,7 @@ def dense_factor(hurst: float, h: int, w: int, *, anchor: str = "mean") -> np.nd
     Raises:
         ValueError: if the covariance has an eigenvalue below float rounding (it never should).
     """
-    hurst = _check_hurst(hurst)
+    hurst = check_hurst(hurst)
     _check_shape((h, w))
     anchor = _check_anchor(anchor)
     what = f"fBm covariance (anchor {anchor!r}) for hurst={hurst}, size=({h}, {w})"
@@ -631,9 +643,8 @@ def fractional_brownian_field(
         spatial variance 1; "corner": B(0, 0) = 0 and E[(1/n) sum_i B_i^2] = 1.
     """
     shape = _check_shape(shape)
-    hurst = _check_hurst(hurst)
-    if method not in FBM_METHODS:
-        raise ValueError(f"unknown fBm method {method!r}; known methods: {list(FBM_METHODS)}")
+    hurst = check_hurst(hurst)
+    METHOD_RULE.check(method, "method")
     anchor = _check_anchor(anchor)
     device, dtype = _resolve(device, dtype, generator)
     if math.prod(shape) == 0:
@@ -696,7 +707,7 @@ def stationary_field(
         generator, device, dtype: as for `fractional_brownian_field`.
     """
     shape = _check_shape(shape)
-    hurst = _check_hurst(hurst)
+    hurst = check_hurst(hurst)
     anchor = _check_anchor(anchor)
     device, dtype = _resolve(device, dtype, generator)
     if math.prod(shape) == 0:

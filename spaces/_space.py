@@ -7,6 +7,7 @@ each key may take; it computes nothing (Ray warns when a define-by-run space is 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,76 +17,36 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from nsde.data.dataset import PRESETS
 from nsde.metrics.evaluate import EVAL_PROFILES
-from nsde.models import EVAL_MODES, SIGMA_MODES, ModelConfig, check_depth, list_backbones, parse_depth
-from nsde.noise import ANCHORS, FBM_METHODS, list_noises
+from nsde.models import ModelConfig, NoiseConfig, check_depth
+from nsde.noise import list_noises
+from nsde.rules import Rule, rules_of
+from nsde.train import TrainConfig
 
 __all__ = ["KEYS", "NOISE_SHAPES", "Param", "SearchSpace"]
 
-# "none" is the deterministic baseline (sigma = 0); the others are nsde noise shapes.
-NOISE_SHAPES = ("none", *list_noises())
+
+def _noise_shapes() -> tuple[str, ...]:
+    """'none' is the deterministic baseline (sigma = 0); the others are nsde noise shapes."""
+    return ("none", *list_noises())
 
 
-@dataclass(frozen=True)
-class _Rule:
-    """What a flat config key accepts: a type, bounds, or a set of choices."""
+NOISE_SHAPES = _noise_shapes()
 
-    kind: type
-    low: float | None = None  # inclusive unless `open_low`
-    high: float | None = None  # inclusive unless `open_high`
-    open_low: bool = False
-    open_high: bool = False
-    choices: tuple | None = None
-    doc: str = ""
-
-    def check(self, key: str, value: Any) -> None:
-        if self.choices is not None:
-            if value not in self.choices:
-                raise ValueError(f"{key}: {value!r} is not allowed; allowed values: {list(self.choices)}")
-            return
-        if self.kind is object:  # an injection depth: a count, a fraction or a stage spec
-            parse_depth(str(value))  # raises, naming the rule
-            return
-        if self.kind is str:
-            return
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{key} must be a finite number, but got {value!r}")
-        if self.kind is int and not float(value).is_integer():
-            raise ValueError(f"{key} must be an integer, but got {value!r}")
-        lo_ok = self.low is None or (value > self.low if self.open_low else value >= self.low)
-        hi_ok = self.high is None or (value < self.high if self.open_high else value <= self.high)
-        if not (lo_ok and hi_ok):
-            raise ValueError(f"{key}: `{self.interval}` must hold, but got {value!r}")
-
-    @property
-    def interval(self) -> str:
-        lo = "" if self.low is None else f"{self.low} {'<' if self.open_low else '<='} "
-        hi = "" if self.high is None else f" {'<' if self.open_high else '<='} {self.high}"
-        return f"{lo}value{hi}"
-
-
-# Every key a trial config may hold. A space sets each by a parameter or a constant;
-# keys it leaves unset take the nsde defaults.
-KEYS: dict[str, _Rule] = {
-    "model/backbone": _Rule(str, choices=tuple(list_backbones()), doc="timm backbone"),
-    "model/drop_path_rate": _Rule(float, 0.0, 1.0, open_high=True, doc="stochastic depth"),
-    "noise/shape": _Rule(str, choices=NOISE_SHAPES, doc="'none' = the deterministic baseline"),
-    "noise/hurst": _Rule(float, 0.0, 1.0, open_low=True, open_high=True, doc="Hurst exponent (fbm, stationary)"),
-    "noise/sigma": _Rule(float, 0.0, None, doc="intensity (ignored for 'none'), in sigma_mode's unit"),
-    "noise/sigma_mode": _Rule(str, choices=SIGMA_MODES, doc="absolute, or relative to the block's output RMS"),
-    "noise/anchor": _Rule(str, choices=ANCHORS, doc="mean: zero-mean fields; corner: fBm with B(0,0) = 0"),
-    "noise/depth": _Rule(object, doc="k blocks, a fraction, 'stages:0,1' or 'all'"),
-    "noise/method": _Rule(str, choices=FBM_METHODS, doc="fBm algorithm"),
-    "noise/eval_mode": _Rule(str, choices=EVAL_MODES, doc="noise at evaluation: off, on, mc"),
-    "noise/mc_samples": _Rule(int, 1, None, doc="passes averaged in 'mc' mode"),
-    "train/epochs": _Rule(int, 1, None),
-    "train/batch_size": _Rule(int, 1, None),
-    "train/lr": _Rule(float, 0.0, None, open_low=True),
-    "train/weight_decay": _Rule(float, 0.0, None),
-    "train/warmup_epochs": _Rule(float, 0.0, None),
-    "train/label_smoothing": _Rule(float, 0.0, 1.0, open_high=True),
-    "train/grad_clip": _Rule(float, 0.0, None, open_low=True),
-    "train/seed": _Rule(int, 0, None, doc="the search sets it from --seed unless the space does"),
+# The config fields a trial may set, by group. Their rules (and messages) are the nsde
+# configs' own; keys a space leaves unset take the nsde defaults.
+_SEARCHABLE = {
+    "model": (ModelConfig, ("backbone", "drop_path_rate")),
+    "noise": (NoiseConfig, ("shape", "hurst", "sigma", "sigma_mode", "anchor", "depth", "method", "eval_mode",
+                            "mc_samples")),
+    "train": (TrainConfig, ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing",
+                            "grad_clip", "seed")),
 }
+KEYS: dict[str, Rule] = {f"{group}/{name}": rules_of(config)[name]
+                         for group, (config, names) in _SEARCHABLE.items() for name in names}
+# What a search adds to two of them: the baseline shape 'none', and who sets the seed.
+KEYS["noise/shape"] = dataclasses.replace(KEYS["noise/shape"], choices=_noise_shapes,
+                                          doc="a noise shape, or 'none' = the deterministic baseline")
+KEYS["train/seed"] = dataclasses.replace(KEYS["train/seed"], doc="the search sets it from --seed unless the space does")
 
 
 @dataclass(frozen=True)
@@ -162,7 +123,7 @@ class SearchSpace:
             seen.append(name)
         _check_shared_keys(self.params)
         for key, value in self.constants.items():
-            _rule(key).check(key, value)
+            _check_key(key, value)
             if any(p.target(n) == key for n, p in self.params.items()):
                 raise ValueError(f"{key} is both a searched parameter and a constant")
         self._check_depths()
@@ -236,10 +197,19 @@ class SearchSpace:
 # ------------------------------------------------------------------------- helpers
 
 
-def _rule(key: str) -> _Rule:
+def _rule(key: str) -> Rule:
     if key not in KEYS:
         raise ValueError(f"unknown config key {key!r}; known keys: {list(KEYS)}")
     return KEYS[key]
+
+
+def _check_key(key: str, value: Any, context: str = "") -> None:
+    """`value` against the nsde rule of `key`: the rule's own message, after the key (and `context`)."""
+    rule = _rule(key)
+    try:
+        rule.check(rule.coerce(value))
+    except ValueError as err:
+        raise ValueError(f"{key}: {context}{err}") from None
 
 
 def _check_param(name: str, param: Param, params: Mapping[str, Param], seen: list[str]) -> None:
@@ -247,15 +217,15 @@ def _check_param(name: str, param: Param, params: Mapping[str, Param], seen: lis
     rule = _rule(key)
     dist = param.distribution
     if isinstance(dist, CategoricalDistribution):
-        for choice in dist.choices:
-            rule.check(key, choice)
+        for choice in dist.choices:  # name the rejected one of several choices
+            _check_key(key, choice, f"{choice!r} is not allowed: ")
     elif isinstance(dist, (FloatDistribution, IntDistribution)):
         if rule.kind is str:
             raise ValueError(f"{name}: {key} takes choices, not a numeric range")
         if rule.kind is int and isinstance(dist, FloatDistribution):
             raise ValueError(f"{name}: {key} is an integer; give integer bounds")
-        rule.check(key, dist.low)
-        rule.check(key, dist.high)
+        _check_key(key, dist.low)
+        _check_key(key, dist.high)
     else:
         raise ValueError(f"{name}: unsupported distribution {type(dist).__name__}")
     for parent, allowed in param.when.items():

@@ -14,20 +14,18 @@ every report as JSON next to its checkpoint (eval_report.json).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 import torch
 
 from nsde.data import data_config_from_dict, load, prepare
-from nsde.metrics.evaluate import EVAL_PROFILES, EvalConfig, EvalReport, eval_config, evaluate
+from nsde.metrics.evaluate import EVAL_PROFILES, EvalReport, eval_config, evaluate
 from nsde.metrics.explain import attribution_figure
+from nsde.train import CHECKPOINT, load_checkpoint  # training never imports the metrics: no cycle
 
 
 def _load_run(run: Path, device: str | None):
-    from nsde.train import CHECKPOINT, load_checkpoint
-
     ckpt_path = run / CHECKPOINT if run.is_dir() else run
     if not ckpt_path.exists():
         raise FileNotFoundError(f"{run}: no {CHECKPOINT} (is it a folder written by `python -m nsde.train`?)")

@@ -21,7 +21,7 @@ import torch
 
 from nsde.metrics.stats import Estimate, paired_difference, proportion
 from nsde.noise import sample_noise
-from nsde.train import predict
+from nsde.predict import predict
 
 __all__ = [
     "AttackResult",

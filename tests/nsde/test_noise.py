@@ -231,6 +231,24 @@ def test_bad_hurst_raises_naming_value(hurst):
         fractional_brownian_field((4, 4), hurst)
 
 
+def test_hurst_is_checked_by_one_rule_with_one_message():
+    from nsde.models import NoiseConfig
+
+    calls = [
+        lambda: fractional_brownian_field((4, 4), 1.5),
+        lambda: fractional_brownian_field((4, 4), 1.5, method="spectral"),
+        lambda: sample_noise("stationary", (4, 4), 1.5),
+        lambda: dense_factor(1.5, 4, 4),
+        lambda: NoiseConfig(shape="fbm", hurst=1.5, sigma=0.1),
+    ]
+    messages = set()
+    for call in calls:
+        with pytest.raises(ValueError) as err:
+            call()
+        messages.add(str(err.value))
+    assert messages == {"`0.0 < hurst < 1.0` must hold, but got 1.5"}
+
+
 @pytest.mark.parametrize("shape", [(1, 5), (5, 1), (5,), (3, 1, 4), ()])
 def test_bad_shape_raises(shape):
     with pytest.raises(ValueError, match="shape|sizes"):

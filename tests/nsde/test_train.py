@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,8 @@ import torch
 
 from nsde.data import PRESETS, prepare
 from nsde.models import ModelConfig, NoiseConfig
-from nsde.train import NonFiniteLossError, TrainConfig, accuracy, load_checkpoint, main, train
+from nsde.train import NonFiniteLossError, TrainConfig, _lr_lambda, accuracy, load_checkpoint, train
+from nsde.train.__main__ import main
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +126,31 @@ def test_non_finite_loss_stops_with_epoch_and_step(tiny):
     assert err.value.epoch == 1 and err.value.step == 1
 
 
+def test_training_leaves_the_callers_global_rng_as_it_was(tiny):
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    train(NSDE, tiny, TrainConfig(epochs=1, batch_size=16, seed=5), progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_schedule_warms_up_linearly_then_decays_by_cosine():
+    # 3 epochs of 4 steps, 1 warm-up epoch: the peak holds for two steps (3 and 4), which
+    # timm's CosineLRScheduler does not reproduce (see nsde.train._lr_lambda)
+    factor = _lr_lambda(TrainConfig(epochs=3, warmup_epochs=1.0), 4)
+    assert [factor(s) for s in range(5)] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
+    assert factor(8) == pytest.approx(0.5) and factor(12) == pytest.approx(0.0)
+    assert _lr_lambda(TrainConfig(epochs=2, warmup_epochs=0.0), 4)(0) == 1.0
+
+
+@pytest.mark.parametrize("module, forbidden", [("nsde.train", "nsde.metrics"), ("nsde.metrics", "nsde.train")])
+def test_training_and_metrics_do_not_import_each_other(module, forbidden):
+    """No cycle: the metrics predict through nsde.predict, and `--evaluate` lives in the
+    command (nsde/train/__main__.py), above both."""
+    code = (f"import sys, {module}; "
+            f"bad = sorted(m for m in sys.modules if m.split('.')[:2] == {forbidden!r}.split('.')); assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def test_bad_train_config_raises():
     with pytest.raises(ValueError, match="epochs >= 1"):
         TrainConfig(epochs=0)
@@ -186,7 +214,7 @@ def test_data_parallel_ranks_stay_in_step_and_only_rank_0_checkpoints(tiny, tmp_
 
 
 def test_cli_options_for_the_new_noise_and_data_settings():
-    from nsde.train import _parser, configs_from_args
+    from nsde.train.__main__ import _parser, configs_from_args
 
     data, model, run = configs_from_args(_parser().parse_args(
         ["--sigma-mode", "relative", "--anchor", "corner", "--train-locations", "0,1,2", "--bn-recalibration", "8"]))

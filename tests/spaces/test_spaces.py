@@ -7,6 +7,9 @@ import textwrap
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
+from nsde.models import ModelConfig, NoiseConfig
+from nsde.rules import rules_of
+from nsde.train import TrainConfig
 from spaces import KEYS, Param, SearchSpace, get_space, list_spaces, load_space, space_from_dict
 
 
@@ -22,6 +25,21 @@ def test_named_space_round_trips_through_its_dict_form(name):
     assert space_from_dict(space.to_dict()) == space
     for point in space.points:
         assert set(space.config(point)) <= set(KEYS)
+
+
+def test_keys_take_the_nsde_configs_own_rules():
+    """One rule per value: a space checks a key with its nsde config field's rule, no copy."""
+    configs = {"model": ModelConfig, "noise": NoiseConfig, "train": TrainConfig}
+    for key, rule in KEYS.items():
+        group, name = key.split("/")
+        if key not in ("noise/shape", "train/seed"):  # the search adds 'none' and a note on the seed
+            assert rule is rules_of(configs[group])[name], key
+    assert KEYS["train/epochs"].kind is int and KEYS["noise/depth"].kind is object
+    assert KEYS["noise/shape"].kind is str and KEYS["train/seed"].low == rules_of(TrainConfig)["seed"].low
+    message = r"^search space 'x': train/grad_clip: `value > 0.0` \(or None\) must hold, but got -1.0$"
+    with pytest.raises(ValueError, match=message):
+        SearchSpace(name="x", params={"train/lr": Param(FloatDistribution(0.001, 0.01))},
+                    constants={"train/grad_clip": -1.0})
 
 
 def test_conditions_hurst_only_for_fbm_and_depth_per_backbone():

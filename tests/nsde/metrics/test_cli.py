@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from nsde.metrics.__main__ import main as compare
-from nsde.train import main as train_main
+from nsde.train.__main__ import main as train_main
 
 
 def test_train_evaluate_then_compare(tmp_path, capsys):

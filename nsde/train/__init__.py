@@ -2,23 +2,25 @@
 
     python -m nsde.train --backbone convnext_atto --sigma 0.1 --hurst 0.5 --epochs 15 --out runs/one
 
+(the command is `nsde/train/__main__.py`, kept out of this module's imports because its
+`--evaluate` needs `nsde.metrics`, which must not be imported by training).
+
 AdamW with linear warm-up then cosine decay (per step), optional label smoothing and
 gradient clipping; bf16 autocast and channels_last on CUDA, fp32 on CPU; optional
 torch.compile. Seeded: on CPU two runs with the same seed give the same weights, and a
 run resumed from a checkpoint ends where the uninterrupted run ends (the data order of
 every epoch is derived from (seed, epoch), and the checkpoint holds the optimiser,
-schedule and every RNG state, the noise generator's included). A non-finite loss stops
-the run with `NonFiniteLossError` naming the epoch and step.
+schedule and every RNG state, the noise generator's included). The global RNG is seeded
+inside a fork of it, so a caller's RNG state is the same after `train` as before. A
+non-finite loss stops the run with `NonFiniteLossError` naming the epoch and step.
+`predict` and `accuracy` (from `nsde.predict`) are re-exported for existing callers.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,22 +31,13 @@ import torch.nn.functional as F
 from timm.optim import param_groups_weight_decay
 from tqdm.auto import tqdm
 
-from nsde.data import PRESETS, DataConfig, Split, SpectrogramData, prepare
-from nsde.models import (
-    EVAL_MODES,
-    SIGMA_MODES,
-    ModelConfig,
-    NoiseConfig,
-    NSDEModel,
-    build_model,
-    list_backbones,
-    model_config_from_dict,
-    parse_depth,
-    recalibrate_batchnorm,
-)
-from nsde.noise import ANCHORS
+from nsde.data import SpectrogramData
+from nsde.models import ModelConfig, NSDEModel, build_model, model_config_from_dict, recalibrate_batchnorm
+from nsde.predict import accuracy, predict
+from nsde.rules import Rule, check_fields, ruled
 
 __all__ = [
+    "CHECKPOINT",
     "TrainConfig",
     "EpochMetrics",
     "TrainResult",
@@ -53,6 +46,7 @@ __all__ = [
     "predict",
     "accuracy",
     "resolve_device",
+    "load_checkpoint",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -64,40 +58,25 @@ _RESUMABLE_CHANGES = ("device", "compile", "eval_batch_size")
 class TrainConfig:
     """Optimisation and run settings (None = decided by the device)."""
 
-    epochs: int = 15
-    batch_size: int = 64
-    lr: float = 4e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.0
-    grad_clip: float | None = 1.0
-    seed: int = 0
+    epochs: int = ruled(15, Rule(int, 1))
+    batch_size: int = ruled(64, Rule(int, 1))
+    lr: float = ruled(4e-3, Rule(float, 0.0, open_low=True, doc="peak AdamW learning rate"))
+    weight_decay: float = ruled(0.05, Rule(float, 0.0))
+    warmup_epochs: float = ruled(1.0, Rule(float, 0.0))
+    label_smoothing: float = ruled(0.0, Rule(float, 0.0, 1.0, open_high=True))
+    grad_clip: float | None = ruled(1.0, Rule(float, 0.0, open_low=True, optional=True, doc="max gradient norm"))
+    seed: int = ruled(0, Rule(int, 0, doc="seeds the weights, the data order and the noise"))
     device: str | None = None
     amp: bool | None = None  # bf16 autocast; default: on CUDA only
     channels_last: bool | None = None  # default: on CUDA only
     compile: bool = False
-    eval_batch_size: int = 256
+    eval_batch_size: int = ruled(256, Rule(int, 1))
     # After the last epoch, BatchNorm statistics of a model evaluated with noise off are
     # recomputed on up to this many training batches without noise (0 = never).
-    bn_recalibration: int = 64
+    bn_recalibration: int = ruled(64, Rule(int, 0))
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name} >= 1` must hold, but got {name}={getattr(self, name)}")
-        if self.bn_recalibration < 0:
-            raise ValueError(f"`bn_recalibration >= 0` (batches; 0 = off) must hold, but got {self.bn_recalibration}")
-        if not self.lr > 0:
-            raise ValueError(f"`lr > 0` must hold, but got lr={self.lr}")
-        if self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ValueError(
-                f"`weight_decay >= 0` and `warmup_epochs >= 0` must hold, but got "
-                f"weight_decay={self.weight_decay}, warmup_epochs={self.warmup_epochs}"
-            )
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"`0 <= label_smoothing < 1` must hold, but got {self.label_smoothing}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError(f"`grad_clip > 0` (or None) must hold, but got {self.grad_clip}")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -163,30 +142,8 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=_use_amp(cfg, device))
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 256, device=None, amp: bool = False):
-    """Logits of `model` (in its current mode) for x (N, 1, S, S), batched: (N, K) float32 on CPU."""
-    device = device or next(model.parameters()).device
-    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size].to(device, non_blocking=True).contiguous(memory_format=fmt)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out.append(model(xb).float().cpu())
-    return torch.cat(out) if out else torch.empty(0)
-
-
-def accuracy(model: torch.nn.Module, split: Split, *, batch_size: int = 256, amp: bool = False) -> float:
-    """Top-1 accuracy of `model` in eval mode (its configured evaluation noise) on `split`."""
-    was_training = model.training
-    model.eval()
-    try:
-        logits = predict(model, split.x, batch_size=batch_size, amp=amp)
-    finally:
-        model.train(was_training)
-    return float((logits.argmax(-1) == split.y).float().mean())
-
-
+# Not timm's CosineLRScheduler: it holds the peak lr for one step where this schedule holds it for
+# two (the last warm-up and the first cosine step), so its lrs differ (measured: up to 3 % of the peak).
 def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
     warmup = cfg.warmup_epochs * steps_per_epoch
     total = cfg.epochs * steps_per_epoch
@@ -254,6 +211,13 @@ def train(
         raise ValueError(f"the model has num_classes={model_cfg.num_classes}, but the data set has "
                          f"{len(data.class_names)} classes ({data.class_names}); set ModelConfig.num_classes")
     device = resolve_device(cfg.device)
+    # The run seeds the global RNG (initial weights, drop-path) and sets it on resume; forked,
+    # the caller's RNG is left as it was.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        return _train(model_cfg, data, cfg, device, callback, checkpoint_dir, resume_from, progress)
+
+
+def _train(model_cfg, data, cfg, device, callback, checkpoint_dir, resume_from, progress) -> TrainResult:
     fmt = _memory_format(cfg, device)
     rank, world = _distributed()
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
@@ -404,165 +368,3 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | None = None) -> NS
     model = build_model(model_config_from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(resolve_device(device)).eval()
-
-
-# --------------------------------------------------------------------------------- CLI
-
-
-def _parser() -> argparse.ArgumentParser:
-    from nsde.metrics.evaluate import EVAL_PROFILES  # lazy: nsde.metrics imports this module
-    p = argparse.ArgumentParser(
-        prog="python -m nsde.train",
-        description="Train and evaluate one baseline (sigma 0) or NSDE classifier on the spectrogram data set.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    d, m, n, t = DataConfig(), ModelConfig(), NoiseConfig(), TrainConfig()
-    g = p.add_argument_group("data")
-    g.add_argument("--preset", choices=sorted(PRESETS), default="default", help="data preset to start from")
-    g.add_argument("--examples-per-class", type=int, default=None, help="override the preset's count (synthetic)")
-    g.add_argument("--image-size", type=int, default=None, help="override the preset's image side")
-    g.add_argument("--data-seed", type=int, default=d.seed, help="seed of the generator and the split")
-    g.add_argument("--recordings", default=None, help="folder/file of your recordings instead of synthetic data")
-    g.add_argument("--window", type=int, default=None, help="samples per example cut from recordings")
-    g.add_argument("--cache-dir", default=None, help="data cache (default: $NSDE_CACHE_DIR or ~/.cache/nsde)")
-    g.add_argument("--train-locations", default=None,
-                   help="location shift: train and validate on these location indices (e.g. '0,1,2'), "
-                        "test on the others")
-    g = p.add_argument_group("model")
-    g.add_argument("--backbone", choices=list_backbones(), default=m.backbone)
-    g.add_argument("--drop-path", type=float, default=m.drop_path_rate, help="stochastic-depth rate")
-    g.add_argument("--shape", default=n.shape, help="noise shape: fbm, white or stationary")
-    g.add_argument("--hurst", type=float, default=n.hurst, help="Hurst exponent in (0, 1) (fbm, stationary)")
-    g.add_argument("--sigma", type=float, default=0.1, help="noise intensity; 0 = the deterministic baseline")
-    g.add_argument("--depth", default="all", help="noisy blocks: k (first k), f in (0,1] (fraction), 'stages:0,1', 'all'")
-    g.add_argument("--sigma-mode", choices=SIGMA_MODES, default=n.sigma_mode,
-                   help="absolute: sigma * field; relative: sigma * RMS of the block's output * field")
-    g.add_argument("--anchor", choices=ANCHORS, default=n.anchor,
-                   help="mean: zero-mean fields; corner: the field's own law (fBm with B(0,0) = 0)")
-    g.add_argument("--method", default=n.method, help="fBm method: exact, stein, dense or spectral")
-    g.add_argument("--eval-mode", choices=EVAL_MODES, default=n.eval_mode, help="noise at evaluation")
-    g.add_argument("--mc-samples", type=int, default=n.mc_samples, help="passes averaged by --eval-mode mc")
-    g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=t.epochs)
-    g.add_argument("--batch-size", type=int, default=t.batch_size)
-    g.add_argument("--lr", type=float, default=t.lr, help="peak AdamW learning rate")
-    g.add_argument("--weight-decay", type=float, default=t.weight_decay)
-    g.add_argument("--warmup-epochs", type=float, default=t.warmup_epochs)
-    g.add_argument("--label-smoothing", type=float, default=t.label_smoothing)
-    g.add_argument("--grad-clip", type=float, default=t.grad_clip, help="max gradient norm (<= 0: off)")
-    g.add_argument("--seed", type=int, default=t.seed, help="seeds weights, data order and noise")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    g.add_argument("--compile", action="store_true", help="torch.compile the model")
-    g.add_argument("--bn-recalibration", type=int, default=t.bn_recalibration,
-                   help="training batches to recompute BatchNorm statistics on without noise after the last "
-                        "epoch, for a model evaluated with noise off (0: keep the statistics training collected)")
-    g.add_argument("--out", default=None, help="output folder (default: runs/train-<time>)")
-    g.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
-    g.add_argument("--evaluate", action="store_true",
-                   help="after training, run every metric (noise sweep, APGD, ABC, stability) and print the tables")
-    g.add_argument("--eval-profile", choices=sorted(EVAL_PROFILES), default="fast",
-                   help="fast: fewer APGD steps, smaller subsets; full: the study's settings (slow on CPU)")
-    g.add_argument("--eval-split", choices=("val", "test"), default="val",
-                   help="the split --evaluate scores (select on val; report test once, for what you selected)")
-    return p
-
-
-def configs_from_args(args: argparse.Namespace) -> tuple[DataConfig, ModelConfig, TrainConfig]:
-    """The three frozen configs that the command-line options describe."""
-    data = PRESETS[args.preset]
-    overrides = {"seed": args.data_seed, "cache_dir": args.cache_dir}
-    if args.examples_per_class is not None:
-        overrides["examples_per_class"] = args.examples_per_class
-    if args.image_size is not None:
-        overrides["image_size"] = args.image_size
-    if args.recordings:
-        overrides.update(source="recordings", path=args.recordings, window=args.window)
-    if args.train_locations:
-        try:
-            overrides["train_locations"] = tuple(int(i) for i in args.train_locations.split(","))
-        except ValueError:
-            raise ValueError(f"--train-locations must be comma-separated location indices, but got "
-                             f"{args.train_locations!r}") from None
-    data = dataclasses.replace(data, **overrides)
-    noise = NoiseConfig(
-        shape=args.shape,
-        hurst=args.hurst,
-        sigma=args.sigma,
-        sigma_mode=args.sigma_mode,
-        anchor=args.anchor,
-        depth=parse_depth(args.depth),
-        method=args.method,
-        eval_mode=args.eval_mode,
-        mc_samples=args.mc_samples,
-    )
-    model = ModelConfig(backbone=args.backbone, num_classes=len(data.class_names), drop_path_rate=args.drop_path,
-                        noise=noise)
-    run = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_epochs=args.warmup_epochs,
-        label_smoothing=args.label_smoothing,
-        grad_clip=args.grad_clip if args.grad_clip and args.grad_clip > 0 else None,
-        seed=args.seed,
-        device=args.device,
-        compile=args.compile,
-        bn_recalibration=args.bn_recalibration,
-    )
-    return data, model, run
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        data_cfg, model_cfg, train_cfg = configs_from_args(args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
-    data = prepare(data_cfg, progress=not args.quiet)
-    print(f"data: {data.path} ({data.meta['counts']})")
-
-    def report(m: EpochMetrics, _ckpt) -> None:
-        nsr = "  noise/signal " + " ".join(f"{v:.2f}" for v in m.noise_to_signal.values()) if m.noise_to_signal else ""
-        bn = f"  BatchNorm recalibrated on {m.bn_recalibrated} batches" if m.bn_recalibrated else ""
-        print(
-            f"epoch {m.epoch:3d}  loss {m.train_loss:.4f}  val acc {m.val_accuracy:.4f}  "
-            f"lr {m.lr:.2e}  {m.examples_per_second:7.1f} ex/s  {m.seconds:6.1f} s{nsr}{bn}",
-            flush=True,
-        )
-
-    resume = out / CHECKPOINT if args.resume else None
-    result = train(model_cfg, data, train_cfg, callback=report, checkpoint_dir=out, resume_from=resume,
-                   progress=not args.quiet)
-    test_acc = accuracy(result.model, data.split("test"), batch_size=train_cfg.eval_batch_size)
-    summary = {
-        "model_config": dataclasses.asdict(model_cfg),
-        "train_config": dataclasses.asdict(train_cfg),
-        "data": {"path": str(data.path), "counts": data.meta["counts"], "config": data.meta["config"]},
-        "history": [dataclasses.asdict(m) for m in result.history],
-        "val_accuracy": result.history[-1].val_accuracy if result.history else None,
-        "test_accuracy": test_acc,
-        "checkpoint": str(result.checkpoint) if result.checkpoint else None,
-    }
-    print(f"test accuracy {test_acc:.4f} (n={len(data.indices('test'))})")
-    if args.evaluate:
-        from nsde.metrics import evaluate
-        from nsde.metrics.__main__ import comparison_tables
-        from nsde.metrics.evaluate import eval_config
-
-        report = evaluate(result.model, data, eval_config(args.eval_profile), split=args.eval_split)
-        (out / "eval_report.json").write_text(report.to_json())
-        summary["objectives"] = report.objectives
-        summary["objectives_split"] = report.split
-        print(comparison_tables({out.name: report}))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    print(f"summary: {out / 'summary.json'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
