@@ -36,7 +36,7 @@ def test_keys_take_the_nsde_configs_own_rules():
             assert rule is rules_of(configs[group])[name], key
     assert KEYS["train/epochs"].kind is int and KEYS["noise/depth"].kind is object
     assert KEYS["noise/shape"].kind is str and KEYS["train/seed"].low == rules_of(TrainConfig)["seed"].low
-    message = r"^search space 'x': train/grad_clip: `value > 0.0` \(or None\) must hold, but got -1.0$"
+    message = r"^search space 'x': train/grad_clip: `0.0 < value` \(or None\) must hold, but got -1.0$"
     with pytest.raises(ValueError, match=message):
         SearchSpace(name="x", params={"train/lr": Param(FloatDistribution(0.001, 0.01))},
                     constants={"train/grad_clip": -1.0})
