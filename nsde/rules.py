@@ -71,7 +71,8 @@ class Rule:
         above = "<" if self.open_high else "<="
         if self.low is not None and self.high is not None:
             return f"{self.low} {below} {name} {above} {self.high}"
-        if self.low is not None and name == "value":  # a space's range check: as spaces have always said it
+        # an unnamed value (a space checks its ranges so) reads as a range, low first: "0.0 <= value"
+        if self.low is not None and name == "value":
             return f"{self.low} {below} {name}"
         if self.low is not None:
             return f"{name} {'>' if self.open_low else '>='} {self.low}"
