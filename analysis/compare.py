@@ -133,6 +133,35 @@ def _reports(record: dict[str, Any]) -> list[dict[str, Any]]:
     raise ValueError(f"not a test record nor an EvalReport dict (keys: {sorted(record)})")
 
 
+def _paired_samples(a_reports: list[dict], b_reports: list[dict], name: str, names: tuple[str, str]):
+    """Objective `name`'s per-example values of two trials' paired seeds, side by side.
+
+    Returns (a, b, stat, width, n): `a` and `b` hold the seeds' value columns stacked
+    horizontally (`width` columns a seed, rows = the `n` examples, the same in every seed),
+    `stat` is the objective's statistic of one seed's columns. Raises ValueError when the two
+    trials' examples differ, or one seed's examples differ from seed 0's.
+    """
+    from nsde.metrics import objective_samples
+
+    a_cols, b_cols, stat, reference = [], [], None, None
+    for k, (a_report, b_report) in enumerate(zip(a_reports, b_reports)):
+        ia, va, stat = objective_samples(a_report["per_example"], name)
+        ib, vb, _ = objective_samples(b_report["per_example"], name)
+        if not np.array_equal(ia, ib):
+            raise ValueError(f"the test reports of trial {names[0]} and trial {names[1]} are not paired: "
+                             f"{name} of seed {k} covers different examples ({len(ia)} vs {len(ib)}, "
+                             f"{int(np.sum(~np.isin(ia, ib)))} of {names[0]}'s not in {names[1]}'s); were they "
+                             f"scored with the same evaluation settings?")
+        if reference is None:
+            reference = ia
+        elif not np.array_equal(ia, reference):
+            raise ValueError(f"the test reports of trial {names[0]} and trial {names[1]} cover other examples "
+                             f"in seed {k} than in seed 0 ({name}): the seeds were scored with other settings")
+        a_cols.append(va)
+        b_cols.append(vb)
+    return np.hstack(a_cols), np.hstack(b_cols), stat, a_cols[0].shape[1], len(reference)
+
+
 def paired_test(member: dict[str, Any], baseline: dict[str, Any], objectives: Sequence[tuple[str, str]], *,
                 names: tuple[str, str] = ("member", "baseline"), resamples: int | None = None,
                 seed: int | None = None) -> pd.DataFrame:
@@ -161,7 +190,7 @@ def paired_test(member: dict[str, Any], baseline: dict[str, Any], objectives: Se
         ValueError: the two were not scored on the same split or the same examples (naming
             both trials, the objective and the seed).
     """
-    from nsde.metrics import OBJECTIVE_METRICS, mcnemar, objective_samples, paired_difference
+    from nsde.metrics import OBJECTIVE_METRICS, mcnemar, paired_difference
 
     a_reports, b_reports = _reports(member), _reports(baseline)
     seeds = min(len(a_reports), len(b_reports))
@@ -179,26 +208,7 @@ def paired_test(member: dict[str, Any], baseline: dict[str, Any], objectives: Se
     for name, mode in objectives:
         if name not in OBJECTIVE_METRICS:  # not a statistic of per-example values: nothing to pair
             continue
-        a_cols, b_cols, stat, n = [], [], None, 0
-        reference = None
-        for k in range(seeds):
-            ia, va, stat = objective_samples(a_reports[k]["per_example"], name)
-            ib, vb, _ = objective_samples(b_reports[k]["per_example"], name)
-            if not np.array_equal(ia, ib):
-                raise ValueError(f"the test reports of trial {names[0]} and trial {names[1]} are not paired: "
-                                 f"{name} of seed {k} covers different examples ({len(ia)} vs {len(ib)}, "
-                                 f"{int(np.sum(~np.isin(ia, ib)))} of {names[0]}'s not in {names[1]}'s); were they "
-                                 f"scored with the same evaluation settings?")
-            if reference is None:
-                reference = ia
-            elif not np.array_equal(ia, reference):
-                raise ValueError(f"the test reports of trial {names[0]} and trial {names[1]} cover other examples "
-                                 f"in seed {k} than in seed 0 ({name}): the seeds were scored with other settings")
-            a_cols.append(va)
-            b_cols.append(vb)
-            n = len(ia)
-        width = a_cols[0].shape[1]
-        a_all, b_all = np.hstack(a_cols), np.hstack(b_cols)
+        a_all, b_all, stat, width, n = _paired_samples(a_reports[:seeds], b_reports[:seeds], name, names)
 
         def over_seeds(values: np.ndarray, stat=stat, width=width) -> float:
             return float(np.mean([stat(values[:, k * width:(k + 1) * width]) for k in range(seeds)]))

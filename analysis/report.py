@@ -264,32 +264,37 @@ def location_table(search: Search, trial_ids: list[str], *, prefix: str = "") ->
     return out
 
 
-def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
-    """The report of `search` as an HTML string; each figure also goes to `figures_dir` as PNG."""
-    from analysis import plots
+class _Page:
+    """The report being written: its HTML parts in order and its figures (key -> base64 PNG)."""
 
-    parts: list[str] = []
-    figures: dict[str, str] = {}
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.figures: dict[str, str] = {}
 
-    def figure(key: str, fig, caption: str) -> None:
-        data = _png(fig)
-        figures[key] = data
-        parts.append(_img(data, caption))
+    def add(self, *parts: str) -> None:
+        self.parts.extend(parts)
 
-    df = search.trials
+    def figure(self, key: str, fig, caption: str) -> None:
+        self.figures[key] = data = _png(fig)
+        self.parts.append(_img(data, caption))
+
+
+def _profile(search: Search) -> str:
+    return "final profile" if search.has_final else "search profile"
+
+
+def _summary(page: _Page, search: Search) -> None:
+    """The title, the table of what the search was and found, and how to read it."""
+    df, final = search.trials, search.has_final
     counts = df["status"].value_counts().to_dict()
-    final = search.has_final
-    profile = "final profile" if final else "search profile"
     ref = search.reference_point()
     has_ref = bool(np.isfinite(ref).all())  # an unbounded objective without any finite value has none
     hv_search = hypervolume(search.values(), search.directions, ref) if has_ref else None
     hv_final = hypervolume(search.values(final=True), search.directions, ref) if final and has_ref else None
     seconds = search.timing.get("total_s")
-    n_flagged = int(_flags(df).sum())
     held = _held_out_ids(search)
     seeds = int(df.loc[held, f"{TEST_PREFIX}seeds"].fillna(1).max()) if held else 0
-    parts.append(f"<h1>Search {html.escape(search.name)}</h1>")
-    parts.append("<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in [
+    rows = [
         ("source", search.source), ("status", search.status),
         ("objectives", ", ".join(f"{n} ({m})" for n, m in search.objectives)),
         ("splits", f"{VALIDATION}: every trial, both fronts, the hypervolumes; {TEST}: "
@@ -297,143 +302,171 @@ def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
                       f"{'s' if seeds > 1 else ''} each)" if held else "not scored")),
         ("trials", ", ".join(f"{counts.get(s, 0)} {s}" for s in ("complete", "pruned", "failed")) + f" of {len(df)}"),
         ("flagged trials (an attack sanity check failed)",
-         f"{n_flagged}, " + ("kept on the fronts (--keep-flagged)" if search.keep_flagged else "kept off the fronts")),
+         f"{int(_flags(df).sum())}, "
+         + ("kept on the fronts (--keep-flagged)" if search.keep_flagged else "kept off the fronts")),
         ("wall time", f"{seconds / 60:.1f} min" if seconds else "-"),
         (f"hypervolume ({VALIDATION}, search profile, all complete trials)", _fmt(hv_search)),
         (f"hypervolume ({VALIDATION}, final profile, re-scored trials)", _fmt(hv_final) if final else "not re-scored"),
         ("reference point", ", ".join(f"{n} {r:.3g}" for n, r in zip(search.objective_names, ref))),
         ("space", search.settings.get("space", search.space.get("name", "-"))),
         ("written", time.strftime("%Y-%m-%d %H:%M:%S")),
-    ]) + "</table>")
-    parts.append("<p class='note'>The hypervolume is the share of objective space the trials dominate, measured "
-                 "from the reference point (0 for accuracies and ABC, which lie in [0, 1]; 1 would be a perfect "
-                 "model on every objective). The Pareto front holds the trials no other trial beats on every "
-                 "objective at once; the knee point (*) is the front member closest to the ideal point once each "
-                 "objective is rescaled to the front's range. The search chooses everything on the validation "
-                 "split; the test split is touched once, at the end, for what it chose, so the held-out numbers "
-                 "below are unbiased estimates.</p>")
+    ]
+    page.add(f"<h1>Search {html.escape(search.name)}</h1>",
+             "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>"
+                                 f"{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>")
+    page.add("<p class='note'>The hypervolume is the share of objective space the trials dominate, measured "
+             "from the reference point (0 for accuracies and ABC, which lie in [0, 1]; 1 would be a perfect "
+             "model on every objective). The Pareto front holds the trials no other trial beats on every "
+             "objective at once; the knee point (*) is the front member closest to the ideal point once each "
+             "objective is rescaled to the front's range. The search chooses everything on the validation "
+             "split; the test split is touched once, at the end, for what it chose, so the held-out numbers "
+             "below are unbiased estimates.</p>")
 
-    parts.append("<h2>Pareto front</h2>")
-    if final:
-        parts.append("<p class='note'>Final profile (the front re-scored at full attack strength). Values are "
-                     "estimates with their 95 % interval.</p>"
-                     + _table(front_table(search, final=True), VALIDATION, "final profile"))
+
+def _fronts(page: _Page, search: Search) -> None:
+    """The Pareto front in the final profile (if re-scored) and in the search profile."""
+    page.add("<h2>Pareto front</h2>")
+    if search.has_final:
+        page.add("<p class='note'>Final profile (the front re-scored at full attack strength). Values are "
+                 "estimates with their 95 % interval.</p>"
+                 + _table(front_table(search, final=True), VALIDATION, "final profile"))
         if search.front_change:
             fc = search.front_change
-            parts.append(f"<p class='note'>Of {len(fc.get('search_front', []))} search-front trials, "
-                         f"{len(fc.get('kept', []))} stay on the final front; dropped: {fc.get('dropped') or 'none'}; "
-                         f"joined: {fc.get('added') or 'none'}.</p>")
-    parts.append("<p class='note'>Search profile (every trial's cheap evaluation):</p>"
-                 + _table(front_table(search, final=False), VALIDATION, "search profile"))
+            page.add(f"<p class='note'>Of {len(fc.get('search_front', []))} search-front trials, "
+                     f"{len(fc.get('kept', []))} stay on the final front; dropped: {fc.get('dropped') or 'none'}; "
+                     f"joined: {fc.get('added') or 'none'}.</p>")
+    page.add("<p class='note'>Search profile (every trial's cheap evaluation):</p>"
+             + _table(front_table(search, final=False), VALIDATION, "search profile"))
 
-    parts.append("<h2>Held-out test estimates</h2>")
-    if held:
-        parts.append("<p class='note'>The final front and the deterministic baseline, scored once on the test "
-                     "split after the search had chosen them on validation (nothing was selected on these "
-                     "numbers). Value [95 % interval]; <i>n</i>: the examples behind each number; with several "
-                     "training seeds each number is the mean over the seeds (retrained on the same data) with a "
-                     "two-level bootstrap interval (seeds, then examples).</p>"
-                     + _table(held_out_table(search), TEST, "held out, final profile"))
+
+def _held_out(page: _Page, search: Search) -> None:
+    """The test-split estimates of the final front and the baseline, and their paired comparison."""
+    page.add("<h2>Held-out test estimates</h2>")
+    if _held_out_ids(search):
+        page.add("<p class='note'>The final front and the deterministic baseline, scored once on the test "
+                 "split after the search had chosen them on validation (nothing was selected on these "
+                 "numbers). Value [95 % interval]; <i>n</i>: the examples behind each number; with several "
+                 "training seeds each number is the mean over the seeds (retrained on the same data) with a "
+                 "two-level bootstrap interval (seeds, then examples).</p>"
+                 + _table(held_out_table(search), TEST, "held out, final profile"))
     else:
-        parts.append("<p class='note'>The search scored nothing on the test split (run without the final "
-                     "re-evaluation, or before held-out scoring existed).</p>")
-
-    parts.append("<h2>Paired comparison with the baseline (test split)</h2>")
-    parts.append("<p class='note'>Each final-front member against the baseline on the same test examples "
-                 "(seed k against seed k with several seeds): the difference member - baseline, signed so that "
-                 "positive is better for the member whatever the direction, with its paired-bootstrap 95 % "
-                 "interval and two-sided p-value, and for clean accuracy the exact McNemar p-value on the "
-                 "examples where the two models disagree. Pairing removes the variation the two models share, "
-                 "so it tells smaller differences apart than comparing two intervals does.</p>")
+        page.add("<p class='note'>The search scored nothing on the test split (run without the final "
+                 "re-evaluation, or before held-out scoring existed).</p>")
+    page.add("<h2>Paired comparison with the baseline (test split)</h2>",
+             "<p class='note'>Each final-front member against the baseline on the same test examples "
+             "(seed k against seed k with several seeds): the difference member - baseline, signed so that "
+             "positive is better for the member whatever the direction, with its paired-bootstrap 95 % "
+             "interval and two-sided p-value, and for clean accuracy the exact McNemar p-value on the "
+             "examples where the two models disagree. Pairing removes the variation the two models share, "
+             "so it tells smaller differences apart than comparing two intervals does.</p>")
     try:
         paired = paired_versus_baseline(search)
-        parts.append(_table(paired_table(paired), TEST, "held out, paired with the baseline")
-                     if not paired.empty else "<p>none (no held-out records, no baseline, or the front is only "
-                                               "the baseline)</p>")
+        page.add(_table(paired_table(paired), TEST, "held out, paired with the baseline")
+                 if not paired.empty else "<p>none (no held-out records, no baseline, or the front is only "
+                                           "the baseline)</p>")
     except (ValueError, KeyError) as err:  # unpaired reports, or records without per-example outcomes
-        parts.append(f"<p class='note'>not compared: {html.escape(str(err))}</p>")
+        page.add(f"<p class='note'>not compared: {html.escape(str(err))}</p>")
 
-    parts.append("<h2>Deterministic (sigma 0) vs NSDE models</h2>")
-    parts.append("<p class='note'>The study found that NSDE models give up a few points of clean accuracy for "
-                 "robustness to random noise and APGD attacks and a higher ABC. The first table compares the two "
-                 "kinds on and off the front; the second puts each front member next to the deterministic "
-                 "baseline (positive: better than the baseline; <i>separated</i>: the two 95 % intervals do not "
-                 "overlap, a comparison of intervals, not of pairs; the paired test is above).</p>")
-    parts.append(_table(group_summary(search, final=final), VALIDATION, profile))
-    parts.append(_table(versus_baseline(search, final=final), VALIDATION, profile + ", intervals compared"))
 
-    parts.append("<h2>Sanity checks of the attack</h2>")
-    parts.append("<p class='note'>The adaptive-attack checks behind the APGD numbers: at eps -> 0 robust accuracy "
-                 "equals clean accuracy (<i>eps_zero</i>); at a very large eps it reaches chance "
-                 "(<i>large_eps</i>); for stochastic models more EOT samples do not change it beyond noise "
-                 "(<i>eot</i>) and the noise-off twin's adversarial examples are not stronger (<i>transfer</i>). "
-                 "n/a: not applicable (a model without noise at evaluation). A trial that fails one is "
-                 "<b>flagged</b>: its robustness number is suspect, and "
-                 + ("the search kept such trials on its fronts (--keep-flagged)." if search.keep_flagged
-                    else "the fronts leave it out (--keep-flagged keeps it).")
-                 + " Final-profile numbers where the trial was re-scored, else the search profile's; "
-                   "<i>test</i>: the verdict on the held-out split.</p>")
-    parts.append(_table(check_table(search), VALIDATION, "final profile where re-scored; column 'test': test split"))
+def _deterministic_and_checks(page: _Page, search: Search) -> None:
+    """Deterministic vs NSDE models, and the attack's sanity checks of every trial."""
+    profile = _profile(search)
+    page.add("<h2>Deterministic (sigma 0) vs NSDE models</h2>",
+             "<p class='note'>The study found that NSDE models give up a few points of clean accuracy for "
+             "robustness to random noise and APGD attacks and a higher ABC. The first table compares the two "
+             "kinds on and off the front; the second puts each front member next to the deterministic "
+             "baseline (positive: better than the baseline; <i>separated</i>: the two 95 % intervals do not "
+             "overlap, a comparison of intervals, not of pairs; the paired test is above).</p>",
+             _table(group_summary(search, final=search.has_final), VALIDATION, profile),
+             _table(versus_baseline(search, final=search.has_final), VALIDATION, profile + ", intervals compared"))
+    page.add("<h2>Sanity checks of the attack</h2>",
+             "<p class='note'>The adaptive-attack checks behind the APGD numbers: at eps -> 0 robust accuracy "
+             "equals clean accuracy (<i>eps_zero</i>); at a very large eps it reaches chance "
+             "(<i>large_eps</i>); for stochastic models more EOT samples do not change it beyond noise "
+             "(<i>eot</i>) and the noise-off twin's adversarial examples are not stronger (<i>transfer</i>). "
+             "n/a: not applicable (a model without noise at evaluation). A trial that fails one is "
+             "<b>flagged</b>: its robustness number is suspect, and "
+             + ("the search kept such trials on its fronts (--keep-flagged)." if search.keep_flagged
+                else "the fronts leave it out (--keep-flagged keeps it).")
+             + " Final-profile numbers where the trial was re-scored, else the search profile's; "
+               "<i>test</i>: the verdict on the held-out split.</p>",
+             _table(check_table(search), VALIDATION, "final profile where re-scored; column 'test': test split"))
 
-    complete = int((df["status"] == "complete").sum())
-    if complete:
-        parts.append("<h2>Objectives pairwise</h2>")
-        figure("scatter_matrix", plots.scatter_matrix(search, final=final),
-               f"Validation split, {profile}: each pair of objectives; coloured: Pareto-optimal, grey: dominated, "
-               "square: deterministic, star: knee point, black edge: the baseline. Diagonal: each objective's "
-               "distribution.")
-        if final:
-            parts.append("<h2>Search profile vs final profile</h2>")
-            figure("front_shift", plots.front_shift(search),
-                   "Validation split: how the re-scored trials moved between the cheap search evaluation and the "
-                   "full-strength one.")
-        parts.append("<h2>Parameters and objectives</h2>")
-        figure("parallel_coordinates", plots.parallel_coordinates(search, final=final),
-               f"Validation split, {profile}: one line a trial; each axis scaled to its range (labels: its ends or "
-               "categories).")
-        if has_ref:
-            parts.append("<h2>Hypervolume over the search</h2>")
-            figure("hypervolume", plots.hypervolume_curves(search, ref), "Validation split, search profile: "
-                   "hypervolume of the trials ended so far; it rises only when a trial extends the front.")
-        base = baseline_id(search, final=final)
-        chosen = front_and_baseline(search, final=final)
-        parts.append("<h2>Noise-sweep curves</h2>")
-        figure("sweep_curves", plots.sweep_curves(search, chosen),
-               f"Validation split, {profile}: accuracy as input noise grows, for the front's members and the "
-               "deterministic baseline (dashed).")
-        locations = location_table(search, chosen)
-        if not locations.empty:
-            parts.append("<h2>Accuracy per sensor location</h2>")
-            parts.append("<p class='note'>Clean accuracy of the front's members and the baseline at each sensor "
-                         "location, from the injection point (left) to main power (right): where the noise floor "
-                         "rises and the channel low-passes the harmonics away.</p>"
-                         + _table(locations, VALIDATION, "search profile"))
-            tested = location_table(search, _held_out_ids(search), prefix=TEST_PREFIX)
-            if not tested.empty:
-                parts.append(_table(tested, TEST, "held out, final profile"))
-        parts.append("<h2>Attributions</h2>")
-        parts.append("<p class='note'>Integrated Gradients and NoiseTunnel maps on one example of each of the first "
-                     "four classes (as the study's Figure 4); sharper, less noisy maps are better. A regular "
-                     "grid (ResNet: blobs every 16-32 px; ConvNeXt: a 4-px texture, block edges every 16-32 px) "
-                     "is the backbone's downsampling lattice, not the spectrogram: compare maps within one "
-                     "backbone (docs/metrics.md, 'Attribution maps').</p>")
-        knee = search.knee(final=final)
-        picks = ([knee] if knee else []) + [t for t in chosen if t != knee]
-        for tid in picks[:MAX_ATTRIBUTION_FIGURES]:
-            path = search.artifact(tid, "attributions.png")
-            if path is not None:
-                label = "baseline" if tid == base else "knee point" if tid == knee else "front"
-                parts.append(_img(base64.b64encode(path.read_bytes()).decode(), f"trial {tid} ({label})"))
-        hursts = front_hursts(search, final=final)
-        if hursts:
-            parts.append("<h2>Injected noise of the front</h2>")
-            figure("noise_surfaces", plots.noise_surfaces(hursts),
-                   "Fractional Brownian surfaces at the front's Hurst exponents (H < 0.5 rough, H > 0.5 smooth).")
 
+def _objective_figures(page: _Page, search: Search) -> None:
+    """The objectives pairwise, the search-to-final shift, parallel coordinates and the hypervolume curve."""
+    from analysis import plots
+
+    final, profile = search.has_final, _profile(search)
+    page.add("<h2>Objectives pairwise</h2>")
+    page.figure("scatter_matrix", plots.scatter_matrix(search, final=final),
+                f"Validation split, {profile}: each pair of objectives; coloured: Pareto-optimal, grey: dominated, "
+                "square: deterministic, star: knee point, black edge: the baseline. Diagonal: each objective's "
+                "distribution.")
+    if final:
+        page.add("<h2>Search profile vs final profile</h2>")
+        page.figure("front_shift", plots.front_shift(search),
+                    "Validation split: how the re-scored trials moved between the cheap search evaluation and the "
+                    "full-strength one.")
+    page.add("<h2>Parameters and objectives</h2>")
+    page.figure("parallel_coordinates", plots.parallel_coordinates(search, final=final),
+                f"Validation split, {profile}: one line a trial; each axis scaled to its range (labels: its ends or "
+                "categories).")
+    ref = search.reference_point()
+    if np.isfinite(ref).all():
+        page.add("<h2>Hypervolume over the search</h2>")
+        page.figure("hypervolume", plots.hypervolume_curves(search, ref), "Validation split, search profile: "
+                    "hypervolume of the trials ended so far; it rises only when a trial extends the front.")
+
+
+def _front_figures(page: _Page, search: Search) -> None:
+    """The front against the baseline: noise sweeps, accuracy per location, attributions, injected noise."""
+    from analysis import plots
+
+    final, profile = search.has_final, _profile(search)
+    base = baseline_id(search, final=final)
+    chosen = front_and_baseline(search, final=final)
+    page.add("<h2>Noise-sweep curves</h2>")
+    page.figure("sweep_curves", plots.sweep_curves(search, chosen),
+                f"Validation split, {profile}: accuracy as input noise grows, for the front's members and the "
+                "deterministic baseline (dashed).")
+    locations = location_table(search, chosen)
+    if not locations.empty:
+        page.add("<h2>Accuracy per sensor location</h2>",
+                 "<p class='note'>Clean accuracy of the front's members and the baseline at each sensor "
+                 "location, from the injection point (left) to main power (right): where the noise floor "
+                 "rises and the channel low-passes the harmonics away.</p>"
+                 + _table(locations, VALIDATION, "search profile"))
+        tested = location_table(search, _held_out_ids(search), prefix=TEST_PREFIX)
+        if not tested.empty:
+            page.add(_table(tested, TEST, "held out, final profile"))
+    page.add("<h2>Attributions</h2>",
+             "<p class='note'>Integrated Gradients and NoiseTunnel maps on one example of each of the first "
+             "four classes (as the study's Figure 4); sharper, less noisy maps are better. A regular "
+             "grid (ResNet: blobs every 16-32 px; ConvNeXt: a 4-px texture, block edges every 16-32 px) "
+             "is the backbone's downsampling lattice, not the spectrogram: compare maps within one "
+             "backbone (docs/metrics.md, 'Attribution maps').</p>")
+    knee = search.knee(final=final)
+    picks = ([knee] if knee else []) + [t for t in chosen if t != knee]
+    for tid in picks[:MAX_ATTRIBUTION_FIGURES]:
+        path = search.artifact(tid, "attributions.png")
+        if path is not None:
+            label = "baseline" if tid == base else "knee point" if tid == knee else "front"
+            page.add(_img(base64.b64encode(path.read_bytes()).decode(), f"trial {tid} ({label})"))
+    hursts = front_hursts(search, final=final)
+    if hursts:
+        page.add("<h2>Injected noise of the front</h2>")
+        page.figure("noise_surfaces", plots.noise_surfaces(hursts),
+                    "Fractional Brownian surfaces at the front's Hurst exponents (H < 0.5 rough, H > 0.5 smooth).")
+
+
+def _trials(page: _Page, search: Search) -> None:
+    """The failed trials with their errors, and every trial with its parameters, objectives and checks."""
+    df, final = search.trials, search.has_final
     failed = df[df["status"] == "failed"]
     if len(failed):
-        parts.append("<h2>Failed trials</h2>" + _table(failed[["failure", "run_id"]]))
-    parts.append("<h2>All trials</h2>")
+        page.add("<h2>Failed trials</h2>" + _table(failed[["failure", "run_id"]]))
+    page.add("<h2>All trials</h2>")
     checks = _check_names(search)
     table = df.copy()
     table["attack checks"] = [_checks_cell(row, "", checks) for _, row in df.iterrows()]
@@ -442,14 +475,26 @@ def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
         table["final attack checks"] = [_checks_cell(row, "final_", checks) if row["rescored"] else "-"
                                         for _, row in df.iterrows()]
         cols += [f"final_{n}" for n in search.objective_names] + ["final attack checks"]
-    parts.append(_table(table[[c for c in cols if c in table]].rename(columns=lambda c: c.split("/")[-1]),
-                        VALIDATION, "search profile; final_: final profile; flagged: an attack check failed"))
+    page.add(_table(table[[c for c in cols if c in table]].rename(columns=lambda c: c.split("/")[-1]),
+                    VALIDATION, "search profile; final_: final profile; flagged: an attack check failed"))
 
+
+def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
+    """The report of `search` as an HTML string; each figure also goes to `figures_dir` as PNG."""
+    page = _Page()
+    _summary(page, search)
+    _fronts(page, search)
+    _held_out(page, search)
+    _deterministic_and_checks(page, search)
+    if (search.trials["status"] == "complete").any():  # the figures need at least one trial's objectives
+        _objective_figures(page, search)
+        _front_figures(page, search)
+    _trials(page, search)
     if figures_dir is not None:
         figures_dir.mkdir(parents=True, exist_ok=True)
-        for key, data in figures.items():
+        for key, data in page.figures.items():
             (figures_dir / f"{key}.png").write_bytes(base64.b64decode(data))
-    body = "\n".join(parts)
+    body = "\n".join(page.parts)
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(search.name)} report</title>"
             f"<style>{_CSS}</style></head><body>{body}</body></html>")
 

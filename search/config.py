@@ -24,8 +24,7 @@ def trial_configs(config: Mapping[str, Any], *, num_classes: int | None = None) 
     unknown = set(flat) - set(KEYS)
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; known keys: {list(KEYS)}")
-    flat = {k: int(v) if KEYS[k].kind is int and isinstance(v, float) and v.is_integer() else v
-            for k, v in flat.items()}  # YAML may give 8.0 for an integer key
+    flat = {k: KEYS[k].coerce(v) for k, v in flat.items()}  # YAML may give 8.0 for an integer key
     model, noise, train = ({k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(group + "/")}
                            for group in ("model", "noise", "train"))
     if noise.get("shape", NoiseConfig().shape) == "none":  # the deterministic baseline: no hooks, sigma 0
