@@ -22,10 +22,10 @@ from analysis.compare import (
 )
 from analysis.hypervolume import BOUNDS, hypervolume, hypervolume_progress, reference_point
 from analysis.load import Search, load_runs, load_search, load_tune
-from analysis.pareto import knee_index, pareto_front, pareto_mask, pareto_ranks, to_maximise
+from analysis.pareto import crowding_distance, knee_index, pareto_front, pareto_mask, pareto_ranks, to_maximise
 
 __all__ = [
-    "BOUNDS", "Search", "baseline_id", "front_and_baseline", "front_hursts", "group_summary", "hypervolume",
+    "BOUNDS", "Search", "baseline_id", "crowding_distance", "front_and_baseline", "front_hursts", "group_summary", "hypervolume",
     "hypervolume_progress", "knee_index", "load_runs", "load_search", "load_tune", "paired_test",
     "paired_versus_baseline", "pareto_front", "pareto_mask", "pareto_ranks", "reference_point", "to_maximise",
     "versus_baseline",

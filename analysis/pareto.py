@@ -15,7 +15,7 @@ import moocore
 import numpy as np
 import pandas as pd
 
-__all__ = ["knee_index", "pareto_front", "pareto_mask", "pareto_ranks", "to_maximise"]
+__all__ = ["crowding_distance", "knee_index", "pareto_front", "pareto_mask", "pareto_ranks", "to_maximise"]
 
 
 def to_maximise(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
@@ -76,6 +76,33 @@ def pareto_ranks(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     if finite.any():
         ranks[finite] = moocore.pareto_rank(v[finite], maximise=True)
     return ranks
+
+
+def crowding_distance(values: np.ndarray) -> np.ndarray:
+    """NSGA-II's crowding distance of each row of one front (Deb et al. 2002): per objective,
+    the gap between a row's two neighbours in sort order over the front's range, summed.
+    The rows at either end of an objective get inf; an objective on which the rows are all
+    equal adds 0 (and has no ends). Scale-free (each objective over its own range) and direction-free (a gap is
+    the same read either way), so `values` may be as reported.
+
+    Args:
+        values: (K, M) finite objective values of K mutually non-dominated rows.
+
+    Returns:
+        (K,) distances; larger = a less crowded region of the front.
+    """
+    v = np.asarray(values, dtype=float)
+    k = len(v)
+    distance = np.zeros(k)
+    if k <= 2:
+        return np.full(k, np.inf)
+    for column in v.T:
+        order = np.argsort(column, kind="stable")
+        span = column[order[-1]] - column[order[0]]
+        if span > 0:  # (on a flat objective no row is an end)
+            distance[order[0]] = distance[order[-1]] = np.inf
+            distance[order[1:-1]] += (column[order[2:]] - column[order[:-2]]) / span
+    return distance
 
 
 def knee_index(values: np.ndarray, directions: Sequence[str]) -> int:

@@ -3,11 +3,12 @@ suite, relative to one training epoch and to the default space's 5-epoch trainin
 
     python bench/bench_eval.py                    # the default space's pair of profiles, on CPU
     python bench/bench_eval.py --preset paper --backbones convnext_base --profiles fast full   # a GPU
+    python bench/bench_eval.py --profiles rung --name eval-rung    # MOASHA's rung evaluation
 
 Trains each model for one epoch (timed), then runs nsde.metrics.evaluate (validation split)
 with each profile and eval mode, and reports every metric's seconds, its ratio to the
 training epoch and, for the total, to `--budget-epochs` epochs (the default space trains 5).
-Writes bench/results/eval-<preset>-<device>.json.
+Writes bench/results/eval-<preset>-<device>.json (or <--name>-<device>.json).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main() -> None:
     p.add_argument("--eval-modes", nargs="+", default=["off", "on"], choices=["off", "on", "mc"])
     p.add_argument("--budget-epochs", type=int, default=5, help="the training run the evaluation is compared with")
     p.add_argument("--device", default=None)
+    p.add_argument("--name", default=None, help="results file name (default: eval-<preset>)")
     args = p.parse_args()
     device = pick_device(args.device)
     data = prepare(PRESETS[args.preset])
@@ -57,7 +59,7 @@ def main() -> None:
                                  "settings": f"attack {cfg.attack_subset}x{cfg.apgd_steps} steps, eot {cfg.eot_iter}, "
                                              f"abc {cfg.abc_subset}x{cfg.abc_samples}, checks {cfg.checks}"})
                 print(rows[-1], flush=True)
-    path = write_results(f"eval-{args.preset}", device, vars(args), rows)
+    path = write_results(args.name or f"eval-{args.preset}", device, vars(args), rows)
     print(table(rows, ["backbone", "eval mode", "profile", "metric", "seconds", "x epoch",
                        f"x {args.budget_epochs} epochs", "epoch s"]))
     print(f"written: {path}")

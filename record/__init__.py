@@ -14,6 +14,7 @@ from record.files import (
     FINAL_REPORTS,
     MODEL_FILE,
     REPORT_FILE,
+    RUNGS_FILE,
     SEARCH_FILE,
     TEST_FILE,
     TEST_REPORTS,
@@ -26,6 +27,8 @@ from record.objectives import (
     EVALUATED,
     METRICS,
     OBJECTIVE_SPLIT,
+    RUNG_EPOCH,
+    RUNG_PREFIX,
     SCHEDULER_METRICS,
     TEST_PREFIX,
     Objective,
@@ -45,7 +48,8 @@ from record.trial import (
 
 __all__ = [
     "CHECKS_PASSED", "DATA_FILE", "DEFAULT_OBJECTIVES", "EVALUATED", "FIGURE_FILE", "FINAL_FILE", "FINAL_REPORTS",
-    "FINAL_REPORT_FILE", "METRICS", "MODEL_FILE", "OBJECTIVE_SPLIT", "REPORT_FILE", "SCHEDULER_METRICS", "SEARCH_FILE",
+    "FINAL_REPORT_FILE", "METRICS", "MODEL_FILE", "OBJECTIVE_SPLIT", "REPORT_FILE", "RUNGS_FILE",
+    "RUNG_EPOCH", "RUNG_PREFIX", "SCHEDULER_METRICS", "SEARCH_FILE",
     "STATUSES", "TEST_FILE", "TEST_PREFIX", "TEST_REPORTS", "TIMING_FILE", "Objective", "SearchFile", "TrialRecord",
     "failed_checks", "flatten", "from_result", "is_deterministic", "last_error_line", "parse_objectives",
     "trial_status", "unflatten",

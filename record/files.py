@@ -4,6 +4,7 @@ into MLflow, and what `analysis` reads back.
     <storage path>/<name>/search.json               SearchFile: objectives, final and test numbers
     <storage path>/<name>/final_reports/<id>.json   EvalReport.to_dict() of the final profile (val)
     <storage path>/<name>/test_reports/<id>.json    {"seeds": [...], "reports": [...]} on test
+    <storage path>/<name>/rungs.json                the MOASHA rung tables and decisions
     <trial checkpoint>/model.pt, eval_report.json, attributions.png, data.json
 """
 
@@ -17,10 +18,11 @@ from typing import Any
 from record.objectives import OBJECTIVE_SPLIT, Objective
 
 __all__ = ["DATA_FILE", "FIGURE_FILE", "FINAL_FILE", "FINAL_REPORT_FILE", "FINAL_REPORTS", "MODEL_FILE", "REPORT_FILE",
-           "SEARCH_FILE", "TEST_FILE", "TEST_REPORTS", "TIMING_FILE", "SearchFile"]
+           "RUNGS_FILE", "SEARCH_FILE", "TEST_FILE", "TEST_REPORTS", "TIMING_FILE", "SearchFile"]
 
 SEARCH_FILE = "search.json"
 TIMING_FILE = "timing.json"
+RUNGS_FILE = "rungs.json"  # search.moasha.RungTables.to_dict()
 FINAL_REPORTS = "final_reports"
 TEST_REPORTS = "test_reports"
 # a trial's checkpoint folder; REPORT_FILE and FIGURE_FILE are also its MLflow artifacts

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from nsde.metrics.evaluate import OBJECTIVE_METRICS, OBJECTIVES
 
-__all__ = ["CHECKS_PASSED", "DEFAULT_OBJECTIVES", "EVALUATED", "METRICS", "OBJECTIVE_SPLIT", "SCHEDULER_METRICS",
-           "TEST_PREFIX", "Objective", "parse_objectives"]
+__all__ = ["CHECKS_PASSED", "DEFAULT_OBJECTIVES", "EVALUATED", "METRICS", "OBJECTIVE_SPLIT", "RUNG_EPOCH",
+           "RUNG_PREFIX", "SCHEDULER_METRICS", "TEST_PREFIX", "Objective", "parse_objectives"]
 
 # Scalar metrics a trial reports at its end, with the direction that is better: every
 # objective of an evaluation (nsde.metrics.OBJECTIVE_METRICS, all on the validation split)
@@ -30,6 +30,10 @@ TEST_PREFIX = "test_"
 # applicable sanity check of the attack passed, 0.0 when one failed, NaN when none applied.
 EVALUATED = "evaluated"
 CHECKS_PASSED = "checks_passed"
+# A rung result (`--scheduler moasha`): `rung_epoch` and every objective of the cheap rung
+# evaluation as `rung_<objective>` (validation split); never taken for a trial's objectives.
+RUNG_EPOCH = "rung_epoch"
+RUNG_PREFIX = "rung_"
 
 
 @dataclass(frozen=True)

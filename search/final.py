@@ -25,27 +25,29 @@ from search.evaluate import evaluate_checkpoint, run_tasks
 from search.settings import SearchContext
 from search.tracking import log_final, log_held_out
 
-__all__ = ["FrontChange", "finish", "front_change", "front_ids", "held_out", "pick_baseline", "reevaluate",
+__all__ = ["FrontChange", "as_search", "finish", "front_change", "front_ids", "held_out", "pick_baseline", "reevaluate",
            "replicate_seeds"]
 
 logger = logging.getLogger(__name__)
 
 
-def _search(records: Sequence[TrialRecord], objectives: Sequence[Objective], keep_flagged: bool) -> Search:
-    return Search.from_records("", records, objectives, settings={"keep_flagged": keep_flagged})
+def as_search(records: Sequence[TrialRecord], objectives: Sequence[Objective], *, keep_flagged: bool = False,
+              name: str = "") -> Search:
+    """The records as an `analysis.Search`, whose fronts, baseline and tables the driver uses."""
+    return Search.from_records(name, records, objectives, settings={"keep_flagged": keep_flagged})
 
 
 def front_ids(records: Sequence[TrialRecord], objectives: Sequence[Objective], *, final: bool = False,
               keep_flagged: bool = False) -> list[str]:
     """Ids of the Pareto-optimal records (complete ones; NaN values never qualify; flagged ones
     only with `keep_flagged`): `analysis.Search.front`."""
-    return _search(records, objectives, keep_flagged).front(final=final)
+    return as_search(records, objectives, keep_flagged=keep_flagged).front(final=final)
 
 
 def pick_baseline(records: Sequence[TrialRecord]) -> TrialRecord | None:
     """The deterministic (sigma = 0) trial with the best validation accuracy, if the search ran one
     (`analysis.baseline_id`)."""
-    tid = baseline_id(_search(records, (Objective("clean_accuracy", "max"),), False)) if records else None
+    tid = baseline_id(as_search(records, (Objective("clean_accuracy", "max"),))) if records else None
     return next((r for r in records if r.trial_id == tid), None)
 
 

@@ -13,7 +13,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 
 from nsde.train import TrainConfig
-from record import SCHEDULER_METRICS, TrialRecord, from_result
+from record import RUNGS_FILE, SCHEDULER_METRICS, TrialRecord, from_result
+from search.moasha import MOASHAScheduler, rung_epochs
 from search.searcher import fail_orphans, make_searcher
 from search.settings import SearchContext, SearchSettings
 from search.tracking import TrialTracker, child_run_ids, close_lost_runs
@@ -29,7 +30,7 @@ def tune_trials(ctx: SearchContext) -> list[TrialRecord]:
 
     trainable = _trainable(ctx)
     tracker = TrialTracker(ctx.settings.mlflow_uri, ctx.experiment_id, ctx.parent_run_id, ctx.name,
-                           state_file=ctx.exp_dir / TRACKER_FILE)
+                           state_file=ctx.exp_dir / TRACKER_FILE, rungs_file=ctx.exp_dir / RUNGS_FILE)
     with _tune_environment(ctx.settings):
         # the restored experiment runs the tracker Tune pickled with it: the same parent run, and
         # it finds each trial's child run again by its tag
@@ -71,8 +72,11 @@ def _trainable(ctx: SearchContext):
         trainable = ddp_trainable(workers=s.workers, use_gpu=s.gpus_per_trial > 1,
                                   storage_path=f"{ctx.storage}/{ctx.name}-ddp")
         resources = {"cpu": 1, "gpu": 0}
-    return tune.with_resources(tune.with_parameters(trainable, data_path=ctx.data_path, eval_cfg=ctx.search_cfg,
-                                                    threads=int(max(1, s.cpus_per_trial))), resources)
+    params = {"data_path": ctx.data_path, "eval_cfg": ctx.search_cfg, "threads": int(max(1, s.cpus_per_trial))}
+    if s.scheduler == "moasha":  # (plain trials only: SearchSettings refuses DDP with moasha)
+        params.update(rung_epochs=rung_epochs(s.grace_period, s.reduction_factor, max_epochs(ctx.space)),
+                      rung_cfg=ctx.rung_cfg)
+    return tune.with_resources(tune.with_parameters(trainable, **params), resources)
 
 
 @contextlib.contextmanager
@@ -126,6 +130,9 @@ def _scheduler(ctx: SearchContext):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     s = ctx.settings
+    if s.scheduler == "moasha":
+        return MOASHAScheduler(ctx.objectives, max_t=max_epochs(ctx.space), grace_period=s.grace_period,
+                               reduction_factor=s.reduction_factor, state_file=ctx.exp_dir / RUNGS_FILE)
     if s.scheduler != "asha":
         return FIFOScheduler()
     # stop_last_trials=False: a trial that reaches max_t still runs its evaluation
@@ -135,7 +142,7 @@ def _scheduler(ctx: SearchContext):
 
 
 def max_epochs(space) -> int:
-    """The most epochs a trial of `space` can run (ASHA's max_t)."""
+    """The most epochs a trial of `space` can run (ASHA's and MOASHA's max_t)."""
     p = space.params.get("train/epochs")
     if p is None:
         return int(space.constants.get("train/epochs", TrainConfig().epochs))

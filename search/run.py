@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import socket
 import sys
 import time
@@ -25,16 +24,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from record import METRICS, OBJECTIVE_SPLIT, TEST_PREFIX, TIMING_FILE, SearchFile, TrialRecord, parse_objectives
+from record import METRICS, OBJECTIVE_SPLIT, TIMING_FILE, SearchFile, TrialRecord, parse_objectives
 from search.config import trial_configs
-from search.final import FrontChange, finish, front_ids, pick_baseline
+from search.final import FrontChange, as_search, finish, front_ids, pick_baseline
 from search.launch import max_epochs, tracker_state, tune_trials
 from search.searcher import SAMPLERS
 from search.settings import SCHEDULERS, SearchContext, SearchSettings
 from search.tracking import (
     check_mlflow,
     find_parent_run,
-    front_table,
     log_parent,
     log_pareto_model,
     mlflow_ui_hint,
@@ -107,9 +105,9 @@ def _prepare(settings: SearchSettings) -> SearchContext:
         raise ValueError(f"unknown data preset {preset!r}; known presets: {sorted(PRESETS)}")
     for point in space.points:  # a starting point the nsde configs reject fails now, not in a trial
         trial_configs(space.config(point))
-    if settings.scheduler == "asha" and settings.grace_period >= max_epochs(space):
-        raise ValueError(f"`--grace-period < epochs` must hold for ASHA, but got grace period "
-                         f"{settings.grace_period} and at most {max_epochs(space)} epochs")
+    if settings.scheduler in ("asha", "moasha") and settings.grace_period >= max_epochs(space):
+        raise ValueError(f"`--grace-period < epochs` must hold for {settings.scheduler.upper()}, but got grace "
+                         f"period {settings.grace_period} and at most {max_epochs(space)} epochs")
     check_mlflow(settings.mlflow_uri)
     _check_ray_address(settings.address)
     name = settings.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -117,7 +115,7 @@ def _prepare(settings: SearchSettings) -> SearchContext:
     return SearchContext(settings, space, objectives, PRESETS[preset],
                          eval_config(settings.search_profile or space.search_profile, seed=settings.seed),
                          eval_config(settings.final_profile or space.final_profile, seed=settings.seed),
-                         name, storage, exp_dir)
+                         name, storage, exp_dir, rung_cfg=eval_config(settings.rung_profile, seed=settings.seed))
 
 
 def _storage(path: str, name: str) -> tuple[str, Path]:
@@ -272,37 +270,26 @@ def _write_report(ctx: SearchContext, path: Path) -> Path | None:
 
 
 def format_front(outcome: SearchOutcome) -> str:
-    """The Pareto-optimal trials (selected on validation): parameters, objectives and failed
-    sanity checks, one row each; then their held-out test numbers and the baseline's; then the
-    trials whose attack failed a sanity check."""
+    """The Pareto-optimal trials (selected on validation): parameters, objectives and the attack's
+    checks, one row each; then their held-out test numbers and the baseline's; then the trials
+    whose attack failed a sanity check. The tables are the report's (`analysis.report`), as text."""
+    from analysis.report import front_table, held_out_table
+
     final = outcome.change is not None
-    table = front_table(outcome.rows, outcome.front, outcome.objectives, final=final)
-    if not table:
+    search = as_search(outcome.rows, outcome.objectives, keep_flagged=outcome.keep_flagged, name=outcome.name)
+    table = front_table(search, final=final).drop(columns="run id")
+    if table.empty:
         return "no trial completed; see the Tune folder and the MLflow runs for the reasons"
-    params = sorted({k for r in table for k in r if "/" in k and k not in ("train/seed",)})
-    header = ["trial"] + [p.split("/")[1] for p in params] + [o.name for o in outcome.objectives] + ["checks"]
-    body = [[r["trial_id"]] + [_cell(r.get(p)) for p in params] + [_cell(r[o.name]) for o in outcome.objectives]
-            + [("FAILED " + ",".join(r["checks_failed"])) if r["checks_failed"] else "ok"] for r in table]
     which = "final profile" if final else "search profile"
-    text = (f"Pareto-optimal trials (selected on the {OBJECTIVE_SPLIT} split, {which}; all objectives "
-            f"{', '.join(o.name + ':' + o.mode for o in outcome.objectives)}):\n" + _text_table(header, body))
-    return text + _format_held_out(outcome) + _format_flagged(outcome)
-
-
-def _format_held_out(outcome: SearchOutcome) -> str:
-    tested = [r for r in outcome.rows if r.test]
-    if not tested:
-        return ""
-    seeds = int(tested[0].test.get(f"{TEST_PREFIX}seeds", 1))
-    base = pick_baseline(outcome.rows)
-    header = ["trial", "role"] + [o.name for o in outcome.objectives]
-    body = []
-    for r in sorted(tested, key=lambda r: r.trial_id not in outcome.front):
-        role = ", ".join(name for name, on in (("front", r.trial_id in outcome.front),
-                                               ("baseline", base is not None and r.trial_id == base.trial_id)) if on)
-        body.append([r.trial_id, role] + [_interval(r.test, f"{TEST_PREFIX}{o.name}") for o in outcome.objectives])
-    return (f"\n\nHeld-out TEST estimates of the final front and the baseline (scored once; value [95 % "
-            f"interval], {seeds} training seed{'s' if seeds > 1 else ''} each):\n" + _text_table(header, body))
+    text = (f"Pareto-optimal trials (selected on the {OBJECTIVE_SPLIT} split, {which}; value [95 % interval]; "
+            f"* knee point):\n" + _text_table(table))
+    held = held_out_table(search)
+    if not held.empty:
+        seeds = int(held["seeds"].max())
+        held = held[[c for c in held.columns if not c.endswith(" n")]]  # the HTML report gives the counts
+        text += (f"\n\nHeld-out TEST estimates of the final front and the baseline (scored once; value [95 % "
+                 f"interval], {seeds} training seed{'s' if seeds > 1 else ''} each):\n" + _text_table(held))
+    return text + _format_flagged(outcome)
 
 
 def _format_flagged(outcome: SearchOutcome) -> str:
@@ -316,26 +303,12 @@ def _format_flagged(outcome: SearchOutcome) -> str:
         f"  {r.trial_id}: {', '.join(failed_checks(r.numbers(final=True)))}" for r in flagged)
 
 
-def _text_table(header: list[str], body: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)) for line in [header, *body])
-
-
-def _interval(values: dict[str, float], name: str) -> str:
-    v, lo, hi = values.get(name), values.get(f"{name}_low"), values.get(f"{name}_high")
-    if v is None or not math.isfinite(v):
-        return "-"
-    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{v:.3f}"
-    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+def _text_table(df) -> str:
+    """A frame of formatted cells as aligned text, its index (the trial ids) first."""
+    header = ["trial", *map(str, df.columns)]
+    body = [[str(tid), *map(str, row)] for tid, row in zip(df.index, df.itertuples(index=False))]
+    widths = [max(len(x) for x in col) for col in zip(header, *body)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in [header, *body])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -349,9 +322,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,
                    help="Optuna sampler; 'seeded' = scrambled Sobol sequence (quasi-random, fixed by --seed)")
     p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler,
-                   help="fifo: every trial runs to the end; asha: stop weak trials early on --scheduler-metric")
+                   help="fifo: every trial runs to the end; asha: stop weak trials early on --scheduler-metric; "
+                        "moasha: stop trials early on all objectives, from a rung evaluation")
     p.add_argument("--scheduler-metric", default=d.scheduler_metric, help="the per-epoch metric ASHA compares")
-    p.add_argument("--grace-period", type=int, default=d.grace_period, help="ASHA: epochs before a trial may stop")
+    p.add_argument("--grace-period", type=int, default=d.grace_period,
+                   help="ASHA, MOASHA: epochs before a trial may stop (the first rung)")
+    p.add_argument("--reduction-factor", type=float, default=d.reduction_factor,
+                   help="MOASHA: eta; rungs at grace period x eta^k epochs, the top 1/eta of a rung continue")
+    p.add_argument("--rung-profile", default=d.rung_profile, help="MOASHA: evaluation profile of the rungs")
     p.add_argument("--gpus-per-trial", type=float, default=d.gpus_per_trial,
                    help="GPUs per trial; a fraction packs several trials on one GPU, N > 1 runs each trial as "
                         "a DDP job over N GPUs (Ray Train TorchTrainer)")

@@ -5,7 +5,10 @@ searcher that keeps early-stopped trials out of the study's COMPLETE ones.
 public ask/tell API (Ray's own `OptunaSearch` would have to be reached into). It tells
 Optuna COMPLETE only for a trial whose last result carries its evaluation
 (`record.EVALUATED`): when a scheduler (ASHA) stops a trial early, its last result is a
-partial, per-epoch one, and Ray's `OptunaSearch` would record those values as final.
+partial, per-epoch one, and Ray's `OptunaSearch` would record those values as final. A
+trial's MOASHA rung results (`rung_epoch`, `rung_<objective>`) become user attributes of its
+Optuna trial (`rung_<epoch>`: {objective: value}), and a trial stopped at a rung also gets
+`stopped_at_rung`: PRUNED, with what it showed kept, never COMPLETE with early values.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from record import EVALUATED, Objective, unflatten
+from record import EVALUATED, RUNG_EPOCH, RUNG_PREFIX, Objective, unflatten
 from spaces import SearchSpace
 
 __all__ = ["SAMPLERS", "NSDEOptunaSearch", "define_by_run", "fail_orphans", "make_sampler", "make_searcher"]
@@ -105,17 +108,26 @@ class NSDEOptunaSearch(Searcher):
         for point in points_to_evaluate or ():
             self.study.enqueue_trial(point)
         self.trials: dict[str, int] = {}  # Tune trial id -> Optuna trial number
+        self.asked: dict[str, optuna.Trial] = {}  # Tune trial id -> its Optuna trial, until told
         self.told: set[str] = set()  # Tune trial ids whose Optuna trial is finished
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         trial = self.study.ask()
         self.trials[trial_id] = trial.number
+        self.asked[trial_id] = trial
         return unflatten(self.space(trial))
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._keep_rung(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self.told or trial_id not in self.trials:
             return  # a trial replayed after a --resume, told already
         if error or not result or not result.get(EVALUATED):
+            # Tune hands a scheduler-stopped trial's last (rung) result only here
+            epoch = self._keep_rung(trial_id, result)
+            if epoch is not None and not error:
+                self.asked[trial_id].set_user_attr("stopped_at_rung", epoch)
             return self._tell(trial_id, None, TrialState.FAIL if error else TrialState.PRUNED)
         values = [result.get(m) for m in self.metric]
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
@@ -125,20 +137,34 @@ class NSDEOptunaSearch(Searcher):
             return self._tell(trial_id, None, TrialState.FAIL)
         return self._tell(trial_id, [float(v) for v in values], TrialState.COMPLETE)
 
+    def _keep_rung(self, trial_id: str, result: dict | None) -> int | None:
+        """A rung result's values as the Optuna trial's user attribute `rung_<epoch>`; its epoch."""
+        epoch = (result or {}).get(RUNG_EPOCH)
+        trial = self.asked.get(trial_id)
+        if epoch is None or trial is None or not math.isfinite(float(epoch)):
+            return None
+        values = {k.removeprefix(RUNG_PREFIX): float(v) for k, v in result.items()
+                  if k.startswith(RUNG_PREFIX) and k != RUNG_EPOCH and isinstance(v, (int, float))}
+        trial.set_user_attr(f"rung_{int(epoch)}", values)
+        return int(epoch)
+
     def _tell(self, trial_id: str, values: list[float] | None, state: TrialState) -> None:
         # skip_if_finished: a trial replayed after a --resume may have been told already
         self.study.tell(self.trials[trial_id], values, state=state, skip_if_finished=True)
         self.told.add(trial_id)
+        self.asked.pop(trial_id, None)
 
     def save(self, checkpoint_path: str) -> None:
         # The study itself pickles (an RDB storage as its URL, an in-memory one with its trials).
         with open(checkpoint_path, "wb") as f:
-            pickle.dump({"space": self.space, "study": self.study, "trials": self.trials, "told": self.told}, f)
+            pickle.dump({"space": self.space, "study": self.study, "trials": self.trials, "told": self.told,
+                         "asked": self.asked}, f)
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             state = pickle.load(f)
         self.space, self.study, self.trials, self.told = state["space"], state["study"], state["trials"], state["told"]
+        self.asked = state.get("asked", {})
 
 
 def fail_orphans(study: optuna.Study) -> int:

@@ -14,7 +14,7 @@ from search.searcher import SAMPLERS
 
 __all__ = ["SCHEDULERS", "SearchContext", "SearchSettings"]
 
-SCHEDULERS = ("fifo", "asha")
+SCHEDULERS = ("fifo", "asha", "moasha")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class SearchSettings:
     scheduler: str = "fifo"
     scheduler_metric: str = "val_accuracy"
     grace_period: int = 1
+    reduction_factor: float = 3.0
+    rung_profile: str = "rung"
     gpus_per_trial: float = 0.0
     cpus_per_trial: float = 1.0
     max_concurrent: int | None = None
@@ -68,6 +70,11 @@ class SearchSettings:
             raise ValueError(f"`--max-failures >= 0` must hold, but got {self.max_failures}")
         if self.grace_period < 1:
             raise ValueError(f"`--grace-period >= 1` must hold, but got {self.grace_period}")
+        if not self.reduction_factor > 1:
+            raise ValueError(f"`--reduction-factor > 1` must hold, but got {self.reduction_factor}")
+        if self.scheduler == "moasha" and self.workers > 1:
+            raise ValueError("--scheduler moasha runs its rung evaluations in plain trials only; DDP trials "
+                             "(--ddp-workers or --gpus-per-trial above 1) support fifo and asha")
         if self.address is not None and self.address.startswith("ray://"):
             raise ValueError(f"--address {self.address}: Ray Client (ray://) is not supported, because the "
                              f"search's MLflow callback must run in this process; run the search on the head "
@@ -106,6 +113,7 @@ class SearchContext:
     experiment_id: str = ""
     parent_run_id: str = ""
     timing: dict[str, Any] = field(default_factory=dict)
+    rung_cfg: Any = None  # nsde.metrics.EvalConfig of MOASHA's rung evaluations (--scheduler moasha)
 
     @property
     def tune_path(self) -> str:

@@ -38,6 +38,7 @@ from record import (
     MODEL_FILE,
     OBJECTIVE_SPLIT,
     REPORT_FILE,
+    RUNG_PREFIX,
     STATUSES,
     TEST_FILE,
     TEST_PREFIX,
@@ -47,9 +48,10 @@ from record import (
     last_error_line,
     trial_status,
 )
+from search.moasha import read_decisions
 
 __all__ = ["TRIAL_TAG", "TrialTracker", "check_mlflow", "child_run_ids", "close_lost_runs", "failure_reason",
-           "find_parent_run", "front_table", "log_final", "log_held_out", "log_numbers", "log_parent",
+           "find_parent_run", "front_records", "log_final", "log_held_out", "log_numbers", "log_parent",
            "log_pareto_model", "mlflow_ui_hint", "start_parent_run"]
 
 logger = logging.getLogger(__name__)
@@ -65,9 +67,14 @@ _EPOCH_KEYS = ("train_loss", "val_accuracy", "lr", "seconds", "examples_per_seco
 _EPOCH_PREFIX = "nsr_"  # the measured noise-to-signal ratio per stage (nsde.train.EpochMetrics.flat)
 
 
+STOP_TAG = "nsde.stopped_at_rung"  # a trial MOASHA stopped: the rung's epoch, and why (STOP_REASON_TAG)
+STOP_REASON_TAG = "nsde.stop_reason"
+
+
 def _is_epoch_key(key: str) -> bool:
-    """A per-epoch curve (logged at step = epoch), not a number of the evaluation."""
-    return key in _EPOCH_KEYS or key.startswith(_EPOCH_PREFIX)
+    """A per-epoch curve (logged at step = epoch), not a number of the evaluation; MOASHA's rung
+    results (`rung_<objective>`) are curves over the rungs."""
+    return key in _EPOCH_KEYS or key.startswith((_EPOCH_PREFIX, RUNG_PREFIX))
 
 
 def check_mlflow(uri: str, *, timeout: float = 5.0) -> None:
@@ -147,9 +154,10 @@ class TrialTracker(Callback):
     """Tune callback: mirrors each trial into its child run (params, epochs, objectives, files)."""
 
     def __init__(self, uri: str, experiment_id: str, parent_run_id: str, search_name: str,
-                 state_file: Path | None = None) -> None:
+                 state_file: Path | None = None, rungs_file: Path | None = None) -> None:
         self.uri, self.experiment_id, self.parent_run_id, self.search_name = uri, experiment_id, parent_run_id, search_name
         self.state_file = state_file
+        self.rungs_file = rungs_file  # MOASHA's decisions (search.moasha), to say why a trial stopped
         self.runs: dict[str, str] = {}  # trial id -> child run id
         self.started: dict[str, float] = {}  # trial id -> time of its first start (driver clock)
         self.wall_seconds: dict[str, float] = {}  # trial id -> start to end, as the driver sees it
@@ -232,7 +240,16 @@ class TrialTracker(Callback):
         status = trial_status(trial.last_result, errored=False)  # pruned: stopped before its evaluation
         if status == "complete":
             self._log_outputs(run_id, trial)
-        self._ended(trial, run_id, status, RunStatus.FINISHED)
+        tags = self._stop_tags(trial) if status == "pruned" else None
+        self._ended(trial, run_id, status, RunStatus.FINISHED, tags=tags)
+
+    def _stop_tags(self, trial) -> dict[str, str]:
+        """Where and why a scheduler stopped the trial (MOASHA's decision, when it made one)."""
+        decision = read_decisions(self.rungs_file).get(trial.trial_id) if self.rungs_file else None
+        if decision is not None:
+            return {STOP_TAG: str(decision.epoch), STOP_REASON_TAG: decision.reason()}
+        epoch = int((trial.last_result or {}).get("epoch", 0))
+        return {STOP_REASON_TAG: f"stopped by the scheduler after epoch {epoch}, before its evaluation"}
 
     def on_experiment_end(self, trials, **info) -> None:
         if self.state_file is not None:
@@ -370,8 +387,8 @@ def log_held_out(client: MlflowClient, record: TrialRecord, held: dict) -> None:
     client.log_dict(record.run_id, held, TEST_FILE)
 
 
-def front_table(records: Sequence[TrialRecord], front: Sequence[str], objectives, *, final: bool
-                ) -> list[dict[str, Any]]:
+def front_records(records: Sequence[TrialRecord], front: Sequence[str], objectives, *, final: bool
+                  ) -> list[dict[str, Any]]:
     """The front's members as `pareto_search.json` / `pareto_final.json` hold them (validation numbers)."""
     by_id = {r.trial_id: r for r in records}
     table = []
@@ -390,9 +407,9 @@ def log_parent(client: MlflowClient, parent_id: str, objectives, records: Sequen
                front: Sequence[str], change, timing: dict[str, Any]) -> None:
     """The search's own numbers: the fronts, how they moved, held-out estimates, timing, counts."""
     search_front = list(change.search_front) if change else list(front)
-    client.log_dict(parent_id, front_table(records, search_front, objectives, final=False), "pareto_search.json")
+    client.log_dict(parent_id, front_records(records, search_front, objectives, final=False), "pareto_search.json")
     if change is not None:
-        client.log_dict(parent_id, front_table(records, front, objectives, final=True), "pareto_final.json")
+        client.log_dict(parent_id, front_records(records, front, objectives, final=True), "pareto_final.json")
         client.log_dict(parent_id, asdict(change), "front_change.json")
         client.set_tag(parent_id, "nsde.front_change", change.summary()[:4000])
     tested = {r.trial_id: r.test for r in records if r.test}

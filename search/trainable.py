@@ -26,7 +26,7 @@ from ray import tune
 from nsde.data import load
 from nsde.metrics import EvalConfig, attribution_figure, evaluate
 from nsde.metrics.evaluate import LOCATION_PREFIX
-from nsde.train import CHECKPOINT, EpochMetrics, train
+from nsde.train import CHECKPOINT, EpochMetrics, load_checkpoint, train
 from record import (
     CHECKS_PASSED,
     DATA_FILE,
@@ -37,17 +37,22 @@ from record import (
     MODEL_FILE,
     OBJECTIVE_SPLIT,
     REPORT_FILE,
+    RUNG_EPOCH,
+    RUNG_PREFIX,
 )
 from search.config import trial_configs
 
 __all__ = ["check_metrics", "epoch_result", "evaluation_metrics", "replay_if_finished", "report_final",
-           "restore_checkpoint", "run_trial", "write_outputs"]
+           "restore_checkpoint", "rung_result", "run_trial", "write_outputs"]
 
 _NAN_OBJECTIVES = {name: math.nan for name in METRICS if name != "val_accuracy"}
 
 
-def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, threads: int) -> None:
-    """Train and evaluate the trial `config` (flat keys) on the data set at `data_path`."""
+def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, threads: int,
+              rung_epochs: tuple[int, ...] = (), rung_cfg: EvalConfig | None = None) -> None:
+    """Train and evaluate the trial `config` (flat keys) on the data set at `data_path`; at
+    each of `rung_epochs` before its last epoch, also run the rung evaluation `rung_cfg`
+    (`--scheduler moasha`)."""
     torch.set_num_threads(max(1, threads))
     logging.getLogger("ray").setLevel(logging.WARNING)  # no "Checkpoint successfully created" per epoch
     data = load(data_path)  # memory-mapped: every trial shares the driver's cache by reference
@@ -64,7 +69,10 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
                 # The last epoch goes out with the evaluation: ASHA stops a trial whose result
                 # reaches max_t, which would cut the evaluation off.
                 return
-            tune.report(epoch_result(m), checkpoint=tune.Checkpoint.from_directory(str(ckpt_path.parent)))
+            result = epoch_result(m)
+            if m.epoch in rung_epochs and rung_cfg is not None:
+                result.update(rung_result(ckpt_path, data, rung_cfg, m.epoch))
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(ckpt_path.parent)))
 
         result = train(model_cfg, data, train_cfg, callback=report_epoch, checkpoint_dir=work,
                        resume_from=resume, progress=False)
@@ -81,6 +89,17 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
 def epoch_result(m: EpochMetrics) -> dict[str, Any]:
     """A per-epoch result: the epoch's numbers, every objective key NaN, not evaluated."""
     return {**m.flat(), **_NAN_OBJECTIVES, EVALUATED: False}
+
+
+def rung_result(ckpt_path: Path, data, rung_cfg: EvalConfig, epoch: int) -> dict[str, float]:
+    """The rung evaluation of the model saved at `ckpt_path` (validation split): `rung_epoch`,
+    each objective as `rung_<name>` and its cost `rung_seconds`. It runs on a copy of the model
+    and under a forked RNG, so training goes on exactly as it would without it."""
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
+        report = evaluate(load_checkpoint(ckpt_path), data, rung_cfg, split=OBJECTIVE_SPLIT)
+    values = {f"{RUNG_PREFIX}{name}": est.value for name, est in report.objective_estimates().items()}
+    return {RUNG_EPOCH: float(epoch), **values, f"{RUNG_PREFIX}seconds": time.perf_counter() - start}
 
 
 def evaluation_metrics(report) -> dict[str, float]:

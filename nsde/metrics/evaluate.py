@@ -170,6 +170,11 @@ EVAL_PROFILES: dict[str, dict] = {
     "cpu-search": dict(apgd_steps=20, eot_iter=2, attack_subset=32, abc_subset=64, abc_samples=32, ig_steps=16,
                        stability_subset=16, stability_draws=2, sweep_subset=128, resamples=1000),
     "cpu-final": dict(attack_subset=64, abc_subset=128, stability_subset=32),  # full strength, smaller subsets
+    # MOASHA's rung evaluation (--scheduler moasha): a ranking signal part-way through
+    # training, not a number to report: 10 APGD steps without EOT or sanity checks on 32
+    # examples, ABC 64 x 16, the sweeps on 128 examples, few bootstrap resamples
+    "rung": dict(apgd_steps=10, eot_iter=1, attack_subset=32, abc_subset=64, abc_samples=16, ig_steps=8,
+                 stability_subset=8, stability_draws=1, checks=False, sweep_subset=128, resamples=200),
 }
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import knee_index, pareto_front, pareto_mask, pareto_ranks
+from analysis import crowding_distance, knee_index, pareto_front, pareto_mask, pareto_ranks
 
 
 def test_two_objective_front_with_a_dominated_point():
@@ -90,3 +90,15 @@ def test_pareto_front_of_a_table_keeps_its_rows():
     assert front["name"].tolist() == ["a", "b"]
     with pytest.raises(ValueError, match=r"objectives \['speed'\] are not columns"):
         pareto_front(df, ["speed"], ["max"])
+
+
+def test_crowding_distance_of_a_known_front():
+    # NSGA-II's definition worked out by hand: ends inf; (0.4, 0.6): (0.45 - 0.1) / 0.8 +
+    # (0.9 - 0.55) / 0.8; (0.45, 0.55): (0.9 - 0.4) / 0.8 + (0.6 - 0.1) / 0.8
+    front = np.array([[0.1, 0.9], [0.4, 0.6], [0.45, 0.55], [0.9, 0.1]])
+    assert crowding_distance(front) == pytest.approx([np.inf, 0.875, 1.25, np.inf])
+    # scale-free: rescaling an objective changes nothing; a flat objective adds nothing and has no ends
+    assert crowding_distance(front * [10.0, 1.0]) == pytest.approx(crowding_distance(front))
+    flat = np.array([[0.1, 0.5], [0.4, 0.5], [0.9, 0.5]])
+    assert crowding_distance(flat) == pytest.approx([np.inf, 1.0, np.inf])
+    assert crowding_distance(front[:2]).tolist() == [np.inf, np.inf]  # two points: both are ends

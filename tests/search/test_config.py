@@ -137,6 +137,24 @@ def test_the_searcher_survives_tunes_save_and_restore_with_its_trials(tmp_path):
     assert _trial(db).values == [0.5, 0.25]
 
 
+def test_a_restored_searcher_keeps_a_stopped_trials_rung_values(tmp_path):
+    """MOASHA: the rung result that stopped a trial reaches the searcher only in
+    on_trial_complete; after a --resume (save/restore) it still lands on the Optuna trial."""
+    db = f"sqlite:///{tmp_path / 'o.db'}"
+    ours = _searcher(NSDEOptunaSearch, get_space("default"), db)
+    ours.on_trial_result("t1", {"rung_epoch": 1.0, "rung_clean_accuracy": 0.4, "rung_apgd_accuracy": 0.1})
+    ours.save(str(tmp_path / "searcher.pkl"))
+    restored = NSDEOptunaSearch(space=define_by_run(get_space("default")), metric=["clean_accuracy", "apgd_accuracy"],
+                                mode=["max", "max"], sampler=optuna.samplers.RandomSampler(seed=1))
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored.on_trial_complete("t1", {"rung_epoch": 3.0, "rung_clean_accuracy": 0.2, "rung_apgd_accuracy": 0.0,
+                                      "clean_accuracy": math.nan, "apgd_accuracy": math.nan, "evaluated": False})
+    trial = _trial(db)
+    assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs["stopped_at_rung"] == 3
+    assert trial.user_attrs["rung_1"] == {"clean_accuracy": 0.4, "apgd_accuracy": 0.1}
+    assert trial.user_attrs["rung_3"] == {"clean_accuracy": 0.2, "apgd_accuracy": 0.0}
+
+
 def test_fail_orphans_fails_only_trials_left_running(tmp_path):
     study = optuna.create_study(directions=["maximize"], storage=f"sqlite:///{tmp_path / 'o.db'}")
     done, orphan = study.ask(), study.ask()

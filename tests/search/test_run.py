@@ -233,6 +233,39 @@ def test_stopped_trials_are_pruned_and_a_nan_trial_fails_cleanly(local_ray, tmp_
     assert ">Failed trials<" in html and "non-finite training loss" in html
 
 
+def test_moasha_stops_a_trial_at_its_rung_on_the_objectives_and_says_why(local_ray, tmp_path):
+    """The learning trial passes its rungs (alone there); the one that cannot learn meets it at
+    the epoch-1 rung, ranks behind it on both objectives and stops: PRUNED in Optuna with its
+    rung values, a pruned MLflow run with the rung and the reason, rung curves logged."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    outcome = run_search(SearchSettings(
+        space=str(HERE / "stop_space.yaml"), num_samples=2, storage_path=str(tmp_path / "runs"), mlflow_uri=uri,
+        name="moasha", scheduler="moasha", grace_period=1, reduction_factor=2, max_concurrent=1,
+        objectives="clean_accuracy,sweep_area", final=False))
+    status = {r.config["train/lr"]: r for r in outcome.rows}
+    learner, stuck = status[4e-3], status[1e-9]
+    assert learner.status == "complete" and learner.metrics["epoch"] == 4
+    assert stuck.status == "pruned" and stuck.metrics["epoch"] == 1 and stuck.metrics["rung_epoch"] == 1
+    assert stuck.metrics["rung_clean_accuracy"] < learner.metrics["clean_accuracy"]
+
+    study = optuna.load_study(study_name="moasha", storage=f"sqlite:///{outcome.experiment_dir / 'optuna.db'}")
+    trials = {t.params["train/lr"]: t for t in study.trials if t.params}  # (the third point was never asked)
+    assert trials[1e-9].state == optuna.trial.TrialState.PRUNED and trials[1e-9].values is None
+    assert trials[1e-9].user_attrs["stopped_at_rung"] == 1
+    assert trials[1e-9].user_attrs["rung_1"]["clean_accuracy"] == pytest.approx(stuck.metrics["rung_clean_accuracy"])
+    assert trials[4e-3].state == optuna.trial.TrialState.COMPLETE
+    assert set(trials[4e-3].user_attrs) == {"rung_1", "rung_2"}
+
+    client = MlflowClient(uri)
+    runs = {r.data.tags["nsde.trial_id"]: r for r in _children(client, outcome.experiment_id, outcome.parent_run_id)}
+    pruned = runs[stuck.trial_id]
+    assert pruned.data.tags["nsde.status"] == "pruned" and pruned.data.tags["nsde.stopped_at_rung"] == "1"
+    assert pruned.data.tags["nsde.stop_reason"].startswith("stopped at the epoch-1 rung: ranked 2 of 2")
+    assert "clean_accuracy" not in pruned.data.metrics  # its rung values never pass for its objectives
+    curve = client.get_metric_history(runs[learner.trial_id].info.run_id, "rung_clean_accuracy")
+    assert [m.step for m in curve] == [1, 2]
+
+
 def _closed_port() -> int:
     return _free_port()  # bound, then released: nothing listens there
 
