@@ -142,6 +142,12 @@ class Search:
             ok = ok & ~self.trials[column].fillna(False).to_numpy(dtype=bool)
         return ok
 
+    def config(self, trial_id: str) -> dict[str, Any]:
+        """A trial's flat config as plain Python values, as the trial was configured (the
+        table's cells back to ints, tuples and strings; keys the trial does not set left out)."""
+        row = self.trials.loc[trial_id]
+        return {k: _plain(row[k]) for k in self.params if k in row and not _is_missing(row[k])}
+
     def values(self, *, final: bool = False, keep_flagged: bool | None = None) -> np.ndarray:
         """(N, M) objective values (validation split), one row a trial; NaN for trials that did
         not complete (a pruned trial's val_accuracy is not an objective value), for flagged
@@ -192,6 +198,22 @@ class Search:
         None for a trial the search did not score on test."""
         path = self.artifact(trial_id, TEST_FILE)
         return json.loads(path.read_text()) if path else None
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _plain(v: Any) -> Any:
+    """A DataFrame cell as a plain Python value: numpy scalars unwrapped, lists as tuples, and
+    integer-valued floats as ints (a column with NaN holds its ints as floats)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, list):
+        return tuple(v)
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
 
 
 # ------------------------------------------------------------------------- MLflow

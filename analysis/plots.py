@@ -27,6 +27,7 @@ __all__ = [
     "colours",
     "front_shift",
     "hypervolume_curves",
+    "importance_bars",
     "noise_surfaces",
     "parallel_coordinates",
     "scatter_matrix",
@@ -298,5 +299,25 @@ def noise_surfaces(hursts: Sequence[float], *, size: int = 64, seed: int = 0) ->
     for ax in axes[0][len(hursts):]:
         ax.axis("off")
     fig.suptitle(f"injected fBm noise of the front's Hurst exponents ({size}x{size}, unit variance)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def importance_bars(table: pd.DataFrame, *, trials: int | None = None) -> Figure:
+    """One horizontal bar chart per objective: each parameter's share of the objective's
+    variance (`analysis.importance.param_importances(...).table`), largest on top."""
+    n = max(1, len(table.columns))
+    fig = Figure(figsize=(3.2 * n, 0.35 * max(3, len(table)) + 1.2))
+    axes = fig.subplots(1, n, squeeze=False, sharey=True)
+    labels = [short_name(p) for p in table.index]
+    for ax, objective in zip(axes[0], table.columns):
+        ax.barh(range(len(table)), table[objective].to_numpy(), color=PALETTE[0])
+        ax.set_yticks(range(len(table)), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_title(short_name(objective), fontsize=9)
+        ax.set_xlabel("importance (fANOVA)", fontsize=8)
+    fig.suptitle("which parameter matters for which objective" + (f" ({trials} complete trials)" if trials else ""),
+                 fontsize=9)
     fig.tight_layout()
     return fig

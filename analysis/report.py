@@ -11,8 +11,8 @@ hypervolume; the Pareto front (final and search profile) with 95 % intervals and
 point; the held-out test estimates of the final front and the baseline; their paired
 comparison on the test split; deterministic vs NSDE models; the sanity checks of the attack;
 the pairwise scatter matrix; the search-to-final shift; parallel coordinates; the
-hypervolume over trials and time; the noise-sweep curves of the front against the baseline;
-the front's attribution figures; the fBm surfaces of the front's Hurst exponents; failed
+hypervolume over trials and time; the parameter importance per objective; the noise-sweep
+curves of the front against the baseline; the front's attribution figures; the fBm surfaces of the front's Hurst exponents; failed
 trials; every trial.
 
 Every table and every figure with numbers says which split they come from: the search
@@ -309,6 +309,7 @@ def _summary(page: _Page, search: Search) -> None:
         (f"hypervolume ({VALIDATION}, final profile, re-scored trials)", _fmt(hv_final) if final else "not re-scored"),
         ("reference point", ", ".join(f"{n} {r:.3g}" for n, r in zip(search.objective_names, ref))),
         ("space", search.settings.get("space", search.space.get("name", "-"))),
+        ("warm start (prior trials)", _warm_start(search)),
         ("written", time.strftime("%Y-%m-%d %H:%M:%S")),
     ]
     page.add(f"<h1>Search {html.escape(search.name)}</h1>",
@@ -321,6 +322,15 @@ def _summary(page: _Page, search: Search) -> None:
              "objective is rescaled to the front's range. The search chooses everything on the validation "
              "split; the test split is touched once, at the end, for what it chose, so the held-out numbers "
              "below are unbiased estimates.</p>")
+
+
+def _warm_start(search: Search) -> str:
+    source = search.settings.get("warm_start")
+    if not source:
+        return "none"
+    n = search.settings.get("warm_start_trials", "?")
+    return (f"{n} complete trials of search {source}, added to the sampler's study before the first trial; "
+            f"they ran no trial here, are not in these tables and do not count toward the trials above")
 
 
 def _fronts(page: _Page, search: Search) -> None:
@@ -419,6 +429,24 @@ def _objective_figures(page: _Page, search: Search) -> None:
                     "hypervolume of the trials ended so far; it rises only when a trial extends the front.")
 
 
+def _importance(page: _Page, search: Search) -> None:
+    """Per objective, which parameters its variance over the complete trials comes from."""
+    from analysis import plots
+    from analysis.importance import param_importances
+
+    imp = param_importances(search, final=False)
+    page.add("<h2>Which parameter matters for which objective</h2>",
+             "<p class='note'>fANOVA (Optuna's importance evaluator) per objective over the complete trials' "
+             "search-profile numbers: each parameter's share of the objective's variance. Only parameters "
+             "every trial has are rated (a conditional one, such as the Hurst exponent, counts through its "
+             "parent, the noise shape).</p>")
+    if imp.reason:
+        page.add(f"<p class='note'>{html.escape(imp.reason)}.</p>")
+    else:
+        page.figure("importance", plots.importance_bars(imp.table, trials=imp.trials),
+                    f"Validation split, search profile: {imp.trials} complete trials.")
+
+
 def _front_figures(page: _Page, search: Search) -> None:
     """The front against the baseline: noise sweeps, accuracy per location, attributions, injected noise."""
     from analysis import plots
@@ -488,6 +516,7 @@ def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
     _deterministic_and_checks(page, search)
     if (search.trials["status"] == "complete").any():  # the figures need at least one trial's objectives
         _objective_figures(page, search)
+        _importance(page, search)
         _front_figures(page, search)
     _trials(page, search)
     if figures_dir is not None:

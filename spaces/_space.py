@@ -179,6 +179,23 @@ class SearchSpace:
             out[self.params[name].target(name)] = values[name]
         return out
 
+    def values(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameter values behind a flat trial config: the inverse of `config` (each
+        parameter active under the values found so far whose key the config sets)."""
+        out: dict[str, Any] = {}
+        for name, param in self.params.items():
+            active = all(parent in out and out[parent] in allowed for parent, allowed in param.when.items())
+            if active and param.target(name) in config:
+                out[name] = config[param.target(name)]
+        return out
+
+    def check_values(self, values: Mapping[str, Any]) -> None:
+        """Raise ValueError, naming the parameter, unless every value lies in its distribution."""
+        for name, value in values.items():
+            if name not in self.params:
+                raise ValueError(f"unknown parameter {name!r}; the space's parameters: {list(self.params)}")
+            _check_value(name, self.params[name], value)
+
     def to_dict(self) -> dict:
         """A YAML/JSON-ready description (what `load_space` reads back)."""
         return {

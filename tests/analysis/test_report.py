@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 SECTIONS = ("Pareto front", "Held-out test estimates", "Paired comparison with the baseline (test split)",
             "Deterministic (sigma 0) vs NSDE models", "Sanity checks of the attack", "Objectives pairwise",
             "Search profile vs final profile", "Parameters and objectives", "Hypervolume over the search",
-            "Noise-sweep curves", "Attributions", "All trials")
+            "Which parameter matters for which objective", "Noise-sweep curves", "Attributions", "All trials")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -57,6 +57,8 @@ def test_the_search_prints_a_self_contained_report(finished_search):
     checks = html[html.index(">Sanity checks of the attack<"):html.index(">Objectives pairwise<")]
     assert "eps_zero" in checks and "large_eps" in checks and ("pass" in checks or "FAIL" in checks)
     assert "Validation split" in html  # figure captions name the split
+    importance = html[html.index(">Which parameter matters for which objective<"):html.index(">Noise-sweep curves<")]
+    assert "not computed: 4 complete trials" in importance  # 4 trials are too few to rate parameters
     # the report is also an artifact of the search's parent run
     parent = search.source.rsplit(" ", 1)[-1]
     assert "report.html" in {a.path for a in MlflowClient(finished_search.uri).list_artifacts(parent)}
