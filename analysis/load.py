@@ -50,10 +50,14 @@ from record import (
     TEST_PREFIX,
     TEST_REPORTS,
     TIMING_FILE,
+    Constraint,
     Objective,
     SearchFile,
     TrialRecord,
+    baseline_trial,
+    feasible,
     from_result,
+    parse_constraints,
     parse_objectives,
 )
 
@@ -132,15 +136,51 @@ class Search:
         return value.strip().lower() == "true" if isinstance(value, str) else bool(value)
 
     def eligible(self, *, final: bool = False, keep_flagged: bool | None = None) -> np.ndarray:
-        """Which trials' numbers count for the fronts and the hypervolume: complete ones, and
-        unless `keep_flagged` (default: the search's setting) not flagged in those numbers
-        (`flagged` for the search profile, `final_flagged` for the final profile)."""
+        """Which trials' numbers count for the fronts and the hypervolume: complete ones, unless
+        `keep_flagged` (default: the search's setting) not flagged in those numbers (`flagged`
+        for the search profile, `final_flagged` for the final profile), and feasible under the
+        search's constraints (`feasible`)."""
         keep = self.keep_flagged if keep_flagged is None else keep_flagged
         ok = (self.trials["status"] == "complete").to_numpy()
         column = ("final_" if final else "") + "flagged"
         if not keep and column in self.trials:
             ok = ok & ~self.trials[column].fillna(False).to_numpy(dtype=bool)
+        if self.constraints:  # an infeasible trial is on no front (one that cannot be checked stays)
+            ok = ok & (self.feasible(final=final) != False).to_numpy(dtype=bool)  # noqa: E712 - None stays
         return ok
+
+    @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        """The search's `--constraint`s (settings["constraints"])."""
+        return parse_constraints(self.settings.get("constraints") or ())
+
+    def constraint_baseline(self) -> str | None:
+        """The trial of the space's first point: the baseline relative constraints refer to."""
+        points = self.space.get("points") if self.space else None
+        if not points:
+            return None
+        from spaces import space_from_dict
+
+        point = space_from_dict(self.space).config(points[0])
+        return baseline_trial({t: self.config(t) for t in self.trials.index}, point)
+
+    def feasible(self, *, final: bool = False) -> pd.Series:
+        """Per trial: True (every constraint holds in its numbers; always without constraints),
+        False (one is violated) or None (a relative one cannot be checked: the baseline has no
+        value). With `final`, the final profile's numbers where the trial was re-scored."""
+        constraints = self.constraints
+        if not constraints:
+            return pd.Series(True, index=self.trials.index, dtype=object)
+        base = self.constraint_baseline()
+        base_numbers = self._numbers(base, final) if base is not None else None
+        return pd.Series([feasible(constraints, self._numbers(t, final), base_numbers) for t in self.trials.index],
+                         index=self.trials.index, dtype=object)
+
+    def _numbers(self, trial_id: str, final: bool) -> dict[str, float]:
+        row = self.trials.loc[trial_id]
+        use_final = final and bool(row.get("rescored", False))
+        prefix = "final_" if use_final else ""
+        return {m: float(row.get(prefix + m, math.nan)) for m in {c.metric for c in self.constraints}}
 
     def config(self, trial_id: str) -> dict[str, Any]:
         """A trial's flat config as plain Python values, as the trial was configured (the

@@ -310,6 +310,7 @@ def _summary(page: _Page, search: Search) -> None:
         ("reference point", ", ".join(f"{n} {r:.3g}" for n, r in zip(search.objective_names, ref))),
         ("space", search.settings.get("space", search.space.get("name", "-"))),
         ("warm start (prior trials)", _warm_start(search)),
+        ("constraints", _constraints(search)),
         ("written", time.strftime("%Y-%m-%d %H:%M:%S")),
     ]
     page.add(f"<h1>Search {html.escape(search.name)}</h1>",
@@ -322,6 +323,18 @@ def _summary(page: _Page, search: Search) -> None:
              "objective is rescaled to the front's range. The search chooses everything on the validation "
              "split; the test split is touched once, at the end, for what it chose, so the held-out numbers "
              "below are unbiased estimates.</p>")
+
+
+def _constraints(search: Search) -> str:
+    if not search.constraints:
+        return "none"
+    complete = search.trials["status"] == "complete"
+    ok = search.feasible()[complete]
+    n_unknown = int(ok.isna().sum())
+    unknown = f" (a bound relative to the baseline could not be checked for {n_unknown})" if n_unknown else ""
+    return (f"{', '.join(map(str, search.constraints))}: {int((ok == True).sum())} of {int(complete.sum())} "  # noqa: E712
+            f"complete trials feasible{unknown}; an infeasible trial is on no front and adds no hypervolume "
+            f"(baseline: trial {search.constraint_baseline() or 'none'})")
 
 
 def _warm_start(search: Search) -> str:
@@ -499,6 +512,9 @@ def _trials(page: _Page, search: Search) -> None:
     table = df.copy()
     table["attack checks"] = [_checks_cell(row, "", checks) for _, row in df.iterrows()]
     cols = ["status", "deterministic"] + search.varied_params + search.objective_names + ["attack checks"]
+    if search.constraints:
+        table["feasible"] = [{True: "yes", False: "NO"}.get(v, "unknown") for v in search.feasible()]
+        cols.append("feasible")
     if final:
         table["final attack checks"] = [_checks_cell(row, "final_", checks) if row["rescored"] else "-"
                                         for _, row in df.iterrows()]

@@ -2,10 +2,12 @@
 
 One trial record (`TrialRecord`, built from Tune's results by `from_result`), one status rule
 (`trial_status`), the objectives and their directions, and the names and schema of the files
-a search leaves (`search.json`, `final_reports/`, `test_reports/`, the trial's checkpoint).
+a search leaves (`search.json`, `final_reports/`, `test_reports/`, the trial's checkpoint), and
+the constraints a search puts on its trials.
 It imports nothing above `nsde`.
 """
 
+from record.constraints import Constraint, baseline_trial, feasible, parse_constraints, violations
 from record.files import (
     DATA_FILE,
     FIGURE_FILE,
@@ -47,7 +49,7 @@ from record.trial import (
 )
 
 __all__ = [
-    "CHECKS_PASSED", "DATA_FILE", "DEFAULT_OBJECTIVES", "EVALUATED", "FIGURE_FILE", "FINAL_FILE", "FINAL_REPORTS",
+    "CHECKS_PASSED", "Constraint", "baseline_trial", "feasible", "parse_constraints", "violations", "DATA_FILE", "DEFAULT_OBJECTIVES", "EVALUATED", "FIGURE_FILE", "FINAL_FILE", "FINAL_REPORTS",
     "FINAL_REPORT_FILE", "METRICS", "MODEL_FILE", "OBJECTIVE_SPLIT", "REPORT_FILE", "RUNGS_FILE",
     "RUNG_EPOCH", "RUNG_PREFIX", "SCHEDULER_METRICS", "SEARCH_FILE",
     "STATUSES", "TEST_FILE", "TEST_PREFIX", "TEST_REPORTS", "TIMING_FILE", "Objective", "SearchFile", "TrialRecord",

@@ -31,17 +31,20 @@ __all__ = ["FrontChange", "as_search", "finish", "front_change", "front_ids", "h
 logger = logging.getLogger(__name__)
 
 
-def as_search(records: Sequence[TrialRecord], objectives: Sequence[Objective], *, keep_flagged: bool = False,
-              name: str = "") -> Search:
-    """The records as an `analysis.Search`, whose fronts, baseline and tables the driver uses."""
-    return Search.from_records(name, records, objectives, settings={"keep_flagged": keep_flagged})
+def as_search(records: Sequence[TrialRecord], objectives: Sequence[Objective], *, name: str = "",
+              keep_flagged: bool = False, constraints: Sequence[str] = (), space: dict | None = None) -> Search:
+    """The records as an `analysis.Search` under the search's rules (`SearchContext.rules`: flagged
+    trials on the fronts or not, the constraints, the space), whose fronts, baseline and tables
+    the driver uses."""
+    return Search.from_records(name, records, objectives, space=space or {},
+                               settings={"keep_flagged": keep_flagged, "constraints": list(constraints)})
 
 
 def front_ids(records: Sequence[TrialRecord], objectives: Sequence[Objective], *, final: bool = False,
-              keep_flagged: bool = False) -> list[str]:
+              **rules) -> list[str]:
     """Ids of the Pareto-optimal records (complete ones; NaN values never qualify; flagged ones
-    only with `keep_flagged`): `analysis.Search.front`."""
-    return as_search(records, objectives, keep_flagged=keep_flagged).front(final=final)
+    only with `keep_flagged`; infeasible ones never): `analysis.Search.front`."""
+    return as_search(records, objectives, **rules).front(final=final)
 
 
 def pick_baseline(records: Sequence[TrialRecord]) -> TrialRecord | None:
@@ -127,10 +130,9 @@ class FrontChange:
                 f" mean final - search: {shifts}")
 
 
-def front_change(records: Sequence[TrialRecord], objectives: Sequence[Objective], *, keep_flagged: bool = False
-                 ) -> FrontChange:
-    search = front_ids(records, objectives, keep_flagged=keep_flagged)
-    final = front_ids(records, objectives, final=True, keep_flagged=keep_flagged)
+def front_change(records: Sequence[TrialRecord], objectives: Sequence[Objective], **rules) -> FrontChange:
+    search = front_ids(records, objectives, **rules)
+    final = front_ids(records, objectives, final=True, **rules)
     evaluated = [r for r in records if r.final]
     shift = {o.name: float(np.mean([r.final[o.name] - r.metrics[o.name] for r in evaluated])) if evaluated
              else math.nan for o in objectives}
@@ -147,8 +149,7 @@ def front_change(records: Sequence[TrialRecord], objectives: Sequence[Objective]
 def finish(ctx: SearchContext, records: list[TrialRecord]) -> FrontChange | None:
     """Re-evaluate the front and the baseline with the final profile on validation, recompute the
     front, then score the final front and the baseline once on test (the space's training seeds)."""
-    keep = ctx.settings.keep_flagged
-    front = front_ids(records, ctx.objectives, keep_flagged=keep)
+    front = front_ids(records, ctx.objectives, **ctx.rules())
     baseline = pick_baseline(records)
     chosen = front + ([baseline.trial_id] if baseline is not None and baseline.trial_id not in front else [])
     if not ctx.settings.final or not chosen:
@@ -167,7 +168,7 @@ def finish(ctx: SearchContext, records: list[TrialRecord]) -> FrontChange | None
         r.final = {**{k: r.metrics[k] for k in METRICS if k in r.metrics}, **res["metrics"]}
         log_final(ctx.client, r, res["report"], baseline=baseline is not None and tid == baseline.trial_id)
         (ctx.exp_dir / FINAL_REPORTS / f"{tid}.json").write_text(json.dumps(res["report"]))
-    change = front_change(records, ctx.objectives, keep_flagged=keep)
+    change = front_change(records, ctx.objectives, **ctx.rules())
     _score_held_out(ctx, [by_id[t] for t in change.final_front], baseline)
     return change
 

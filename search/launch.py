@@ -13,7 +13,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 
 from nsde.train import TrainConfig
-from record import RUNGS_FILE, SCHEDULER_METRICS, TrialRecord, from_result
+from record import RUNGS_FILE, SCHEDULER_METRICS, TrialRecord, from_result, parse_constraints
 from search.moasha import MOASHAScheduler, rung_epochs
 from search.searcher import fail_orphans, make_searcher
 from search.settings import SearchContext, SearchSettings
@@ -108,7 +108,8 @@ def _new_tuner(ctx: SearchContext, trainable, tracker: TrialTracker):
 
     s = ctx.settings
     searcher = make_searcher(ctx.space, ctx.objectives, sampler=s.sampler, seed=s.seed, num_samples=s.num_samples,
-                             storage=study_storage(ctx), study_name=ctx.name)
+                             storage=study_storage(ctx), study_name=ctx.name, prior=ctx.prior,
+                             constraints=parse_constraints(s.constraints))
     if s.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent)
     return tune.Tuner(

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from record import METRICS, OBJECTIVE_SPLIT, TIMING_FILE, SearchFile, TrialRecord, parse_objectives
+from record import METRICS, OBJECTIVE_SPLIT, TIMING_FILE, SearchFile, TrialRecord, parse_constraints, parse_objectives
 from search.config import trial_configs
 from search.final import FrontChange, as_search, finish, front_ids, pick_baseline
 from search.launch import max_epochs, tracker_state, tune_trials
@@ -33,6 +33,7 @@ from search.settings import SCHEDULERS, SearchContext, SearchSettings
 from search.tracking import (
     check_mlflow,
     find_parent_run,
+    log_importance,
     log_parent,
     log_pareto_model,
     mlflow_ui_hint,
@@ -60,6 +61,7 @@ class SearchOutcome:
     ui_hint: str = ""
     report: Path | None = None  # the HTML report (analysis.report), None when it could not be written
     keep_flagged: bool = False
+    rules: dict[str, Any] = field(default_factory=dict)  # SearchContext.rules(): what decides the fronts
 
     def row(self, trial_id: str) -> TrialRecord:
         return next(r for r in self.rows if r.trial_id == trial_id)
@@ -108,14 +110,28 @@ def _prepare(settings: SearchSettings) -> SearchContext:
     if settings.scheduler in ("asha", "moasha") and settings.grace_period >= max_epochs(space):
         raise ValueError(f"`--grace-period < epochs` must hold for {settings.scheduler.upper()}, but got grace "
                          f"period {settings.grace_period} and at most {max_epochs(space)} epochs")
+    constraints = parse_constraints(settings.constraints)
+    if any(c.relative for c in constraints) and not space.points:
+        raise ValueError(f"--constraint {next(str(c) for c in constraints if c.relative)}: a bound relative to the "
+                         f"baseline needs the space's first point (the deterministic baseline); space "
+                         f"{space.name!r} has no points")
     check_mlflow(settings.mlflow_uri)
+    prior = []
+    if settings.warm_start and not settings.resume:  # (a resumed study holds its prior trials already)
+        from search.warmstart import load_prior_search, prior_trials
+
+        earlier = load_prior_search(settings.warm_start, experiment=settings.experiment,
+                                    tracking_uri=settings.mlflow_uri)
+        prior = prior_trials(earlier, space, objectives)
+        logger.info("warm start: %d prior trials from search %s", len(prior), earlier.name)
     _check_ray_address(settings.address)
     name = settings.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage, exp_dir = _storage(settings.storage_path, name)
     return SearchContext(settings, space, objectives, PRESETS[preset],
                          eval_config(settings.search_profile or space.search_profile, seed=settings.seed),
                          eval_config(settings.final_profile or space.final_profile, seed=settings.seed),
-                         name, storage, exp_dir, rung_cfg=eval_config(settings.rung_profile, seed=settings.seed))
+                         name, storage, exp_dir, rung_cfg=eval_config(settings.rung_profile, seed=settings.seed),
+                         prior=prior)
 
 
 def _storage(path: str, name: str) -> tuple[str, Path]:
@@ -147,8 +163,7 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
     try:
         records = tune_trials(ctx)
         change = finish(ctx, records)
-        front = list(change.final_front) if change else front_ids(records, ctx.objectives,
-                                                                  keep_flagged=settings.keep_flagged)
+        front = list(change.final_front) if change else front_ids(records, ctx.objectives, **ctx.rules())
         with ctx.timed("models_s"):
             for r in (r for r in records if r.trial_id in front):
                 log_pareto_model(settings.mlflow_uri, r.run_id, r.checkpoint)
@@ -164,7 +179,8 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
     report = _write_report(ctx, ctx.exp_dir / "report.html")
     return SearchOutcome(ctx.name, ctx.experiment_id, ctx.parent_run_id, ctx.objectives, records, front, change,
                          ctx.exp_dir, ctx.timing, mlflow_ui_hint(settings.mlflow_uri, ctx.experiment_id,
-                                                                 ctx.parent_run_id), report, settings.keep_flagged)
+                                                                 ctx.parent_run_id), report, settings.keep_flagged,
+                         ctx.rules())
 
 
 def _check_resume(ctx: SearchContext) -> None:
@@ -214,6 +230,7 @@ def _start_tracking(ctx: SearchContext) -> None:
         ctx.experiment_id, ctx.parent_run_id = find_parent_run(ctx.client, s.experiment, ctx.name)
         return
     params = {**{k: v for k, v in asdict(s).items() if v is not None}, "name": ctx.name, "data_path": ctx.data_path,
+              **({"warm_start_trials": len(ctx.prior)} if s.warm_start else {}),
               "search_eval": json.dumps(asdict(ctx.search_cfg)), "final_eval": json.dumps(asdict(ctx.final_cfg))}
     ctx.experiment_id, ctx.parent_run_id = start_parent_run(ctx.client, s.experiment, ctx.name, params,
                                                             ctx.space.to_dict())
@@ -250,15 +267,19 @@ def _write_search_file(ctx: SearchContext, records: list[TrialRecord], change: F
 
 
 def _write_report(ctx: SearchContext, path: Path) -> Path | None:
-    """The search's HTML report (analysis.report), also logged to the parent run. A failure here
+    """The search's HTML report (analysis.report), also logged to the parent run with the
+    parameter importance per objective (`param_importance.json`). A failure here
     loses nothing (every number is in MLflow already): it says how to write the report later."""
     from analysis import load_search
+    from analysis.importance import param_importances
     from analysis.report import write_report
 
     uri = ctx.settings.mlflow_uri
     try:
-        write_report(load_search(run_id=ctx.parent_run_id, tracking_uri=uri), path)
+        search = load_search(run_id=ctx.parent_run_id, tracking_uri=uri)
+        write_report(search, path)
         ctx.client.log_artifact(ctx.parent_run_id, str(path))
+        log_importance(ctx.client, ctx.parent_run_id, param_importances(search))
     except Exception as err:  # noqa: BLE001 - the search itself has finished and is recorded
         logger.warning("the report could not be written (%s: %s); write it with `python -m analysis.report "
                        "--run-id %s --tracking-uri %s`", type(err).__name__, err, ctx.parent_run_id, uri)
@@ -276,7 +297,7 @@ def format_front(outcome: SearchOutcome) -> str:
     from analysis.report import front_table, held_out_table
 
     final = outcome.change is not None
-    search = as_search(outcome.rows, outcome.objectives, keep_flagged=outcome.keep_flagged, name=outcome.name)
+    search = as_search(outcome.rows, outcome.objectives, name=outcome.name, **outcome.rules)
     table = front_table(search, final=final).drop(columns="run id")
     if table.empty:
         return "no trial completed; see the Tune folder and the MLflow runs for the reasons"
@@ -330,6 +351,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reduction-factor", type=float, default=d.reduction_factor,
                    help="MOASHA: eta; rungs at grace period x eta^k epochs, the top 1/eta of a rung continue")
     p.add_argument("--rung-profile", default=d.rung_profile, help="MOASHA: evaluation profile of the rungs")
+    p.add_argument("--constraint", dest="constraints", action="append", default=[], metavar="EXPR",
+                   help="a bound every front member must keep, e.g. 'clean_accuracy>=0.7' or, against the "
+                        "deterministic baseline (the space's first point), 'clean_accuracy>=baseline-0.02'; "
+                        "repeat for several; TPE, NSGA-II and GP sample with them")
+    p.add_argument("--warm-start", default=None, metavar="NAME_OR_RUN_ID",
+                   help="start the sampler from an earlier search's complete trials (its name in --experiment, "
+                        "or its parent run id); they run no trial and do not count toward --num-samples")
     p.add_argument("--gpus-per-trial", type=float, default=d.gpus_per_trial,
                    help="GPUs per trial; a fraction packs several trials on one GPU, N > 1 runs each trial as "
                         "a DDP job over N GPUs (Ray Train TorchTrainer)")
@@ -365,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
     _show_progress()
     try:
-        outcome = run_search(SearchSettings(**args))
+        outcome = run_search(SearchSettings(**{**args, "constraints": tuple(args["constraints"])}))
     except (ValueError, ConnectionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

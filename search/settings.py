@@ -48,6 +48,8 @@ class SearchSettings:
     ddp_workers: int = 1
     final_seeds: int | None = None
     keep_flagged: bool = False
+    warm_start: str | None = None
+    constraints: tuple[str, ...] = ()
 
     @property
     def workers(self) -> int:
@@ -114,6 +116,12 @@ class SearchContext:
     parent_run_id: str = ""
     timing: dict[str, Any] = field(default_factory=dict)
     rung_cfg: Any = None  # nsde.metrics.EvalConfig of MOASHA's rung evaluations (--scheduler moasha)
+    prior: list = field(default_factory=list)  # --warm-start: optuna FrozenTrials added to the new study
+
+    def rules(self) -> dict[str, Any]:
+        """What decides the fronts besides the numbers (`search.final.as_search`)."""
+        return {"keep_flagged": self.settings.keep_flagged, "constraints": tuple(self.settings.constraints),
+                "space": self.space.to_dict()}
 
     @property
     def tune_path(self) -> str:

@@ -51,8 +51,8 @@ from record import (
 from search.moasha import read_decisions
 
 __all__ = ["TRIAL_TAG", "TrialTracker", "check_mlflow", "child_run_ids", "close_lost_runs", "failure_reason",
-           "find_parent_run", "front_records", "log_final", "log_held_out", "log_numbers", "log_parent",
-           "log_pareto_model", "mlflow_ui_hint", "start_parent_run"]
+           "find_parent_run", "front_records", "log_final", "log_held_out", "log_importance", "log_numbers",
+           "log_parent", "log_pareto_model", "mlflow_ui_hint", "start_parent_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -401,6 +401,12 @@ def front_records(records: Sequence[TrialRecord], front: Sequence[str], objectiv
                       **{f"{o.name}_high": values.get(f"{o.name}_high") for o in objectives},
                       "checks_failed": failed_checks(values)})
     return table
+
+
+def log_importance(client: MlflowClient, parent_id: str, importance) -> None:
+    """`param_importance.json` on the parent run: fANOVA per objective (`analysis.importance`),
+    or why it was not computed."""
+    client.log_dict(parent_id, importance.to_dict(), "param_importance.json")
 
 
 def log_parent(client: MlflowClient, parent_id: str, objectives, records: Sequence[TrialRecord],

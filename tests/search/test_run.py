@@ -233,7 +233,7 @@ def test_stopped_trials_are_pruned_and_a_nan_trial_fails_cleanly(local_ray, tmp_
     assert ">Failed trials<" in html and "non-finite training loss" in html
 
 
-def test_moasha_stops_a_trial_at_its_rung_on_the_objectives_and_says_why(local_ray, tmp_path):
+def test_moasha_stops_a_trial_at_its_rung_and_says_why_and_a_warm_start_reuses_the_search(local_ray, tmp_path):
     """The learning trial passes its rungs (alone there); the one that cannot learn meets it at
     the epoch-1 rung, ranks behind it on both objectives and stops: PRUNED in Optuna with its
     rung values, a pruned MLflow run with the rung and the reason, rung curves logged."""
@@ -265,6 +265,20 @@ def test_moasha_stops_a_trial_at_its_rung_on_the_objectives_and_says_why(local_r
     curve = client.get_metric_history(runs[learner.trial_id].info.run_id, "rung_clean_accuracy")
     assert [m.step for m in curve] == [1, 2]
 
+    # The next search warm-starts from this one: its study holds the earlier complete trial as a
+    # prior trial (the pruned one stays out), which runs no Tune trial here.
+    warm = run_search(SearchSettings(
+        space=str(HERE / "stop_space.yaml"), num_samples=1, storage_path=str(tmp_path / "runs"), mlflow_uri=uri,
+        name="warm", warm_start="moasha", objectives="clean_accuracy,sweep_area", final=False))
+    assert len(warm.rows) == 1
+    study = optuna.load_study(study_name="warm", storage=f"sqlite:///{warm.experiment_dir / 'optuna.db'}")
+    prior = [t for t in study.trials if "prior_trial_id" in t.user_attrs]
+    assert [t.user_attrs["prior_trial_id"] for t in prior] == [learner.trial_id]
+    assert prior[0].values == pytest.approx([learner.metrics["clean_accuracy"], learner.metrics["sweep_area"]])
+    parent = client.get_run(warm.parent_run_id)
+    assert parent.data.params["warm_start"] == "moasha" and parent.data.params["warm_start_trials"] == "1"
+    assert "1 complete trials of search moasha" in warm.report.read_text()
+
 
 def _closed_port() -> int:
     return _free_port()  # bound, then released: nothing listens there
@@ -281,6 +295,10 @@ def _closed_port() -> int:
         (["--scheduler", "asha", "--scheduler-metric", "clean_accuracy"], "must be a per-epoch metric"),
         (["--scheduler", "asha", "--grace-period", "5"], "`--grace-period < epochs` must hold for ASHA"),
         (["--address", "ray://127.0.0.1:10001"], "Ray Client (ray://) is not supported"),
+        (["--scheduler", "moasha", "--reduction-factor", "1"], "`--reduction-factor > 1` must hold, but got 1.0"),
+        (["--warm-start", "nope"], "--warm-start nope: no MLflow store at sqlite:///mlflow.db"),
+        (["--constraint", "clean>=0.7"], "--constraint 'clean>=0.7': unknown metric 'clean'"),
+        (["--constraint", "clean_accuracy>0.7"], "must read METRIC>=BOUND or METRIC<=BOUND"),
     ],
 )
 def test_bad_input_is_a_clear_error_before_any_trial(tmp_path, capsys, monkeypatch, args, message):
@@ -310,5 +328,6 @@ def test_help_lists_every_option():
                          env={**os.environ, "PYTHONWARNINGS": "ignore"}, check=True).stdout
     for opt in ("--space", "--num-samples", "--objectives", "--sampler", "--scheduler", "--gpus-per-trial",
                 "--cpus-per-trial", "--max-concurrent", "--address", "--storage-path", "--mlflow-uri", "--name",
-                "--seed", "--preset", "--search-profile", "--final-profile"):
+                "--seed", "--preset", "--search-profile", "--final-profile", "--reduction-factor", "--rung-profile",
+                "--warm-start", "--constraint"):
         assert opt in out
