@@ -135,7 +135,7 @@ def replay_if_finished(work: Path) -> bool:
     end: report its stored final result again instead of training and evaluating again."""
     if not (work / FINAL_FILE).exists():
         return False
-    final = {**json.loads((work / FINAL_FILE).read_text()), "replayed": True}
+    final = {**json.loads((work / FINAL_FILE).read_text()), "replayed": 1.0}  # a number: records keep numbers, not flags
     tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(work)))
     return True
 
