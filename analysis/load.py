@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.hypervolume import reference_point
-from analysis.pareto import knee_index, pareto_mask
+from analysis.pareto import knee_index, pareto_mask, to_maximise
 from record import (
     CHECKS_PASSED,
     FINAL_REPORT_FILE,
@@ -207,13 +207,17 @@ class Search:
 
     def front(self, *, final: bool = False) -> list[str]:
         """Trial ids on the Pareto front of the complete trials (search or final numbers, both
-        on validation), flagged trials left out unless the search kept them (`eligible`)."""
+        on validation), flagged trials left out unless the search kept them (`eligible`).
+        Ordered best first on the first objective, then by trial id: the same order whichever
+        loader built the table (MLflow and Tune date a trial's start differently)."""
         values = self.values(final=final)
         rows = np.isfinite(values).all(axis=1)
         if not rows.any():
             return []
         mask = pareto_mask(values[rows], self.directions)
-        return list(self.trials.index[rows][mask])
+        ids = [str(t) for t in self.trials.index[rows][mask]]
+        first = to_maximise(values[rows][mask], self.directions)[:, 0]
+        return [ids[i] for i in sorted(range(len(ids)), key=lambda i: (-first[i], ids[i]))]
 
     def knee(self, *, final: bool = False) -> str | None:
         """The front's best compromise (`analysis.pareto.knee_index`), or None without a front."""
