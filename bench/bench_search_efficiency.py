@@ -12,7 +12,7 @@ budget it needed to reach that target, as a ratio to random-FIFO's (1 = as costl
 cheaper). Reported per arm: the median ratio over seeds with a bootstrap 95 % interval of the
 median (seeds resampled), how many seeds reached the target at all (a seed that never does
 counts as an infinite ratio), and the mean final hypervolume. Writes
-bench/results/search_efficiency-sim.json.
+bench/results/search_efficiency-sim.json (or `--name`).
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def main() -> None:
     p.add_argument("--grace-period", type=int, default=1)
     p.add_argument("--reduction-factor", type=float, default=3.0)
     p.add_argument("--rung-cost", type=float, default=0.7)
+    p.add_argument("--name", default="search_efficiency-sim", help="results file name (bench/results/NAME.json)")
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     budget = args.fifo_trials * args.max_epochs
@@ -89,7 +90,7 @@ def main() -> None:
                          "mean final HV": statistics.mean(finals), "mean trials": statistics.mean(trials)})
             print(rows[-1], flush=True)
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "search_efficiency-sim.json"
+    path = RESULTS / f"{args.name}.json"
     record = {"machine": "simulated clock (search.simulate); wall time on the 2-core CPU below",
               "args": vars(args), "budget_trial_epochs": budget, "wall_seconds": time.perf_counter() - start,
               "rows": rows, "runs": runs, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
