@@ -133,7 +133,8 @@ def _scheduler(ctx: SearchContext):
     s = ctx.settings
     if s.scheduler == "moasha":
         return MOASHAScheduler(ctx.objectives, max_t=max_epochs(ctx.space), grace_period=s.grace_period,
-                               reduction_factor=s.reduction_factor, state_file=ctx.exp_dir / RUNGS_FILE)
+                               reduction_factor=s.reduction_factor, state_file=ctx.exp_dir / RUNGS_FILE,
+                               baseline_config=ctx.space.config(ctx.space.points[0]) if ctx.space.points else None)
     if s.scheduler != "asha":
         return FIFOScheduler()
     # stop_last_trials=False: a trial that reaches max_t still runs its evaluation

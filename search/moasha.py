@@ -16,7 +16,9 @@ trial among all trials that have reached that rung so far, on the search's objec
    way every time.
 
 The trial continues if its position is in the top 1/eta of the n trials at the rung
-(position < n / eta; a trial alone at its rung always continues), else it stops. Like
+(position < n / eta; a trial alone at its rung always continues), else it stops. The
+deterministic baseline (the space's first point) is ranked like the others but never
+stopped: the held-out comparisons and `--constraint`s relative to it need its final numbers. Like
 ASHA, no trial waits for others: a decision uses only the trials that reached the rung
 before it, and compares trials at the same rung only. The first rung is the grace period.
 
@@ -41,7 +43,7 @@ import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from analysis.pareto import crowding_distance, pareto_ranks
-from record import EVALUATED, RUNG_EPOCH, RUNG_PREFIX, Objective
+from record import EVALUATED, RUNG_EPOCH, RUNG_PREFIX, Objective, baseline_trial, flatten
 
 __all__ = ["Decision", "MOASHAScheduler", "RungTables", "rank_at_rung", "read_decisions", "rung_epochs"]
 
@@ -98,12 +100,14 @@ class Decision:
     continuing: int  # how many of those rank in the top 1/eta: ceil(trials / eta)
     front: int  # its non-dominated front at the rung (0 = Pareto-optimal; -1: a NaN objective)
     stop: bool
+    protected: bool = False  # the baseline: it runs to the end whatever its rank
 
     def reason(self) -> str:
         front = "a NaN objective" if self.front < 0 else f"non-dominated front {self.front}"
         verdict = "stopped" if self.stop else "continued"
+        kept = "; kept running as the baseline" if self.protected else ""
         return (f"{verdict} at the epoch-{self.epoch} rung: ranked {self.position + 1} of {self.trials} "
-                f"({front}); the top {self.continuing} continue")
+                f"({front}); the top {self.continuing} continue{kept}")
 
 
 class RungTables:
@@ -122,9 +126,11 @@ class RungTables:
         self.tables: dict[int, dict[str, list[float]]] = {e: {} for e in self.epochs}  # in arrival order
         self.decisions: dict[str, list[Decision]] = {}  # trial id -> its decisions, rung by rung
 
-    def record(self, trial_id: str, epoch: int, values: Sequence[float]) -> Decision | None:
+    def record(self, trial_id: str, epoch: int, values: Sequence[float], *, protected: bool = False
+               ) -> Decision | None:
         """Record the trial's values at the rung `epoch` and decide; None when `epoch` is no rung.
-        A trial that reports a rung again (a retry) keeps its first values and decision."""
+        A trial that reports a rung again (a retry) keeps its first values and decision; a
+        `protected` trial (the baseline) is ranked like any other but never stopped."""
         if epoch not in self.tables:
             return None
         if len(values) != len(self.directions):
@@ -139,7 +145,8 @@ class RungTables:
         i = ids.index(trial_id)
         continuing = math.ceil(len(ids) / self.reduction_factor)
         decision = Decision(trial_id, epoch, int(positions[i]), len(ids), continuing, int(fronts[i]),
-                            stop=bool(positions[i] >= continuing))
+                            stop=bool(positions[i] >= continuing) and not protected,
+                            protected=protected and bool(positions[i] >= continuing))
         self.decisions.setdefault(trial_id, []).append(decision)
         return decision
 
@@ -176,13 +183,18 @@ class MOASHAScheduler(FIFOScheduler):
         grace_period: the first rung's epoch.
         reduction_factor: eta.
         state_file: where the rung tables live (JSON); read back on a resumed search.
+        baseline_config: the flat config of the space's first point, the deterministic
+            baseline: it is never stopped, because the held-out comparisons and the bounds
+            relative to the baseline (`--constraint`) need its final numbers.
     """
 
     _supports_buffered_results = False  # a buffered result would reach its rung late
 
     def __init__(self, objectives: Sequence[Objective], *, max_t: int, grace_period: int = 1,
-                 reduction_factor: float = 3, state_file: str | Path | None = None) -> None:
+                 reduction_factor: float = 3, state_file: str | Path | None = None,
+                 baseline_config: dict[str, Any] | None = None) -> None:
         super().__init__()
+        self.baseline_config = baseline_config
         self.objectives = tuple(objectives)
         self.rungs = RungTables([o.mode for o in self.objectives], rung_epochs(grace_period, reduction_factor, max_t),
                                 reduction_factor)
@@ -198,7 +210,9 @@ class MOASHAScheduler(FIFOScheduler):
             return TrialScheduler.CONTINUE
         self._read_state()
         values = [result.get(RUNG_PREFIX + o.name, math.nan) for o in self.objectives]
-        decision = self.rungs.record(trial.trial_id, int(epoch), values)
+        config = flatten(getattr(trial, "config", None) or {})
+        protected = baseline_trial({trial.trial_id: config}, self.baseline_config) is not None
+        decision = self.rungs.record(trial.trial_id, int(epoch), values, protected=protected)
         if decision is None:
             return TrialScheduler.CONTINUE
         self._write_state()

@@ -105,6 +105,29 @@ def test_a_retried_trial_keeps_its_first_decision_and_the_tables_survive_json(tm
     assert read_decisions(path) == {"t1": ds[1]} and read_decisions(tmp_path / "none.json") == {}
 
 
+def test_the_baseline_is_ranked_but_never_stopped():
+    """The space's first point runs to the end: the held-out comparison and bounds relative to
+    the baseline need its final numbers. It still takes its place in the rung's ranking."""
+    from types import SimpleNamespace
+
+    objectives = (Objective("clean_accuracy", "max"), Objective("apgd_accuracy", "max"))
+    base = {"noise/shape": "none", "train/lr": 4e-3, "train/seed": 0}
+    scheduler = MOASHAScheduler(objectives, max_t=4, reduction_factor=2, baseline_config=base)
+
+    def report(tid, config, values):
+        trial = SimpleNamespace(trial_id=tid, config=config)
+        return scheduler.on_trial_result(None, trial, {RUNG_EPOCH: 1.0, **{
+            f"{RUNG_PREFIX}{o.name}": v for o, v in zip(objectives, values)}})
+
+    assert report("good", {"noise": {"shape": "fbm"}, "train": {"lr": 4e-3, "seed": 0}}, (0.9, 0.9)) == "CONTINUE"
+    # the baseline (nested as Tune hands it, another seed) ranks 2nd of 2 and still continues
+    assert report("base", {"noise": {"shape": "none"}, "train": {"lr": 4e-3, "seed": 7}}, (0.5, 0.5)) == "CONTINUE"
+    decision = scheduler.rungs.decisions["base"][0]
+    assert decision.position == 1 and not decision.stop and decision.protected
+    assert decision.reason().endswith("kept running as the baseline")
+    assert report("poor", {"noise": {"shape": "white"}, "train": {"lr": 4e-3, "seed": 0}}, (0.4, 0.4)) == "STOP"
+
+
 def test_rank_at_rung_matches_a_brute_force_ranking():
     """Positions equal those of sorting by (front, -crowding, arrival) computed by hand."""
     rng = np.random.default_rng(0)
