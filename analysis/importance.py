@@ -18,7 +18,6 @@ for fBm noise) is left out; its parent (the noise shape) carries its effect.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 
 import optuna
@@ -62,19 +61,11 @@ def as_study(search: Search, *, final: bool = False) -> tuple[optuna.Study, int]
         raise ValueError(f"search {search.name!r} records no search space, so its trials have no distributions")
     space = space_from_dict(search.space)
     study = optuna.create_study(directions=["maximize" if m == "max" else "minimize" for m in search.directions])
-    df = search.trials[search.trials["status"] == "complete"]
-    names = [("final_" if final else "") + n for n in search.objective_names]
     skipped = 0
-    for tid, row in df.iterrows():
-        values = [float(row.get(n, math.nan)) for n in names]
-        if not all(math.isfinite(v) for v in values):
-            continue
-        params = space.values(search.config(tid))
+    columns = [("final_" if final else "") + n for n in search.objective_names]
+    for tid, config, values in search.complete_points(columns):
         try:
-            space.check_values(params)
-            study.add_trial(optuna.trial.create_trial(
-                params=params, distributions={n: space.params[n].distribution for n in params}, values=values,
-                user_attrs={"trial_id": str(tid)}))
+            study.add_trial(space.finished_trial(space.values(config), values, {"trial_id": tid}))
         except ValueError as err:  # a value the recorded space cannot hold (an edited space file)
             logger.warning("trial %s left out of the importance: %s", tid, err)
             skipped += 1

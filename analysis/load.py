@@ -182,6 +182,16 @@ class Search:
         prefix = "final_" if use_final else ""
         return {m: float(row.get(prefix + m, math.nan)) for m in {c.metric for c in self.constraints}}
 
+    def complete_points(self, columns: Sequence[str]) -> list[tuple[str, dict[str, Any], list[float]]]:
+        """(trial id, config, values of `columns`) of every complete trial whose values of
+        `columns` are all finite, in table order."""
+        out = []
+        for tid, row in self.trials[self.trials["status"] == "complete"].iterrows():
+            values = [float(row.get(c, math.nan)) for c in columns]
+            if all(math.isfinite(v) for v in values):
+                out.append((str(tid), self.config(tid), values))
+        return out
+
     def config(self, trial_id: str) -> dict[str, Any]:
         """A trial's flat config as plain Python values, as the trial was configured (the
         table's cells back to ints, tuples and strings; keys the trial does not set left out)."""

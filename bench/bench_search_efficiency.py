@@ -39,7 +39,9 @@ SCHEDULERS = ("fifo", "moasha")
 
 
 def median_interval(ratios: list[float], *, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Median of `ratios` (inf allowed) and the 2.5 / 97.5 percentiles of its bootstrap over seeds."""
+    """Median of `ratios` (inf allowed) and the 2.5 / 97.5 percentiles of its bootstrap over seeds.
+    (Not `nsde.metrics.stats.bootstrap`: it leaves non-finite resamples out, and here an
+    infinite median, a target most seeds never reached, must count.)"""
     rng = np.random.default_rng(seed)
     a = np.array(ratios, dtype=float)
     medians = np.median(a[rng.integers(0, len(a), size=(resamples, len(a)))], axis=1)

@@ -37,8 +37,10 @@ from record.objectives import (
     parse_objectives,
 )
 from record.trial import (
+    SEED_KEY,
     STATUSES,
     TrialRecord,
+    config_differences,
     failed_checks,
     flatten,
     from_result,
@@ -51,8 +53,8 @@ from record.trial import (
 __all__ = [
     "CHECKS_PASSED", "Constraint", "baseline_trial", "feasible", "parse_constraints", "violations", "DATA_FILE", "DEFAULT_OBJECTIVES", "EVALUATED", "FIGURE_FILE", "FINAL_FILE", "FINAL_REPORTS",
     "FINAL_REPORT_FILE", "METRICS", "MODEL_FILE", "OBJECTIVE_SPLIT", "REPORT_FILE", "RUNGS_FILE",
-    "RUNG_EPOCH", "RUNG_PREFIX", "SCHEDULER_METRICS", "SEARCH_FILE",
+    "RUNG_EPOCH", "RUNG_PREFIX", "SCHEDULER_METRICS", "SEARCH_FILE", "SEED_KEY",
     "STATUSES", "TEST_FILE", "TEST_PREFIX", "TEST_REPORTS", "TIMING_FILE", "Objective", "SearchFile", "TrialRecord",
-    "failed_checks", "flatten", "from_result", "is_deterministic", "last_error_line", "parse_objectives",
+    "config_differences", "failed_checks", "flatten", "from_result", "is_deterministic", "last_error_line", "parse_objectives",
     "trial_status", "unflatten",
 ]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from record.objectives import METRICS
+from record.trial import config_differences
 
 __all__ = ["BASELINE", "Constraint", "baseline_trial", "feasible", "parse_constraints", "violations"]
 
@@ -27,7 +28,6 @@ BASELINE = "baseline"
 _UNSIGNED = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _PATTERN = re.compile(rf"^\s*(\w+)\s*(>=|<=)\s*(?:(baseline)\s*(?:([-+])\s*({_UNSIGNED}))?|([-+]?{_UNSIGNED}))\s*$")
 _VIOLATED = 1.0e6  # the violation of a trial without a value of the metric (NaN): violated, and finite for Optuna
-_IGNORED_KEYS = ("train/seed",)  # a trial's seed is the search's, not the point's
 
 
 @dataclass(frozen=True)
@@ -112,14 +112,5 @@ def baseline_trial(configs: Mapping[str, Mapping[str, Any]], point_config: Mappi
     config, `SearchSpace.config(points[0])`), the seed aside; the first such trial, or None."""
     if not point_config:
         return None
-    want = {k: v for k, v in point_config.items() if k not in _IGNORED_KEYS}
-    for tid, config in configs.items():
-        if all(_same(config.get(k), v) for k, v in want.items()):
-            return tid
-    return None
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return list(a) == list(b)
-    return a == b
+    return next((tid for tid, config in configs.items()
+                 if not config_differences(config, point_config, keys=point_config)), None)

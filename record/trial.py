@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from record.objectives import CHECKS_PASSED, EVALUATED, Objective
 
-__all__ = ["STATUSES", "TrialRecord", "failed_checks", "flatten", "from_result", "is_deterministic", "last_error_line",
-           "trial_status", "unflatten"]
+__all__ = ["SEED_KEY", "STATUSES", "TrialRecord", "config_differences", "failed_checks", "flatten", "from_result",
+           "is_deterministic", "last_error_line", "trial_status", "unflatten"]
 
 STATUSES = ("complete", "pruned", "failed")  # MLflow adds "lost" (a run no Tune trial owns) and "running"
 
@@ -52,6 +52,21 @@ def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
             node = node.setdefault(p, {})
         node[leaf] = value
     return out
+
+
+SEED_KEY = "train/seed"  # a search sets it from --seed: two trials differ by it and still ran one configuration
+
+
+def config_differences(a: Mapping[str, Any], b: Mapping[str, Any], *, keys: Iterable[str] | None = None) -> list[str]:
+    """The keys (those of both flat configs, or `keys`) whose values differ, sorted, the
+    training seed aside; a list and a tuple with the same items are equal."""
+    def same(x: Any, y: Any) -> bool:
+        if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+            return list(x) == list(y)
+        return x == y
+
+    keys = set(a) | set(b) if keys is None else set(keys)
+    return sorted(k for k in keys - {SEED_KEY} if not same(a.get(k), b.get(k)))
 
 
 def is_deterministic(config: Mapping[str, Any]) -> bool:

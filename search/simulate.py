@@ -150,9 +150,8 @@ def simulate(problem: Problem, *, sampler: str, scheduler: str, seed: int, budge
         now, order, tid, epoch = heapq.heappop(events)
         result.spent += 1.0
         values = problem.at(configs[tid], epoch)
-        report = {"epoch": epoch, EVALUATED: epoch == max_epochs, **{o.name: math.nan for o in objectives}}
+        report = _report(objectives, values, epoch, max_epochs, rung=epoch in rungs)
         if epoch == max_epochs:
-            report.update({o.name: float(v) for o, v in zip(objectives, values)})
             searcher.on_trial_complete(tid, report)
             complete.append(values)
             result.budget.append(result.spent)
@@ -162,8 +161,6 @@ def simulate(problem: Problem, *, sampler: str, scheduler: str, seed: int, budge
             decision = "CONTINUE"
             if epoch in rungs:
                 result.spent += rung_cost
-                report.update({RUNG_EPOCH: float(epoch), **{RUNG_PREFIX + o.name: float(v)
-                                                            for o, v in zip(objectives, values)}})
                 decision = moasha.on_trial_result(None, SimpleNamespace(trial_id=tid), report)
             if decision == "STOP":
                 searcher.on_trial_complete(tid, report)
@@ -175,6 +172,19 @@ def simulate(problem: Problem, *, sampler: str, scheduler: str, seed: int, budge
         result.trials += 1
         start(now)
     return result
+
+
+def _report(objectives, values: np.ndarray, epoch: int, max_epochs: int, *, rung: bool) -> dict:
+    """A trial's result after `epoch` epochs, as `search.trainable` reports it: the objectives
+    NaN until the last epoch, which carries them with `evaluated`; a rung epoch adds
+    `rung_epoch` and `rung_<objective>`."""
+    last = epoch == max_epochs
+    report = {"epoch": epoch, EVALUATED: last,
+              **{o.name: float(v) if last else math.nan for o, v in zip(objectives, values)}}
+    if rung:
+        report.update({RUNG_EPOCH: float(epoch),
+                       **{RUNG_PREFIX + o.name: float(v) for o, v in zip(objectives, values)}})
+    return report
 
 
 def budget_to_reach(result: SimResult, target: float) -> float:
@@ -194,11 +204,4 @@ def curve_trainable(config: dict, *, problem: str, max_epochs: int, rungs: tuple
     objectives = p.objective_list
     x = _x(config)
     for epoch in range(1, max_epochs + 1):
-        values = p.at(x, epoch)
-        result = {"epoch": epoch, EVALUATED: epoch == max_epochs, **{o.name: math.nan for o in objectives}}
-        if epoch in rungs:
-            result.update({RUNG_EPOCH: float(epoch), **{RUNG_PREFIX + o.name: float(v)
-                                                        for o, v in zip(objectives, values)}})
-        if epoch == max_epochs:
-            result.update({o.name: float(v) for o, v in zip(objectives, values)})
-        tune.report(result)
+        tune.report(_report(objectives, p.at(x, epoch), epoch, max_epochs, rung=epoch in rungs))

@@ -17,20 +17,17 @@ that names the parameter.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import optuna
 
-from record import Objective
+from record import Objective, config_differences
 
 __all__ = ["load_prior_search", "prior_trials"]
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-_IGNORED = ("train/seed",)  # the new search sets its own seed
 
 
 def load_prior_search(source: str, *, experiment: str, tracking_uri: str):
@@ -60,28 +57,15 @@ def prior_trials(search, space, objectives: Sequence[Objective]) -> list[optuna.
     if missing:
         raise ValueError(f"--warm-start {search.name}: the earlier search has no values of the objectives {missing}")
     out = []
-    complete = search.trials[search.trials["status"] == "complete"]
-    for tid, row in complete.iterrows():
-        values = [float(row[o.name]) for o in objectives]
-        if not all(math.isfinite(v) for v in values):
-            continue
-        config = search.config(tid)
+    for tid, config, values in search.complete_points([o.name for o in objectives]):
         params = space.values(config)
-        _check_fits(search.name, str(tid), space, params, config)
-        out.append(optuna.trial.create_trial(
-            params=params, distributions={n: space.params[n].distribution for n in params}, values=values,
-            user_attrs={"prior_search": search.name, "prior_trial_id": str(tid)}))
-    return out
-
-
-def _check_fits(source: str, tid: str, space, params: dict[str, Any], config: dict[str, Any]) -> None:
-    where = f"--warm-start {source}: trial {tid} does not fit the new space"
-    try:
-        space.check_values(params)
-    except ValueError as err:
-        raise ValueError(f"{where}: {err}") from None
-    rebuilt = space.config(params)
-    for key in sorted((set(rebuilt) | set(config)) - set(_IGNORED)):
-        if rebuilt.get(key) != config.get(key):
+        where = f"--warm-start {search.name}: trial {tid} does not fit the new space"
+        try:
+            out.append(space.finished_trial(params, values, {"prior_search": search.name, "prior_trial_id": tid}))
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        rebuilt = space.config(params)
+        for key in config_differences(config, rebuilt)[:1]:
             raise ValueError(f"{where}: {key} is {config.get(key)!r} there but {rebuilt.get(key)!r} in the new "
                              f"space (a constant, or a parameter the new space does not search)")
+    return out

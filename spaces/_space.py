@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from nsde.data.dataset import PRESETS
@@ -195,6 +196,19 @@ class SearchSpace:
             if name not in self.params:
                 raise ValueError(f"unknown parameter {name!r}; the space's parameters: {list(self.params)}")
             _check_value(name, self.params[name], value)
+
+    def finished_trial(self, values: Mapping[str, Any], objectives: Sequence[float],
+                       user_attrs: Mapping[str, Any] | None = None) -> optuna.trial.FrozenTrial:
+        """A COMPLETE Optuna trial of parameter `values` (checked: `check_values`) with these
+        objective values, for `Study.add_trial`.
+
+        Raises:
+            ValueError: naming the parameter whose value the space cannot hold.
+        """
+        self.check_values(values)
+        return optuna.trial.create_trial(params=dict(values), values=list(objectives),
+                                         distributions={n: self.params[n].distribution for n in values},
+                                         user_attrs=dict(user_attrs or {}))
 
     def to_dict(self) -> dict:
         """A YAML/JSON-ready description (what `load_space` reads back)."""
