@@ -420,7 +420,7 @@ def load_tune(path: str | Path) -> Search:
     Raises:
         ValueError: `path` is not a Tune experiment folder.
     """
-    folder = Path(path).expanduser()
+    folder = Path(path).expanduser().resolve()  # Tune's reader takes a relative path for a URI and fails
     results = _tune_results(folder)
     record = SearchFile.read(folder)
     if record is None:

@@ -64,6 +64,13 @@ def test_the_search_prints_a_self_contained_report(finished_search):
     assert "report.html" in {a.path for a in MlflowClient(finished_search.uri).list_artifacts(parent)}
 
 
+def test_a_tune_folder_reads_by_a_relative_path(finished_search, monkeypatch):
+    # Tune's reader takes a relative path for a URI without a scheme and fails; load_tune resolves it
+    folder = Path(finished_search.tune_dir)
+    monkeypatch.chdir(folder.parent)
+    assert sorted(load_tune(folder.name).trials.index) == sorted(load_tune(folder).trials.index)
+
+
 def test_mlflow_and_the_tune_folder_give_the_same_search(finished_search):
     a = load_search(finished_search.experiment, tracking_uri=finished_search.uri)
     b = load_tune(finished_search.tune_dir)

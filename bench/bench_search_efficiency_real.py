@@ -1,0 +1,130 @@
+"""Search efficiency on the real `default` space: random, TPE and NSGA-II, each with FIFO and
+MOASHA, one seed per arm, each arm a real `python -m search.run` (Ray Tune, Optuna, training
+and the search profile's evaluation; no final re-evaluation).
+
+    python bench/bench_search_efficiency_real.py                       # 6 arms, ~1.5 h on 2 cores
+    python bench/bench_search_efficiency_real.py --arms tpe-fifo tpe-moasha
+
+Budget: a FIFO arm runs `--fifo-trials` trials of the space's 5 epochs; a MOASHA arm starts
+`--moasha-trials` trials, most of which stop at a rung, and is read at the same budget of
+trial-epochs (the trials that had ended when the trial-epochs spent reached the FIFO budget;
+its trials past that point are reported but not counted). Per arm: trials, complete /
+pruned, trial-epochs, wall seconds, the hypervolume of the complete trials (validation
+numbers of the search profile, reference point 0 on every objective: all four default
+objectives lie in [0, 1]) at the FIFO budget and at the arm's end, and the curve of
+hypervolume against trial-epochs. One seed per arm: a single search's hypervolume at this
+size moves by the luck of a few trials, so these figures show what the machinery does on
+the real space, not a ranking of samplers (the simulated benchmark,
+bench_search_efficiency.py, has the seeds for that).
+
+Each arm's search lives in `--work` (MLflow in a SQLite file, Tune folders); an arm whose
+search already finished there is read back, not rerun, so an interrupted benchmark resumes.
+Writes bench/results/search_efficiency-default-cpu.json (or `--name`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, table  # noqa: E402
+
+from analysis.hypervolume import hypervolume  # noqa: E402
+from analysis.load import Search, load_tune  # noqa: E402
+
+ARMS = ("random-fifo", "tpe-fifo", "nsga2-fifo", "random-moasha", "tpe-moasha", "nsga2-moasha")
+
+
+def run_arm(arm: str, *, work: Path, trials: int, seed: int, space: str) -> float:
+    """Run one arm's search to its end (skipped when its search.json exists); wall seconds."""
+    folder = work / "ray" / arm
+    if (folder / "search.json").exists():
+        return float(json.loads((work / f"{arm}.wall.json").read_text())["seconds"])
+    sampler, scheduler = arm.split("-")
+    cmd = [sys.executable, "-m", "search.run", "--space", space, "--sampler", sampler, "--scheduler", scheduler,
+           "--num-samples", str(trials), "--seed", str(seed), "--no-final", "--name", arm,
+           "--storage-path", str(work / "ray"), "--mlflow-uri", f"sqlite:///{work / 'mlflow.db'}",
+           "--experiment", "search-efficiency"]
+    if folder.exists():  # interrupted earlier: continue it
+        cmd.append("--resume")
+    print("$", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    seconds = time.perf_counter() - start
+    (work / f"{arm}.wall.json").write_text(json.dumps({"seconds": seconds}))
+    return seconds
+
+
+def budget_curve(search: Search) -> list[dict]:
+    """Hypervolume of the complete trials against trial-epochs spent, trials taken in the order
+    they ended (reference point 0: the default objectives are bounded in [0, 1])."""
+    t = search.trials.sort_values("ended", kind="stable")
+    values = search.values()[search.trials.index.get_indexer(t.index)]
+    epochs = t["epoch"].fillna(0).to_numpy(dtype=float)
+    ref = np.zeros(len(search.objectives))
+    out = []
+    for k in range(1, len(t) + 1):
+        out.append({"trial_epochs": float(epochs[:k].sum()), "trial_id": str(t.index[k - 1]),
+                    "status": str(t["status"].iloc[k - 1]),
+                    "hypervolume": hypervolume(values[:k], search.directions, ref)})
+    return out
+
+
+def at_budget(curve: list[dict], budget: float) -> float:
+    """The hypervolume once no more than `budget` trial-epochs were spent."""
+    inside = [c["hypervolume"] for c in curve if c["trial_epochs"] <= budget + 1e-9]
+    return inside[-1] if inside else 0.0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--fifo-trials", type=int, default=6, help="FIFO arms: trials (the budget)")
+    p.add_argument("--moasha-trials", type=int, default=12, help="MOASHA arms: trials started")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--space", default="default")
+    p.add_argument("--work", default=str(ROOT / "runs" / "bench-search-efficiency"))
+    p.add_argument("--name", default="search_efficiency-default-cpu", help="bench/results/NAME.json")
+    args = p.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    rows, curves = [], {}
+    for arm in args.arms:
+        trials = args.fifo_trials if arm.endswith("fifo") else args.moasha_trials
+        seconds = run_arm(arm, work=work, trials=trials, seed=args.seed, space=args.space)
+        search = load_tune(work / "ray" / arm)
+        curve = curves[arm] = budget_curve(search)
+        status = search.trials["status"].value_counts()
+        rows.append({"arm": arm, "trials": len(search.trials), "complete": int(status.get("complete", 0)),
+                     "pruned": int(status.get("pruned", 0)), "failed": int(status.get("failed", 0)),
+                     "trial_epochs": curve[-1]["trial_epochs"] if curve else 0.0, "wall_seconds": round(seconds, 1),
+                     "hv_final": curve[-1]["hypervolume"] if curve else 0.0, "front": len(search.front())})
+    budget = args.fifo_trials * 5.0  # the default space's trials train 5 epochs
+    for row in rows:
+        row["hv_at_budget"] = at_budget(curves[row["arm"]], budget)
+    columns = ["arm", "trials", "complete", "pruned", "failed", "trial_epochs", "wall_seconds", "front",
+               "hv_at_budget", "hv_final"]
+    print(table(rows, columns))
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{args.name}.json"
+    record = {"machine": {"host_cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
+              "command": "python bench/bench_search_efficiency_real.py " + " ".join(sys.argv[1:]),
+              "args": vars(args) | {"budget_trial_epochs": budget}, "rows": rows, "curves": curves,
+              "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
