@@ -6,19 +6,23 @@ and the search profile's evaluation; no final re-evaluation).
     python bench/bench_search_efficiency_real.py --arms tpe-fifo tpe-moasha
 
 Budget: a FIFO arm runs `--fifo-trials` trials of the space's 5 epochs; a MOASHA arm starts
-`--moasha-trials` trials, most of which stop at a rung, and is read at the same budget of
-trial-epochs (the trials that had ended when the trial-epochs spent reached the FIFO budget;
-its trials past that point are reported but not counted). Per arm: trials, complete /
-pruned, trial-epochs, wall seconds, the hypervolume of the complete trials (validation
-numbers of the search profile, reference point 0 on every objective: all four default
-objectives lie in [0, 1]) at the FIFO budget and at the arm's end, and the curve of
-hypervolume against trial-epochs. One seed per arm: a single search's hypervolume at this
-size moves by the luck of a few trials, so these figures show what the machinery does on
-the real space, not a ranking of samplers (the simulated benchmark,
-bench_search_efficiency.py, has the seeds for that).
+`--moasha-trials` trials, most of which stop at a rung. Every arm is read at the FIFO budget of
+trial-epochs (`hv_at_budget`: the trials that had ended when the trial-epochs spent reached
+it; later ones are reported but not counted) and at the budget every arm spent at least
+(`hv_at_common`: a MOASHA arm may stop so many trials that it spends less than the FIFO
+budget). Per arm: trials, complete / pruned, trial-epochs, wall seconds (the search's own
+total, `timing.json`), the hypervolume of the complete trials (validation numbers of the
+search profile, reference point 0 on every objective: all four default objectives lie in
+[0, 1]) at those budgets and at the arm's end, and the curve of hypervolume against
+trial-epochs. One seed per arm: a single search's hypervolume at this size moves by the luck
+of a few trials, so these figures show what the machinery does on the real space, not a
+ranking of samplers (the simulated benchmark, bench_search_efficiency.py, has the seeds for
+that).
 
 Each arm's search lives in `--work` (MLflow in a SQLite file, Tune folders); an arm whose
 search already finished there is read back, not rerun, so an interrupted benchmark resumes.
+An NSGA-II arm whose random twin completed fewer trials than NSGA-II's population is not run:
+it would replay the twin trial for trial (`replays_random`), and its row says so (`ran`).
 Writes bench/results/search_efficiency-default-cpu.json (or `--name`).
 """
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -46,11 +51,11 @@ from analysis.load import Search, load_tune  # noqa: E402
 ARMS = ("random-fifo", "tpe-fifo", "nsga2-fifo", "random-moasha", "tpe-moasha", "nsga2-moasha")
 
 
-def run_arm(arm: str, *, work: Path, trials: int, seed: int, space: str) -> float:
-    """Run one arm's search to its end (skipped when its search.json exists); wall seconds."""
+def run_arm(arm: str, *, work: Path, trials: int, seed: int, space: str) -> None:
+    """Run one arm's search to its end (skipped when its search.json exists)."""
     folder = work / "ray" / arm
     if (folder / "search.json").exists():
-        return float(json.loads((work / f"{arm}.wall.json").read_text())["seconds"])
+        return
     sampler, scheduler = arm.split("-")
     cmd = [sys.executable, "-m", "search.run", "--space", space, "--sampler", sampler, "--scheduler", scheduler,
            "--num-samples", str(trials), "--seed", str(seed), "--no-final", "--name", arm,
@@ -59,11 +64,22 @@ def run_arm(arm: str, *, work: Path, trials: int, seed: int, space: str) -> floa
     if folder.exists():  # interrupted earlier: continue it
         cmd.append("--resume")
     print("$", " ".join(cmd), flush=True)
-    start = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True)
-    seconds = time.perf_counter() - start
-    (work / f"{arm}.wall.json").write_text(json.dumps({"seconds": seconds}))
-    return seconds
+
+
+def replays_random(work: Path, arm: str, trials: int) -> bool:
+    """Whether NSGA-II's arm would run exactly the random arm's trials: its first generation is
+    Optuna's RandomSampler with the same seed, drawing the same values in the same order, and a
+    later generation starts only once `population_size` (search.searcher.make_sampler) trials
+    are complete. When the random arm (same scheduler) completed fewer than that, NSGA-II would
+    never leave its first generation: the arm is the random arm again, and is not rerun."""
+    if not arm.startswith("nsga2-"):
+        return False
+    twin = work / "ray" / arm.replace("nsga2-", "random-", 1)
+    if not (twin / "search.json").exists():
+        return False
+    population = max(4, min(50, trials // 2))
+    return int((load_tune(twin).trials["status"] == "complete").sum()) < population
 
 
 def budget_curve(search: Search) -> list[dict]:
@@ -102,25 +118,34 @@ def main() -> None:
     rows, curves = [], {}
     for arm in args.arms:
         trials = args.fifo_trials if arm.endswith("fifo") else args.moasha_trials
-        seconds = run_arm(arm, work=work, trials=trials, seed=args.seed, space=args.space)
-        search = load_tune(work / "ray" / arm)
+        source = arm
+        if replays_random(work, arm, trials) and not (work / "ray" / arm / "search.json").exists():
+            source = arm.replace("nsga2-", "random-", 1)
+            print(f"{arm}: NSGA-II would replay {source} trial for trial (its first generation never fills); "
+                  f"{source}'s search stands for it", flush=True)
+        run_arm(source, work=work, trials=trials, seed=args.seed, space=args.space)
+        search = load_tune(work / "ray" / source)
         curve = curves[arm] = budget_curve(search)
         status = search.trials["status"].value_counts()
-        rows.append({"arm": arm, "trials": len(search.trials), "complete": int(status.get("complete", 0)),
+        rows.append({"arm": arm, "ran": source, "trials": len(search.trials), "complete": int(status.get("complete", 0)),
                      "pruned": int(status.get("pruned", 0)), "failed": int(status.get("failed", 0)),
-                     "trial_epochs": curve[-1]["trial_epochs"] if curve else 0.0, "wall_seconds": round(seconds, 1),
+                     "trial_epochs": curve[-1]["trial_epochs"] if curve else 0.0,
+                     "wall_seconds": round(float(search.timing.get("total_s", math.nan)), 1),
                      "hv_final": curve[-1]["hypervolume"] if curve else 0.0, "front": len(search.front())})
     budget = args.fifo_trials * 5.0  # the default space's trials train 5 epochs
+    common = min(row["trial_epochs"] for row in rows)  # what every arm spent at least
     for row in rows:
         row["hv_at_budget"] = at_budget(curves[row["arm"]], budget)
-    columns = ["arm", "trials", "complete", "pruned", "failed", "trial_epochs", "wall_seconds", "front",
-               "hv_at_budget", "hv_final"]
+        row["hv_at_common"] = at_budget(curves[row["arm"]], common)
+    columns = ["arm", "ran", "trials", "complete", "pruned", "failed", "trial_epochs", "wall_seconds", "front",
+               "hv_at_common", "hv_at_budget", "hv_final"]
     print(table(rows, columns))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{args.name}.json"
     record = {"machine": {"host_cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
               "command": "python bench/bench_search_efficiency_real.py " + " ".join(sys.argv[1:]),
-              "args": vars(args) | {"budget_trial_epochs": budget}, "rows": rows, "curves": curves,
+              "args": vars(args) | {"budget_trial_epochs": budget, "common_trial_epochs": common},
+              "rows": rows, "curves": curves,
               "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")

@@ -77,6 +77,28 @@ def test_every_sampler_drives_a_multi_objective_study(sampler):
     assert len(study.best_trials) >= 1
 
 
+def test_nsga2_replays_random_sampling_until_its_first_generation_fills():
+    # bench_search_efficiency_real.replays_random rests on this: with fewer complete trials than
+    # the population, NSGA-II draws exactly what the random sampler with the same seed draws
+    space = get_space("default")
+    fn = define_by_run(space)
+
+    def draws(name: str, complete: set[int]) -> list[dict]:
+        study = optuna.create_study(directions=["maximize"] * 2, sampler=make_sampler(name, seed=0, num_samples=12))
+        out = []
+        for i in range(12):
+            trial = study.ask()
+            out.append(fn(trial))
+            if i in complete:
+                study.tell(trial, [0.5, 0.5])
+            else:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)  # as MOASHA's stopped trials
+        return out
+
+    assert draws("nsga2", {0, 3, 7}) == draws("random", {0, 3, 7})  # population 6: never filled
+    assert draws("nsga2", set(range(12))) != draws("random", set(range(12)))  # filled: generation 2 differs
+
+
 def _searcher(cls, space, storage):
     """A searcher whose study lives in `storage`, so that the test reads it back through
     Optuna's public API (`optuna.load_study`), for Ray's stock searcher as for ours."""
