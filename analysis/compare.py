@@ -13,7 +13,6 @@ McNemar test for clean accuracy; `paired_test` does the same for any two test re
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -133,35 +132,6 @@ def _reports(record: dict[str, Any]) -> list[dict[str, Any]]:
     raise ValueError(f"not a test record nor an EvalReport dict (keys: {sorted(record)})")
 
 
-def _paired_samples(a_reports: list[dict], b_reports: list[dict], name: str, names: tuple[str, str]):
-    """Objective `name`'s per-example values of two trials' paired seeds, side by side.
-
-    Returns (a, b, stat, width, n): `a` and `b` hold the seeds' value columns stacked
-    horizontally (`width` columns a seed, rows = the `n` examples, the same in every seed),
-    `stat` is the objective's statistic of one seed's columns. Raises ValueError when the two
-    trials' examples differ, or one seed's examples differ from seed 0's.
-    """
-    from nsde.metrics import objective_samples
-
-    a_cols, b_cols, stat, reference = [], [], None, None
-    for k, (a_report, b_report) in enumerate(zip(a_reports, b_reports)):
-        ia, va, stat = objective_samples(a_report["per_example"], name)
-        ib, vb, _ = objective_samples(b_report["per_example"], name)
-        if not np.array_equal(ia, ib):
-            raise ValueError(f"the test reports of trial {names[0]} and trial {names[1]} are not paired: "
-                             f"{name} of seed {k} covers different examples ({len(ia)} vs {len(ib)}, "
-                             f"{int(np.sum(~np.isin(ia, ib)))} of {names[0]}'s not in {names[1]}'s); were they "
-                             f"scored with the same evaluation settings?")
-        if reference is None:
-            reference = ia
-        elif not np.array_equal(ia, reference):
-            raise ValueError(f"the test reports of trial {names[0]} and trial {names[1]} cover other examples "
-                             f"in seed {k} than in seed 0 ({name}): the seeds were scored with other settings")
-        a_cols.append(va)
-        b_cols.append(vb)
-    return np.hstack(a_cols), np.hstack(b_cols), stat, a_cols[0].shape[1], len(reference)
-
-
 def paired_test(member: dict[str, Any], baseline: dict[str, Any], objectives: Sequence[tuple[str, str]], *,
                 names: tuple[str, str] = ("member", "baseline"), resamples: int | None = None,
                 seed: int | None = None) -> pd.DataFrame:
@@ -172,8 +142,9 @@ def paired_test(member: dict[str, Any], baseline: dict[str, Any], objectives: Se
             [EvalReport.to_dict(), one a seed]}) or single `EvalReport.to_dict()`s. With
             several seeds, seed k of one is paired with seed k of the other (both trained
             with the same k-th seed), over the seeds both have.
-        objectives: (name, "max" | "min") pairs, names as in `nsde.metrics.objective_samples`;
-            objectives without per-example values (`val_accuracy`, `train_seconds`) are left out.
+        objectives: (name, "max" | "min") pairs, names as in `nsde.metrics.objective_samples`
+            (objectives, `sweep_area@<kind>`, `location_acc_<location>`); names without
+            per-example values (`val_accuracy`, `train_seconds`) are left out.
         names: the two trials' names, for the error messages.
         resamples, seed: of the paired bootstrap (default: the baseline report's settings).
 
@@ -182,15 +153,16 @@ def paired_test(member: dict[str, Any], baseline: dict[str, Any], objectives: Se
         seeds), `difference` (member - baseline, negated for a minimised objective: positive =
         the member is better) with its paired-bootstrap 95 % interval `low` / `high` (examples
         resampled jointly, the same resample for every seed) and two-sided bootstrap `p`,
-        `mcnemar_p` (clean accuracy only: exact McNemar test on the per-example correctness,
-        pooled over the paired seeds; NaN for the other objectives), `n` (paired examples)
-        and `seeds`.
+        `mcnemar_p` (clean and per-location accuracy only: exact McNemar test on the
+        per-example correctness, pooled over the paired seeds; NaN for the others), `n`
+        (paired examples) and `seeds`.
 
     Raises:
         ValueError: the two were not scored on the same split or the same examples (naming
             both trials, the objective and the seed).
     """
-    from nsde.metrics import OBJECTIVE_METRICS, mcnemar, paired_difference
+    from nsde.metrics import has_samples
+    from nsde.metrics.paired import paired_comparison
 
     a_reports, b_reports = _reports(member), _reports(baseline)
     seeds = min(len(a_reports), len(b_reports))
@@ -206,23 +178,11 @@ def paired_test(member: dict[str, Any], baseline: dict[str, Any], objectives: Se
                              f"different splits (seed {k}): they cannot be paired")
     rows = []
     for name, mode in objectives:
-        if name not in OBJECTIVE_METRICS:  # not a statistic of per-example values: nothing to pair
+        if not has_samples(name):  # not a statistic of per-example values: nothing to pair
             continue
-        a_all, b_all, stat, width, n = _paired_samples(a_reports[:seeds], b_reports[:seeds], name, names)
-
-        def over_seeds(values: np.ndarray, stat=stat, width=width) -> float:
-            return float(np.mean([stat(values[:, k * width:(k + 1) * width]) for k in range(seeds)]))
-
-        est, p = paired_difference(a_all, b_all, over_seeds, resamples=resamples, seed=seed)
-        sign = 1.0 if mode == "max" else -1.0
-        low, high = (est.low, est.high) if sign > 0 else (-est.high, -est.low)
-        rows.append({
-            "objective": name, "direction": mode,
-            "member": over_seeds(a_all), "baseline": over_seeds(b_all),
-            "difference": sign * est.value, "low": low, "high": high, "p": p,
-            "mcnemar_p": mcnemar(a_all.ravel() > 0.5, b_all.ravel() > 0.5) if name == "clean_accuracy" else math.nan,
-            "n": n, "seeds": seeds,
-        })
+        rows.append({"objective": name, "direction": mode,
+                     **paired_comparison(a_reports[:seeds], b_reports[:seeds], name, mode, names=names,
+                                         resamples=resamples, seed=seed)})
     columns = ["objective", "direction", "member", "baseline", "difference", "low", "high", "p", "mcnemar_p", "n",
                "seeds"]
     return pd.DataFrame(rows, columns=columns).set_index("objective")

@@ -365,11 +365,13 @@ def _fronts(page: _Page, search: Search) -> None:
 def _held_out(page: _Page, search: Search) -> None:
     """The test-split estimates of the final front and the baseline, and their paired comparison."""
     page.add("<h2>Held-out test estimates</h2>")
+    which = ("Every complete trial of the design, scored once on the test split (a designed study selects "
+             "nothing; its analysis: python -m analysis.study)." if search.space.get("designed") else
+             "The final front and the deterministic baseline, scored once on the test split after the search "
+             "had chosen them on validation (nothing was selected on these numbers).")
     if _held_out_ids(search):
-        page.add("<p class='note'>The final front and the deterministic baseline, scored once on the test "
-                 "split after the search had chosen them on validation (nothing was selected on these "
-                 "numbers). Value [95 % interval]; <i>n</i>: the examples behind each number; with several "
-                 "training seeds each number is the mean over the seeds (retrained on the same data) with a "
+        page.add(f"<p class='note'>{which} Value [95 % interval]; <i>n</i>: the examples behind each number; "
+                 "with several training seeds each number is the mean over the seeds (retrained on the same data) with a "
                  "two-level bootstrap interval (seeds, then examples).</p>"
                  + _table(held_out_table(search), TEST, "held out, final profile"))
     else:
@@ -523,12 +525,49 @@ def _trials(page: _Page, search: Search) -> None:
                     VALIDATION, "search profile; final_: final profile; flagged: an attack check failed"))
 
 
+def _study(page: _Page, search: Search) -> None:
+    """A designed search: every cell against the baseline (test, paired, Holm), the shape match
+    and the study's figures (`analysis.study`)."""
+    from analysis.study import Study, front_figure, hurst_figure, snr_figure
+
+    page.add("<h2>The designed study: each cell against the baseline (test split)</h2>")
+    try:
+        study = Study.of(search)
+        paired, match, means = study.paired(), study.shape_match(), study.cell_means()
+    except (ValueError, KeyError) as err:  # no baseline, or reports without the per-example columns
+        page.add(f"<p class='note'>not analysed: {html.escape(str(err))}</p>")
+        return
+    if paired.empty:
+        page.add("<p>none: no cell shares a tested seed with the baseline</p>")
+        return
+    page.add("<p class='note'>Each cell (a configuration without its seed) against the deterministic baseline, "
+             "seed k against seed k on the same test examples: the difference (positive = better than the "
+             "baseline) with its paired-bootstrap 95 % interval; <i>Holm p</i>: Holm's correction over the "
+             "cells, one family per metric; * = Holm p &lt; 0.05. docs/study.md explains the design.</p>")
+    table = pd.DataFrame({"difference [95 % interval]": [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" if math.isfinite(d)
+                                                         else "-" for d, lo, hi in zip(paired["difference"],
+                                                                                       paired["low"], paired["high"])],
+                          "Holm p": paired["p_holm"], "significant": np.where(paired["significant"], "*", ""),
+                          "seeds": paired["seeds"]}, index=paired.index)
+    page.add(_table(table, TEST, "final profile; paired with the baseline"))
+    if not match.empty:
+        page.add("<p class='note'>Is the protection shape-matched? The gain under the input noise shaped like the "
+                 "injected one, minus the mean gain under the other input noises.</p>",
+                 _table(match[["matched", "contrast", "low", "high", "p_holm", "significant"]], TEST, "paired"))
+    page.figure("study_snr", snr_figure(study, ["baseline", *study.best_cells()]),
+                "Test accuracy against SNR: the baseline and the three cells best on validation")
+    page.figure("study_hurst", hurst_figure(study, paired), "Each metric's difference from the baseline against H")
+    page.figure("study_front", front_figure(study, means), "Cell means (test) with their intervals; front labelled")
+
+
 def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
     """The report of `search` as an HTML string; each figure also goes to `figures_dir` as PNG."""
     page = _Page()
     _summary(page, search)
     _fronts(page, search)
     _held_out(page, search)
+    if search.space.get("designed") and search.has_test:
+        _study(page, search)
     _deterministic_and_checks(page, search)
     if (search.trials["status"] == "complete").any():  # the figures need at least one trial's objectives
         _objective_figures(page, search)

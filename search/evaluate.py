@@ -5,6 +5,7 @@ retrained replicates for more training seeds)."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,18 @@ def evaluate_checkpoint(checkpoint, data_path: str, config: dict[str, Any], eval
     return out
 
 
-def run_tasks(jobs: dict[Any, Any], desc: str) -> dict[Any, dict[str, Any]]:
-    """Wait for Ray tasks (key -> object ref) with a progress bar; returns key -> result."""
+def run_tasks(jobs: dict[Any, Any], desc: str, on_result: Callable[[Any, dict[str, Any]], None] | None = None
+              ) -> dict[Any, dict[str, Any]]:
+    """Wait for Ray tasks (key -> object ref) with a progress bar; returns key -> result.
+    `on_result(key, result)` runs as each task ends (to keep its result before the others end)."""
     out: dict[Any, dict[str, Any]] = {}
     pending = {ref: key for key, ref in jobs.items()}
     with tqdm(total=len(pending), desc=desc, unit="model") as bar:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
-            out[pending.pop(done[0])] = ray.get(done[0])
+            key = pending.pop(done[0])
+            out[key] = ray.get(done[0])
+            if on_result is not None:
+                on_result(key, out[key])
             bar.update()
     return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,13 +71,14 @@ def replicate_seeds(base: int, n: int) -> list[int]:
     return [base] + [base + 1000 * k for k in range(1, n)]
 
 
-def held_out(ctx: SearchContext, records: Sequence[TrialRecord], *, seeds: int, cpus: float, gpus: float
-             ) -> dict[str, dict[str, Any]]:
+def held_out(ctx: SearchContext, records: Sequence[TrialRecord], *, seeds: int, cpus: float, gpus: float,
+             on_record: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, dict[str, Any]]:
     """The held-out numbers: each record scored on the test split with the final profile, once per
     seed (the trial's own model, plus `seeds - 1` retrained with other training seeds).
 
     Returns: trial id -> {"metrics": flat `test_` metrics (mean and interval over seeds, with
     `test_seeds`), "seeds": the training seeds, "reports": one EvalReport.to_dict() a seed}.
+    `on_record(trial id, that entry)` runs as soon as a trial's seeds are all scored.
     """
     task = evaluate_checkpoint.options(num_cpus=cpus, num_gpus=gpus)
     threads = int(max(1, cpus))
@@ -85,14 +86,22 @@ def held_out(ctx: SearchContext, records: Sequence[TrialRecord], *, seeds: int, 
     jobs = {(r.trial_id, k): task.remote(r.checkpoint, ctx.data_path, r.config, ctx.final_cfg, threads=threads,
                                          split="test", seed=None if k == 0 else s)
             for r in records for k, s in enumerate(seed_lists[r.trial_id])}
-    results = run_tasks(jobs, f"held-out test ({seeds} seed{'s' if seeds > 1 else ''})")
+    results: dict[tuple[str, int], dict[str, Any]] = {}
     out: dict[str, dict[str, Any]] = {}
-    for r in records:
-        reports = [results[(r.trial_id, k)]["report"] for k in range(seeds)]
-        flat = results[(r.trial_id, 0)]["metrics"] if seeds == 1 else _over_seeds(reports, ctx.final_cfg)
-        out[r.trial_id] = {"metrics": {**{f"{TEST_PREFIX}{k}": v for k, v in flat.items()},
-                                       f"{TEST_PREFIX}seeds": float(seeds)},
-                           "seeds": seed_lists[r.trial_id], "reports": reports}
+
+    def collect(key: tuple[str, int], result: dict[str, Any]) -> None:
+        results[key] = result
+        tid = key[0]
+        if any((tid, k) not in results for k in range(seeds)):
+            return
+        reports = [results[(tid, k)]["report"] for k in range(seeds)]
+        flat = results[(tid, 0)]["metrics"] if seeds == 1 else _over_seeds(reports, ctx.final_cfg)
+        out[tid] = {"metrics": {**{f"{TEST_PREFIX}{k}": v for k, v in flat.items()}, f"{TEST_PREFIX}seeds": float(seeds)},
+                    "seeds": seed_lists[tid], "reports": reports}
+        if on_record is not None:
+            on_record(tid, out[tid])
+
+    run_tasks(jobs, f"held-out test ({seeds} seed{'s' if seeds > 1 else ''})", on_result=collect)
     return out
 
 
@@ -148,7 +157,15 @@ def front_change(records: Sequence[TrialRecord], objectives: Sequence[Objective]
 
 def finish(ctx: SearchContext, records: list[TrialRecord]) -> FrontChange | None:
     """Re-evaluate the front and the baseline with the final profile on validation, recompute the
-    front, then score the final front and the baseline once on test (the space's training seeds)."""
+    front, then score the final front and the baseline once on test (the space's training seeds).
+
+    A designed space (`SearchSpace.designed`) selects nothing: every complete trial is scored
+    once on test with the final profile (its seed is a point of the design), and there is no
+    front change to return."""
+    if ctx.space.designed:
+        if ctx.settings.final:
+            _score_design(ctx, [r for r in records if r.status == "complete"])
+        return None
     front = front_ids(records, ctx.objectives, **ctx.rules())
     baseline = pick_baseline(records)
     chosen = front + ([baseline.trial_id] if baseline is not None and baseline.trial_id not in front else [])
@@ -173,22 +190,50 @@ def finish(ctx: SearchContext, records: list[TrialRecord]) -> FrontChange | None
     return change
 
 
+def _score_design(ctx: SearchContext, complete: list[TrialRecord]) -> None:
+    """The test split, once, for every complete trial of a designed study (nothing was selected).
+    A trial scored before the search was interrupted keeps its record (test_reports/): a
+    resumed study scores only the rest."""
+    from nsde.metrics import EvalReport
+    from search.trainable import evaluation_metrics
+
+    todo = []
+    for r in complete:
+        path = ctx.exp_dir / TEST_REPORTS / f"{r.trial_id}.json"
+        if not path.exists():
+            todo.append(r)
+            continue
+        report = EvalReport.from_dict(json.loads(path.read_text())["reports"][0])
+        r.test = {**{f"{TEST_PREFIX}{k}": v for k, v in evaluation_metrics(report).items()}, f"{TEST_PREFIX}seeds": 1.0}
+    logger.info("held-out test scores of the design's %d complete trials (%d scored before)", len(complete),
+                len(complete) - len(todo))
+    _write_held_out(ctx, todo, seeds=1)
+
+
 def _score_held_out(ctx: SearchContext, front: list[TrialRecord], baseline: TrialRecord | None) -> None:
     """The test split, once: the final front and the baseline, nothing chosen by these numbers."""
     held = front + ([baseline] if baseline is not None and baseline.trial_id not in {r.trial_id for r in front} else [])
     seeds = ctx.space.final_seeds
     logger.info("held-out test scores of %d trials (the final front and the baseline), %d training seed(s) each",
                 len(held), seeds)
-    with ctx.timed("test_eval_s"):
-        tested = held_out(ctx, held, seeds=seeds, cpus=task_cpus(ctx, len(held) * seeds),
-                          gpus=min(ctx.settings.gpus_per_trial, 1.0))
+    _write_held_out(ctx, held, seeds=seeds)
+
+
+def _write_held_out(ctx: SearchContext, held: list[TrialRecord], *, seeds: int) -> None:
+    """Score `held` on test (`held_out`), and keep each record in the trial, MLflow and test_reports/."""
     (ctx.exp_dir / TEST_REPORTS).mkdir(exist_ok=True)
-    for r in held:
-        res = tested[r.trial_id]
+    by_id = {r.trial_id: r for r in held}
+
+    def keep(tid: str, res: dict[str, Any]) -> None:  # as each trial's scores come in: nothing lost on a crash
+        r = by_id[tid]
         r.test = res["metrics"]
         record = {"seeds": res["seeds"], "reports": res["reports"]}
         log_held_out(ctx.client, r, record)
-        (ctx.exp_dir / TEST_REPORTS / f"{r.trial_id}.json").write_text(json.dumps(record))
+        (ctx.exp_dir / TEST_REPORTS / f"{tid}.json").write_text(json.dumps(record))
+
+    with ctx.timed("test_eval_s"):
+        held_out(ctx, held, seeds=seeds, cpus=task_cpus(ctx, len(held) * seeds),
+                 gpus=min(ctx.settings.gpus_per_trial, 1.0), on_record=keep)
 
 
 def task_cpus(ctx: SearchContext, tasks: int) -> float:

@@ -29,7 +29,7 @@ from search.config import trial_configs
 from search.final import FrontChange, as_search, finish, front_ids, pick_baseline
 from search.launch import max_epochs, tracker_state, tune_trials
 from search.searcher import SAMPLERS
-from search.settings import SCHEDULERS, SearchContext, SearchSettings
+from search.settings import DEFAULT_TRIALS, SCHEDULERS, SearchContext, SearchSettings
 from search.tracking import (
     check_mlflow,
     find_parent_run,
@@ -97,7 +97,9 @@ def _prepare(settings: SearchSettings) -> SearchContext:
     from spaces import get_space
 
     space = get_space(settings.space)
-    if "train/seed" not in space.constants:  # every trial trains with the search's seed
+    settings = replace(settings, num_samples=settings.trials(space))
+    seeded = "train/seed" in space.constants or any(p.target(n) == "train/seed" for n, p in space.params.items())
+    if not seeded:  # every trial trains with the search's seed
         space = replace(space, constants={**space.constants, "train/seed": settings.seed})
     if settings.final_seeds is not None:
         space = replace(space, final_seeds=settings.final_seeds)
@@ -337,7 +339,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m search.run", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--space", default=d.space, help="a named space (default, paper, shapes) or a .yaml/.py file")
-    p.add_argument("--num-samples", type=int, default=d.num_samples, help="trials to run")
+    p.add_argument("--num-samples", type=int, default=None,
+                   help=f"trials to run (default: {DEFAULT_TRIALS}, or every point of a designed space such as study)")
     p.add_argument("--objectives", default=d.objectives,
                    help=f"comma-separated name[:max|min]; names: {', '.join(METRICS)}")
     p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,

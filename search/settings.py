@@ -12,9 +12,10 @@ from typing import Any
 from record import SCHEDULER_METRICS, DEFAULT_OBJECTIVES, Objective
 from search.searcher import SAMPLERS
 
-__all__ = ["SCHEDULERS", "SearchContext", "SearchSettings"]
+__all__ = ["DEFAULT_TRIALS", "SCHEDULERS", "SearchContext", "SearchSettings"]
 
 SCHEDULERS = ("fifo", "asha", "moasha")
+DEFAULT_TRIALS = 6  # --num-samples of a sampled space
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class SearchSettings:
     """Everything a search needs; `None` means: the space's (or the machine's) default."""
 
     space: str = "default"
-    num_samples: int = 6
+    num_samples: int | None = None  # None: DEFAULT_TRIALS, or every point of a designed space
     objectives: str = DEFAULT_OBJECTIVES
     sampler: str = "tpe"
     scheduler: str = "fifo"
@@ -51,13 +52,38 @@ class SearchSettings:
     warm_start: str | None = None
     constraints: tuple[str, ...] = ()
 
+    def trials(self, space) -> int:
+        """--num-samples, resolved: DEFAULT_TRIALS for a sampled space, every point of a designed
+        one (`spaces.SearchSpace.designed`), which also cannot run more than its points nor
+        stop trials early, nor take a warm start or extra seeds (its seeds are its points').
+
+        Raises:
+            ValueError: naming the option and the rule.
+        """
+        if not space.designed:
+            return self.num_samples or DEFAULT_TRIALS
+        n = len(space.points)
+        if self.num_samples is not None and self.num_samples > n:
+            raise ValueError(f"--num-samples {self.num_samples}: the designed space {space.name!r} has {n} points "
+                             f"and runs each once (leave --num-samples out to run them all)")
+        if self.scheduler != "fifo":
+            raise ValueError(f"--scheduler {self.scheduler}: a designed space ({space.name!r}) runs every point to "
+                             f"the end (fifo); stopping some early would break the design")
+        if self.warm_start:
+            raise ValueError(f"--warm-start: a designed space ({space.name!r}) samples nothing, so earlier trials "
+                             f"cannot inform it")
+        if self.final_seeds is not None:
+            raise ValueError(f"--final-seeds: a designed space's ({space.name!r}) training seeds are its points' "
+                             f"train/seed values; each trial is scored on the test split once")
+        return self.num_samples or n
+
     @property
     def workers(self) -> int:
         """Data-parallel workers per trial (1 = a plain single-process trial)."""
         return int(self.gpus_per_trial) if self.gpus_per_trial > 1 else self.ddp_workers
 
     def __post_init__(self) -> None:
-        if self.num_samples < 1:
+        if self.num_samples is not None and self.num_samples < 1:
             raise ValueError(f"`--num-samples >= 1` must hold, but got {self.num_samples}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; known samplers: {list(SAMPLERS)}")

@@ -1,4 +1,4 @@
-"""Search spaces as data: named spaces (`default`, `paper`, `shapes`) and user files.
+"""Search spaces as data: named spaces (`default`, `paper`, `shapes`, the designed `study`) and user files.
 
     >>> from spaces import get_space, list_spaces
     >>> space = get_space("default")          # or get_space("my_space.yaml")
@@ -10,7 +10,7 @@ fBm, a depth range per backbone), constants and starting points. It computes not
 
 from spaces import builtin as _builtin  # noqa: F401  (registers the named spaces)
 from spaces._registry import get_space, list_spaces, load_space, register_space, space_from_dict
-from spaces._space import KEYS, NOISE_SHAPES, Param, SearchSpace
+from spaces._space import KEYS, NOISE_SHAPES, Param, SearchSpace, replicate
 
 __all__ = [
     "KEYS",
@@ -21,5 +21,6 @@ __all__ = [
     "list_spaces",
     "load_space",
     "register_space",
+    "replicate",
     "space_from_dict",
 ]

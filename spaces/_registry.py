@@ -81,7 +81,7 @@ def _load_python(path: Path) -> SearchSpace:
 
 
 _SPACE_FIELDS = {"name", "description", "preset", "search_profile", "final_profile", "final_seeds", "params", "constants",
-                 "points"}
+                 "points", "designed"}
 _PARAM_FIELDS = {"choices", "low", "high", "log", "step", "type", "when", "key"}
 
 
@@ -103,6 +103,7 @@ def space_from_dict(record: dict[str, Any]) -> SearchSpace:
         params={name: _param(name, spec) for name, spec in params.items()},
         constants={k: _number(v) for k, v in (record.get("constants") or {}).items()},
         points=tuple({k: _number(v) for k, v in p.items()} for p in record.get("points") or ()),
+        designed=record.get("designed", False),
     )
 
 

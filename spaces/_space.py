@@ -23,7 +23,7 @@ from nsde.noise import list_noises
 from nsde.rules import Rule, rules_of
 from nsde.train import TrainConfig
 
-__all__ = ["KEYS", "NOISE_SHAPES", "Param", "SearchSpace"]
+__all__ = ["KEYS", "NOISE_SHAPES", "Param", "SearchSpace", "replicate"]
 
 
 def _noise_shapes() -> tuple[str, ...]:
@@ -84,6 +84,11 @@ class SearchSpace:
             that score every trial and then re-score the Pareto-optimal ones.
         final_seeds: training seeds behind each held-out (test) number of the final front
             and the baseline: 1 = the trial's own model; N > 1 retrains N - 1 more.
+        designed: the points are the whole experiment (a designed study, e.g. a factorial grid
+            with its seeds as a parameter): a search runs each point once, in order, samples
+            nothing else, and scores every complete trial on the test split (nothing is
+            selected, so there is no front to re-score); `--num-samples` defaults to the
+            number of points. The points must be distinct.
     """
 
     name: str
@@ -95,6 +100,7 @@ class SearchSpace:
     final_profile: str = "full"
     final_seeds: int = 1
     description: str = ""
+    designed: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -130,6 +136,8 @@ class SearchSpace:
         self._check_depths()
         for i, point in enumerate(self.points):
             self._check_point(i, point)
+        if self.designed:
+            self._check_design()
 
     def _check_depths(self) -> None:
         """Every injection depth must exist in every backbone it can meet (e.g. <= 8 blocks for resnet18)."""
@@ -164,6 +172,18 @@ class SearchSpace:
             raise ValueError(f"point {i} must set exactly the active parameters; missing {missing}, inactive {extra}")
         for name in active:
             _check_value(name, self.params[name], point[name])
+
+    def _check_design(self) -> None:
+        if not isinstance(self.designed, bool):
+            raise ValueError(f"`designed` must be true or false, but got {self.designed!r}")
+        if not self.points:
+            raise ValueError("a designed space runs its points, and has none")
+        first: dict[tuple, int] = {}
+        for i, point in enumerate(self.points):
+            key = tuple(sorted((k, repr(v)) for k, v in self.config(point).items()))
+            if key in first:
+                raise ValueError(f"points {first[key]} and {i} are the same configuration; a design runs each once")
+            first[key] = i
 
     def active(self, values: Mapping[str, Any]) -> list[str]:
         """The parameters active under `values` (a partial assignment by parameter name)."""
@@ -219,10 +239,21 @@ class SearchSpace:
             "search_profile": self.search_profile,
             "final_profile": self.final_profile,
             "final_seeds": self.final_seeds,
+            "designed": self.designed,
             "params": {n: _param_dict(p) for n, p in self.params.items()},
             "constants": dict(self.constants),
             "points": [dict(p) for p in self.points],
         }
+
+
+def replicate(cells: Sequence[Mapping[str, Any]], seeds: Sequence[int], *, param: str = "train/seed"
+              ) -> tuple[dict[str, Any], ...]:
+    """The points of a replicated design: every cell once per seed (the seed set by `param`),
+    seed by seed, so that a study stopped part-way holds whole replicates, and every cell,
+    the baseline included, runs with the same seeds (paired)."""
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"a design needs distinct seeds, at least one, but got {list(seeds)}")
+    return tuple({**cell, param: seed} for seed in seeds for cell in cells)
 
 
 # ------------------------------------------------------------------------- helpers

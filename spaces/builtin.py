@@ -1,4 +1,4 @@
-"""The named search spaces: `default`, `paper` and `shapes`.
+"""The named search spaces: `default`, `paper`, `shapes` and the designed study `study`.
 
 Blocks with injection (`nsde.models`): convnext_atto and _femto have 2+2+6+2 = 12 residual
 blocks, convnext_tiny / _base 3+3+9(27)+3, resnet18 has 2+2+2+2 = 8 and resnet34 / 50
@@ -17,7 +17,7 @@ from optuna.distributions import FloatDistribution as Float
 from optuna.distributions import IntDistribution as Int
 
 from spaces._registry import register_space
-from spaces._space import Param, SearchSpace
+from spaces._space import Param, SearchSpace, replicate
 
 _NOISY = ("fbm", "white", "stationary")
 _HURST = ("fbm", "stationary")  # the shapes with a Hurst exponent
@@ -140,4 +140,47 @@ def shapes() -> SearchSpace:
             "noise/anchor": Param(Cat(["mean", "corner"]), when={"noise/shape": _NOISY}),
         },
         constants={"noise/sigma_mode": "relative"},
+    )
+
+
+# The designed study (docs/study.md): its factors, so that the analysis can name them.
+STUDY_HURST = (0.1, 0.5, 0.9)
+STUDY_SIGMA = (0.1, 0.3)  # relative: noise at 10 % and 30 % of each block's output RMS
+STUDY_SEEDS = (0, 1, 2)
+
+
+def study_cells() -> list[dict]:
+    """The study's cells: the deterministic baseline first, white noise at each sigma, then fBm
+    and its stationary control at each H and sigma."""
+    cells: list[dict] = [{"noise/shape": "none"}]
+    cells += [{"noise/shape": "white", "noise/sigma": s} for s in STUDY_SIGMA]
+    cells += [{"noise/shape": shape, "noise/hurst": h, "noise/sigma": s}
+              for shape in _HURST for s in STUDY_SIGMA for h in STUDY_HURST]
+    return cells
+
+
+@register_space("study")
+def study() -> SearchSpace:
+    """A designed experiment, not a search: noise shape x H x sigma on one backbone and recipe,
+    every cell and the baseline with the same seeds (docs/study.md)."""
+    shapes = ("white", *_HURST)
+    return SearchSpace(
+        name="study",
+        description="designed study: shape (none, white, fBm, stationary) x H x relative sigma, 3 seeds, resnet18",
+        preset="study",  # 48x48 on the CPU; --preset paper for the published scale
+        search_profile="study-val",
+        final_profile="study",
+        designed=True,
+        params={
+            "noise/shape": Param(Cat(["none", *shapes])),
+            "noise/hurst": Param(Cat(list(STUDY_HURST)), when={"noise/shape": _HURST}),
+            "noise/sigma": Param(Cat(list(STUDY_SIGMA)), when={"noise/shape": shapes}),
+            "train/seed": Param(Cat(list(STUDY_SEEDS))),
+        },
+        # one recipe for every cell: the default space's baseline recipe, noise in every block
+        # whose noise reaches the logits, none at evaluation (deterministic predictions: no EOT)
+        constants={"model/backbone": "resnet18", "model/drop_path_rate": 0.0, "train/lr": 4e-3,
+                   "train/weight_decay": 0.05, "train/batch_size": 64, "train/epochs": 4, "noise/depth": "all",
+                   "noise/eval_mode": "off", **_RELATIVE},
+        points=replicate(study_cells(), STUDY_SEEDS),
     )

@@ -9,6 +9,7 @@ from nsde.metrics.evaluate import (
     EvalReport,
     eval_config,
     evaluate,
+    has_samples,
     objective_samples,
     seed_estimates,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "bootstrap_seeds",
     "eval_config",
     "evaluate",
+    "has_samples",
     "integrated_gradients",
     "mcnemar",
     "mean_estimate",

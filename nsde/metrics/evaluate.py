@@ -29,6 +29,7 @@ import torch
 
 from nsde.data import SpectrogramData
 from nsde.data.snr import SNR_LEVELS_DB, snr_spectrograms
+from nsde.data.synthetic import LOCATIONS
 from nsde.metrics.explain import abc_scores, abc_summary, attribution_stability
 from nsde.metrics.robustness import (
     SWEEP_KINDS,
@@ -36,6 +37,7 @@ from nsde.metrics.robustness import (
     apgd_attack,
     correct_predictions,
     is_stochastic,
+    parse_sweep_kind,
     sweep_area,
     sweep_correct,
 )
@@ -43,14 +45,17 @@ from nsde.metrics.stats import Estimate, auroc, bootstrap, bootstrap_mean, boots
 
 __all__ = [
     "EVAL_PROFILES",
+    "FARTHEST",
     "LOCATION_PREFIX",
     "OBJECTIVES",
     "OBJECTIVE_METRICS",
     "SPLITS",
+    "STUDY_METRICS",
     "EvalConfig",
     "EvalReport",
     "eval_config",
     "evaluate",
+    "has_samples",
     "objective_samples",
     "seed_estimates",
 ]
@@ -75,12 +80,24 @@ OBJECTIVE_METRICS: dict[str, str] = {
 }
 
 
+# What the designed study compares (docs/study.md, analysis.study), with the better direction:
+# clean accuracy, the SNR sweep's and the image-domain sweep's areas, APGD robust accuracy, ABC
+# as a predictor of correctness, attribution stability, and clean accuracy at the two sensors
+# farthest from the injection point (LOCATIONS run from the injection point outwards).
+FARTHEST: tuple[str, ...] = tuple(loc.name for loc in LOCATIONS[-2:])
+STUDY_METRICS: tuple[tuple[str, str], ...] = (
+    ("clean_accuracy", "max"), ("snr_accuracy", "max"), ("sweep_area", "max"), ("apgd_accuracy", "max"),
+    ("abc_auroc", "max"), ("attribution_stability", "min"), *((f"{LOCATION_PREFIX}{n}", "max") for n in FARTHEST))
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """Settings of every metric. Defaults follow the study; `EVAL_PROFILES` names cheaper ones.
 
     Attributes:
-        sweep_intensities / sweep_kinds / sweep_hurst: the noise sweep (inputs clipped to [0, 1]).
+        sweep_intensities / sweep_kinds / sweep_hurst: the noise sweep (inputs clipped to [0, 1]);
+            kinds "gaussian", "fbm" (at `sweep_hurst`) and "fbm:<H>" (at H). `sweep_area` is
+            the mean over kinds; per_example["sweep"] keeps each kind's area (`area_<kind>`).
         sweep_area_max: the sweep objective is the area under the accuracy curve over the
             intensities <= this (above 0.25 every model of the default search is at chance).
         sweep_subset: examples in the sweep and the SNR sweep (seeded subset; 0 = the whole split).
@@ -132,9 +149,10 @@ class EvalConfig:
         for name in ("attack_subset", "abc_subset", "stability_subset", "sweep_subset"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name} >= 0` must hold (0 = the whole split), but got {getattr(self, name)}")
-        unknown = set(self.sweep_kinds) - set(SWEEP_KINDS)
-        if unknown:
-            raise ValueError(f"unknown sweep kinds {sorted(unknown)}; known kinds: {list(SWEEP_KINDS)}")
+        if not self.sweep_kinds or len(set(self.sweep_kinds)) != len(self.sweep_kinds):
+            raise ValueError(f"`sweep_kinds` must name distinct kinds, at least one, but got {list(self.sweep_kinds)}")
+        for kind in self.sweep_kinds:
+            parse_sweep_kind(kind, self.sweep_hurst)
         if not 0 < self.abc_mutate < 1:
             raise ValueError(f"`0 < abc_mutate < 1` (a fraction of the features) must hold, but got {self.abc_mutate}")
         if not any(i <= self.sweep_area_max for i in self.sweep_intensities):
@@ -170,6 +188,18 @@ EVAL_PROFILES: dict[str, dict] = {
     "cpu-search": dict(apgd_steps=20, eot_iter=2, attack_subset=32, abc_subset=64, abc_samples=32, ig_steps=16,
                        stability_subset=16, stability_draws=2, sweep_subset=128, resamples=1000),
     "cpu-final": dict(attack_subset=64, abc_subset=128, stability_subset=32),  # full strength, smaller subsets
+    # The designed study (docs/study.md). Its test profile: the image-domain sweep with white
+    # noise and fBm at three Hurst exponents (is the protection shape-matched?) up to the area's
+    # largest intensity and the SNR sweep, on 256 examples; APGD with 20 steps and its checks
+    # on 64; ABC 64 x 32; sized with the training so that 45 trials fit ~90 min on 2 cores
+    "study": dict(sweep_kinds=("gaussian", "fbm:0.1", "fbm:0.5", "fbm:0.9"),
+                  sweep_intensities=(0.05, 0.1, 0.15, 0.2, 0.25), sweep_subset=256, apgd_steps=20,
+                  attack_subset=64, abc_subset=64, abc_samples=32, ig_steps=16, stability_subset=16,
+                  stability_draws=2),
+    # ... and its validation profile: nothing is selected on it (the cells are fixed), it only
+    # feeds the report, the importance and the choice of the cells a figure singles out
+    "study-val": dict(sweep_subset=128, apgd_steps=10, eot_iter=1, attack_subset=16, checks=False, abc_subset=32,
+                      abc_samples=8, ig_steps=8, stability_subset=8, stability_draws=1, resamples=200),
     # MOASHA's rung evaluation (--scheduler moasha): a ranking signal part-way through
     # training, not a number to report: 10 APGD steps without EOT or sanity checks on 32
     # examples, ABC 64 x 16, the sweeps on 128 examples, few bootstrap resamples
@@ -223,12 +253,42 @@ _STATISTICS: dict[str, tuple[str, tuple[str, ...], Callable[[np.ndarray], float]
 }
 
 
+KIND_SEPARATOR = "@"  # sweep_area@fbm:0.1: one sweep kind's area (per_example["sweep"]["area_fbm:0.1"])
+
+
+def has_samples(name: str) -> bool:
+    """Whether `objective_samples` knows `name`: an objective (`OBJECTIVE_METRICS`), one sweep
+    kind's area (`sweep_area@<kind>`) or one location's clean accuracy (`location_acc_<name>`)."""
+    return name in _STATISTICS or name.startswith("sweep_area" + KIND_SEPARATOR) or name.startswith(LOCATION_PREFIX)
+
+
+def _mean(a: np.ndarray) -> float:
+    return float(a[:, 0].mean()) if len(a) else math.nan
+
+
 def objective_samples(per_example: dict[str, dict[str, list]], name: str
                       ) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], float]]:
     """(example indices, (n, c) per-example values, statistic) of objective `name`: the
-    objective is statistic(values); rows of two reports with equal indices are the same examples."""
+    objective is statistic(values); rows of two reports with equal indices are the same examples.
+
+    Besides the objectives, `sweep_area@<kind>` is one sweep kind's area (e.g.
+    `sweep_area@fbm:0.1`) and `location_acc_<location>` the clean accuracy on one sensor
+    location's examples (reports written before these existed lack their columns: KeyError).
+    """
+    if name.startswith("sweep_area" + KIND_SEPARATOR):
+        part = per_example["sweep"]
+        column = "area_" + name.split(KIND_SEPARATOR, 1)[1]
+        if column not in part:
+            raise ValueError(f"{name}: this report's sweep has no kind {column[5:]!r}; its kinds: "
+                             f"{[c[5:] for c in part if c.startswith('area_')]}")
+        return np.asarray(part["index"]), np.asarray(part[column], dtype=np.float64)[:, None], _mean
+    if name.startswith(LOCATION_PREFIX):
+        part = per_example["clean"]
+        rows = np.asarray(part["location"]) == name[len(LOCATION_PREFIX):]
+        return (np.asarray(part["index"])[rows], np.asarray(part["correct"], dtype=np.float64)[rows][:, None], _mean)
     if name not in _STATISTICS:
-        raise ValueError(f"unknown objective {name!r}; known objectives: {list(_STATISTICS)}")
+        raise ValueError(f"unknown objective {name!r}; known objectives: {list(_STATISTICS)}, "
+                         f"'sweep_area{KIND_SEPARATOR}<kind>' and '{LOCATION_PREFIX}<location>'")
     key, columns, stat = _STATISTICS[name]
     part = per_example[key]
     values = np.column_stack([np.asarray(part[c], dtype=np.float64) for c in columns])
@@ -395,7 +455,8 @@ def evaluate(model: torch.nn.Module, data: SpectrogramData, cfg: EvalConfig | No
         start = time.perf_counter()
         correct = correct_predictions(model, x, y, cfg.batch_size, seed=cfg.seed + 5)
         clean = proportion(correct)
-        per_example["clean"] = {"index": where.tolist(), "correct": correct.tolist()}
+        per_example["clean"] = {"index": where.tolist(), "correct": correct.tolist(),
+                                "location": _location_names(data, where)}
         per_location = _per_location(data, where, correct)
         seconds["clean"] = time.perf_counter() - start
 
@@ -407,8 +468,10 @@ def evaluate(model: torch.nn.Module, data: SpectrogramData, cfg: EvalConfig | No
                  for kind, rows in sweep_ok.items()}
         keep = [i for i, level in enumerate(cfg.sweep_intensities) if level <= cfg.sweep_area_max]
         levels = [cfg.sweep_intensities[i] for i in keep]
-        area = np.mean([sweep_area(levels, rows[keep]) for rows in sweep_ok.values()], axis=0)
-        per_example["sweep"] = {"index": where[idx].tolist(), "area": area.tolist(), "clean": correct[idx].tolist()}
+        areas = {kind: sweep_area(levels, rows[keep]) for kind, rows in sweep_ok.items()}
+        per_example["sweep"] = {"index": where[idx].tolist(), "area": np.mean(list(areas.values()), axis=0).tolist(),
+                                "clean": correct[idx].tolist(),
+                                **{f"area_{kind}": a.tolist() for kind, a in areas.items()}}
         seconds["sweep"] = time.perf_counter() - start
 
         snr: list[tuple[float, Estimate]] = []
@@ -474,6 +537,12 @@ def evaluate(model: torch.nn.Module, data: SpectrogramData, cfg: EvalConfig | No
         snr=snr,
         per_location=per_location,
     )
+
+
+def _location_names(data: SpectrogramData, where: np.ndarray) -> list[str]:
+    """Each example's sensor location name ("" when unknown)."""
+    names = data.location_names
+    return [names[i] if 0 <= i < len(names) else "" for i in np.asarray(data.location)[where].tolist()]
 
 
 def _per_location(data: SpectrogramData, where: np.ndarray, correct: np.ndarray) -> dict[str, Estimate]:

@@ -32,13 +32,35 @@ __all__ = [
     "is_stochastic",
     "noise_off_twin",
     "noisy_inputs",
+    "parse_sweep_kind",
     "predict_labels",
     "sweep_accuracy",
     "sweep_area",
     "sweep_correct",
 ]
 
-SWEEP_KINDS = ("gaussian", "fbm")
+SWEEP_KINDS = ("gaussian", "fbm")  # "fbm:<H>" names an fBm sweep at its own Hurst exponent, e.g. "fbm:0.1"
+
+
+def parse_sweep_kind(kind: str, hurst: float) -> tuple[str, float]:
+    """(noise, Hurst exponent) of a sweep kind: "gaussian", "fbm" (at `hurst`, the sweep's
+    default) or "fbm:<H>" (at H, 0 < H < 1).
+
+    Raises:
+        ValueError: an unknown kind or a Hurst exponent outside (0, 1), naming the kind.
+    """
+    noise, sep, value = str(kind).partition(":")
+    if noise not in SWEEP_KINDS or (sep and noise != "fbm"):
+        raise ValueError(f"unknown sweep noise {kind!r}; known kinds: {list(SWEEP_KINDS)} and 'fbm:<H>', e.g. 'fbm:0.1'")
+    if not sep:
+        return noise, hurst
+    try:
+        h = float(value)
+    except ValueError:
+        h = math.nan
+    if not 0.0 < h < 1.0:
+        raise ValueError(f"sweep kind {kind!r}: the Hurst exponent after 'fbm:' must satisfy 0 < H < 1")
+    return noise, h
 
 
 def is_stochastic(model: torch.nn.Module) -> bool:
@@ -54,15 +76,15 @@ def is_stochastic(model: torch.nn.Module) -> bool:
 def noisy_inputs(x: torch.Tensor, kind: str, intensity: float, *, hurst: float, generator: torch.Generator) -> torch.Tensor:
     """x + intensity * xi, clipped back to [0, 1] (the valid spectrogram range).
 
-    `gaussian`: i.i.d. N(0, 1) per pixel; `fbm`: a fractional Brownian field per image and
-    channel (zero mean, expected spatial variance 1), so intensities are comparable.
+    `gaussian`: i.i.d. N(0, 1) per pixel; `fbm`: a fractional Brownian field at `hurst` per
+    image and channel (zero mean, expected spatial variance 1), so intensities are
+    comparable; `fbm:<H>`: the same at Hurst exponent H (`parse_sweep_kind`).
     """
-    if kind == "gaussian":
+    noise, hurst = parse_sweep_kind(kind, hurst)
+    if noise == "gaussian":
         xi = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    elif kind == "fbm":
-        xi = sample_noise("fbm", x.shape, hurst, generator=generator, device=x.device, dtype=x.dtype)
     else:
-        raise ValueError(f"unknown sweep noise {kind!r}; known kinds: {list(SWEEP_KINDS)}")
+        xi = sample_noise("fbm", x.shape, hurst, generator=generator, device=x.device, dtype=x.dtype)
     return (x + intensity * xi).clamp(0.0, 1.0)
 
 

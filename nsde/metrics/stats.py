@@ -25,6 +25,7 @@ __all__ = [
     "bootstrap",
     "bootstrap_mean",
     "bootstrap_seeds",
+    "holm",
     "mcnemar",
     "mean_estimate",
     "paired_difference",
@@ -176,6 +177,27 @@ def mcnemar(a_correct: np.ndarray, b_correct: np.ndarray) -> float:
     if only_a + only_b == 0:
         return 1.0
     return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of p-values for m comparisons (Holm 1979): it controls the
+    family-wise error rate (the chance of any false "significant") at the level the adjusted
+    p-values are compared with, under any dependence between the tests. NaN stays NaN and
+    does not count toward m.
+
+    The k-th smallest p-value (k = 1..m) is multiplied by m - k + 1, made non-decreasing in k
+    and capped at 1.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = len(finite)
+    order = finite[np.argsort(p[finite], kind="stable")]
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p[i]))
+        out[i] = running
+    return out
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float:

@@ -280,6 +280,30 @@ def test_moasha_stops_a_trial_at_its_rung_and_says_why_and_a_warm_start_reuses_t
     assert "1 complete trials of search moasha" in warm.report.read_text()
 
 
+def test_a_designed_space_runs_its_points_and_scores_each_on_test(local_ray, tmp_path):
+    from analysis.study import BASELINE, Study
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    outcome = run_search(SearchSettings(space=str(HERE / "design_space.yaml"), storage_path=str(tmp_path / "runs"),
+                                        mlflow_uri=uri, name="design", sampler="random"))
+    # every point once (--num-samples defaulted to the 4 points), the seeds as the design set them
+    runs = sorted((r.config["noise/shape"], r.config["train/seed"]) for r in outcome.rows)
+    assert runs == [("none", 0), ("none", 1), ("white", 0), ("white", 1)]
+    assert all(r.status == "complete" and r.test and not r.final for r in outcome.rows)  # tested; nothing re-scored
+    assert outcome.change is None
+    tests = sorted((outcome.experiment_dir / "test_reports").glob("*.json"))
+    assert len(tests) == 4
+    # the study's analysis pairs the noisy cell with the baseline seed by seed, from MLflow
+    study = Study.of(load_search(run_id=outcome.parent_run_id, tracking_uri=uri))
+    assert study.cells() == [BASELINE, "white sigma=0.3"] and study.pair("white sigma=0.3")[2] == [0, 1]
+    paired = study.paired()
+    assert paired.loc[("white sigma=0.3", "clean_accuracy")]["seeds"] == 2
+    assert len(paired.loc["white sigma=0.3"]) == len(paired.index.get_level_values("metric").unique())
+    html = outcome.report.read_text()  # the report shows the study beside its usual sections
+    assert "The designed study: each cell against the baseline" in html and "white sigma=0.3" in html
+    assert "Every complete trial of the design, scored once on the test split" in html
+
+
 def _closed_port() -> int:
     return _free_port()  # bound, then released: nothing listens there
 
@@ -299,6 +323,10 @@ def _closed_port() -> int:
         (["--warm-start", "nope"], "--warm-start nope: no MLflow store at sqlite:///mlflow.db"),
         (["--constraint", "clean>=0.7"], "--constraint 'clean>=0.7': unknown metric 'clean'"),
         (["--constraint", "clean_accuracy>0.7"], "must read METRIC>=BOUND or METRIC<=BOUND"),
+        (["--space", "study", "--num-samples", "46"], "--num-samples 46: the designed space 'study' has 45 points"),
+        (["--space", "study", "--scheduler", "moasha"], "a designed space ('study') runs every point to the end"),
+        (["--space", "study", "--warm-start", "x"], "--warm-start: a designed space ('study') samples nothing"),
+        (["--space", "study", "--final-seeds", "3"], "--final-seeds: a designed space's ('study') training seeds"),
     ],
 )
 def test_bad_input_is_a_clear_error_before_any_trial(tmp_path, capsys, monkeypatch, args, message):

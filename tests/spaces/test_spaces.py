@@ -10,16 +10,17 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from nsde.models import ModelConfig, NoiseConfig
 from nsde.rules import rules_of
 from nsde.train import TrainConfig
-from spaces import KEYS, Param, SearchSpace, get_space, list_spaces, load_space, space_from_dict
+from spaces import KEYS, Param, SearchSpace, get_space, list_spaces, load_space, replicate, space_from_dict
+from spaces.builtin import STUDY_HURST, STUDY_SEEDS, STUDY_SIGMA
 
 
 def test_registry_lists_the_named_spaces_and_unknown_names_list_them():
-    assert {"default", "paper", "shapes"} <= set(list_spaces())
+    assert {"default", "paper", "shapes", "study"} <= set(list_spaces())
     with pytest.raises(ValueError, match=r"unknown search space 'nope'.*default.*paper"):
         get_space("nope")
 
 
-@pytest.mark.parametrize("name", ["default", "paper", "shapes"])
+@pytest.mark.parametrize("name", ["default", "paper", "shapes", "study"])
 def test_named_space_round_trips_through_its_dict_form(name):
     space = get_space(name)
     assert space_from_dict(space.to_dict()) == space
@@ -139,3 +140,46 @@ def test_python_space_file(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         get_space(str(tmp_path / "absent.yaml"))
+
+
+def test_the_study_grid_is_complete_and_every_cell_has_the_baselines_seeds():
+    space = get_space("study")
+    assert space.designed and space.preset == "study"
+    configs = [space.config(p) for p in space.points]
+    cells: dict[tuple, list] = {}
+    for c in configs:
+        cell = (c["noise/shape"], c.get("noise/hurst"), c.get("noise/sigma"))
+        cells.setdefault(cell, []).append(c["train/seed"])
+    expected = {("none", None, None)} | {("white", None, s) for s in STUDY_SIGMA} | {
+        (shape, h, s) for shape in ("fbm", "stationary") for h in STUDY_HURST for s in STUDY_SIGMA}
+    assert set(cells) == expected  # every combination, nothing else (no H for white, no sigma for none)
+    assert all(sorted(seeds) == sorted(STUDY_SEEDS) for seeds in cells.values())  # paired with the baseline's
+    assert len(STUDY_HURST) >= 3 and {0.1, 0.5, 0.9} <= set(STUDY_HURST) and len(STUDY_SIGMA) >= 2
+    assert len(STUDY_SEEDS) >= 3 and len(configs) == len(expected) * len(STUDY_SEEDS)
+    # one recipe: everything but the design's factors is the same in every trial
+    factors = {"noise/shape", "noise/hurst", "noise/sigma", "train/seed"}
+    assert len({tuple(sorted((k, v) for k, v in c.items() if k not in factors)) for c in configs}) == 1
+    # the first point is the deterministic baseline, and the seeds run replicate by replicate
+    assert configs[0]["noise/shape"] == "none" and [c["train/seed"] for c in configs[:len(expected)]] == [0] * len(expected)
+    for c in configs:  # the nsde configs accept every point
+        from search.config import trial_configs
+
+        trial_configs(c)
+
+
+def test_a_design_runs_distinct_points_with_distinct_seeds():
+    params = {"noise/shape": Param(CategoricalDistribution(["none", "white"])),
+              "train/seed": Param(CategoricalDistribution([0, 1]))}
+    points = replicate([{"noise/shape": "none"}, {"noise/shape": "white"}], [0, 1])
+    assert points == ({"noise/shape": "none", "train/seed": 0}, {"noise/shape": "white", "train/seed": 0},
+                      {"noise/shape": "none", "train/seed": 1}, {"noise/shape": "white", "train/seed": 1})
+    SearchSpace(name="d", params=params, points=points, designed=True)
+    with pytest.raises(ValueError, match="points 0 and 2 are the same configuration"):
+        SearchSpace(name="d", params=params, points=points[:2] + points[:1], designed=True)
+    with pytest.raises(ValueError, match="a designed space runs its points, and has none"):
+        SearchSpace(name="d", params=params, designed=True)
+    with pytest.raises(ValueError, match="distinct seeds"):
+        replicate([{"noise/shape": "none"}], [0, 0])
+    yaml_space = space_from_dict({"name": "y", "designed": True, "params": {"train/seed": {"choices": [0, 1]}},
+                                  "points": [{"train/seed": 0}, {"train/seed": 1}]})
+    assert yaml_space.designed and yaml_space.to_dict()["designed"] is True

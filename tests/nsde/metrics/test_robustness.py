@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from nsde.data import PRESETS, prepare
-from nsde.metrics import OBJECTIVE_METRICS, OBJECTIVES, EvalConfig, EvalReport, evaluate
+from nsde.metrics import OBJECTIVE_METRICS, OBJECTIVES, EvalConfig, EvalReport, evaluate, objective_samples
+from nsde.metrics.evaluate import LOCATION_PREFIX
 from nsde.metrics.robustness import apgd_robust_accuracy, noisy_inputs, sweep_accuracy
 from nsde.models import ModelConfig, NoiseConfig, build_model
 
@@ -45,6 +46,26 @@ def test_noisy_inputs_clip_to_the_valid_range():
     assert torch.equal(noisy_inputs(x, "gaussian", 0.0, hurst=0.5, generator=g), x)
     with pytest.raises(ValueError, match="unknown sweep noise 'pink'"):
         noisy_inputs(x, "pink", 0.1, hurst=0.5, generator=g)
+
+
+def test_an_fbm_kind_with_its_own_hurst_is_the_fbm_sweep_at_that_hurst():
+    x = torch.full((3, 1, 32, 32), 0.5)
+
+    def noisy(kind, hurst):
+        return noisy_inputs(x, kind, 0.2, hurst=hurst, generator=torch.Generator().manual_seed(3))
+
+    assert torch.equal(noisy("fbm:0.1", 0.5), noisy("fbm", 0.1))  # the kind's H wins over the sweep's
+    assert torch.equal(noisy("fbm", 0.5), noisy("fbm:0.5", 0.9))
+    # rough (H 0.1) noise changes more from pixel to pixel than smooth (H 0.9) noise
+    rough, smooth = noisy("fbm:0.1", 0.5), noisy("fbm:0.9", 0.5)
+    assert rough.diff(dim=-1).abs().mean() > 3 * smooth.diff(dim=-1).abs().mean()
+    for kind, message in (("fbm:1.5", "0 < H < 1"), ("fbm:x", "0 < H < 1"), ("gaussian:0.1", "unknown sweep noise")):
+        with pytest.raises(ValueError, match=message):
+            noisy_inputs(x, kind, 0.1, hurst=0.5, generator=torch.Generator())
+    with pytest.raises(ValueError, match="distinct kinds"):
+        EvalConfig(sweep_kinds=("fbm:0.1", "fbm:0.1"))
+    with pytest.raises(ValueError, match="'fbm:2'"):
+        EvalConfig(sweep_kinds=("gaussian", "fbm:2"))
 
 
 def test_sweep_of_a_constant_model_is_its_class_share():
@@ -112,7 +133,7 @@ def test_evaluate_report_is_complete_serialisable_and_reproducible(tiny):
     model = build_model(cfg)
     ecfg = EvalConfig(apgd_steps=2, eot_iter=2, attack_subset=8, abc_subset=8, abc_samples=4, ig_steps=4,
                       stability_subset=4, stability_draws=2, sweep_intensities=(0.1, 0.5), resamples=100,
-                      check_eot_factor=2)
+                      check_eot_factor=2, sweep_kinds=("gaussian", "fbm", "fbm:0.1"))
     a, b = evaluate(model, tiny, ecfg), evaluate(model, tiny, ecfg)
     assert a.stochastic and a.split == "val" and a.clean.n == len(tiny.indices("val"))
     assert [e.n for e in a.apgd.values()] == [8] * 4
@@ -136,6 +157,17 @@ def test_evaluate_report_is_complete_serialisable_and_reproducible(tiny):
     assert set(a.per_location) == {tiny.location_names[i] for i in np.unique(val_locations)}
     assert sum(e.n for e in a.per_location.values()) == a.clean.n
     assert sum(e.value * e.n for e in a.per_location.values()) == pytest.approx(a.clean.value * a.clean.n)
+    # ... and per example, so that two models pair on one location's examples
+    for name, est in a.per_location.items():
+        idx, values, stat = objective_samples(a.per_example, LOCATION_PREFIX + name)
+        assert len(idx) == est.n and stat(values) == pytest.approx(est.value)
+    # the sweep keeps each kind's area; sweep_area is their mean
+    sweep = a.per_example["sweep"]
+    per_kind = [objective_samples(a.per_example, f"sweep_area@{k}")[1][:, 0] for k in ecfg.sweep_kinds]
+    assert np.allclose(np.mean(per_kind, axis=0), sweep["area"])
+    assert [float(np.mean(v)) for v in per_kind] == [float(np.mean(sweep[f"area_{k}"])) for k in ecfg.sweep_kinds]
+    with pytest.raises(ValueError, match="no kind 'fbm:0.9'"):
+        objective_samples(a.per_example, "sweep_area@fbm:0.9")
     assert model.generator is None  # evaluate restored the model's generator
     # each split's numbers come from that split's examples only
     t = evaluate(model, tiny, ecfg, split="test")

@@ -12,6 +12,7 @@ from nsde.metrics.stats import (
     bootstrap,
     bootstrap_mean,
     bootstrap_seeds,
+    holm,
     mcnemar,
     mean_estimate,
     paired_difference,
@@ -95,3 +96,15 @@ def test_bootstrap_over_seeds_resamples_rows_of_two_column_values():
     ratio = lambda a: a[:, 0].mean() / a[:, 1].mean()  # noqa: E731
     e = bootstrap_seeds(per_seed, ratio, resamples=200)
     assert e.n == 2 and e.value == pytest.approx(np.mean([ratio(a) for a in per_seed])) and e.low < e.value < e.high
+
+
+def test_holm_matches_the_textbook_example_and_keeps_nan():
+    # Holm (1979)-style worked example: p = (0.01, 0.04, 0.03, 0.005), m = 4
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> monotone 0.02, 0.03, 0.06, 0.06
+    adjusted = holm([0.01, 0.04, 0.03, 0.005])
+    assert np.allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
+    # capped at 1; NaN stays NaN and does not count toward m (m = 2 here)
+    adjusted = holm([0.6, np.nan, 0.02])
+    assert adjusted[0] == 0.6 and np.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.04)
+    assert holm([0.5, 0.7]).tolist() == [1.0, 1.0]
+    assert holm([]).shape == (0,)
