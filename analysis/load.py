@@ -61,7 +61,8 @@ from record import (
     parse_objectives,
 )
 
-__all__ = ["Search", "load_runs", "load_search", "load_tune", "trials_frame"]
+__all__ = ["Search", "add_source_arguments", "load_runs", "load_search", "load_tune", "search_from_arguments",
+           "trials_frame"]
 
 CHECKS = CHECKS_PASSED
 FINAL_PREFIX = "final_"
@@ -450,6 +451,24 @@ def load_tune(path: str | Path) -> Search:
         status="FINISHED" if record.objectives else "unknown", source=f"Tune folder {folder.resolve()}",
         space=record.space, settings=record.settings, front_change=record.front_change or {},
         timing=_read_json(folder / TIMING_FILE) or {}, fetch=fetch)
+
+
+def add_source_arguments(parser) -> None:
+    """The CLI options that name a search (`python -m analysis.report`, `analysis.study`):
+    --experiment [--search NAME] | --run-id | --tune-dir, and --tracking-uri."""
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--experiment", help="MLflow experiment: its latest search (or --search NAME)")
+    src.add_argument("--run-id", help="MLflow run id of a search (its parent run, or one of its trials)")
+    src.add_argument("--tune-dir", help="a search's Tune folder (<--storage-path>/<name>), without MLflow")
+    parser.add_argument("--search", default=None, help="with --experiment: the search's name")
+    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow tracking URI")
+
+
+def search_from_arguments(args) -> Search:
+    """The search `add_source_arguments`' options name (ValueError when there is none)."""
+    if args.tune_dir:
+        return load_tune(args.tune_dir)
+    return load_search(args.experiment, run_id=args.run_id, search=args.search, tracking_uri=args.tracking_uri)
 
 
 def _tune_results(folder: Path) -> list:

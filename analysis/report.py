@@ -44,7 +44,7 @@ from analysis.compare import (
     versus_baseline,
 )
 from analysis.hypervolume import hypervolume
-from analysis.load import CHECKS, TEST_PREFIX, Search, load_search, load_tune
+from analysis.load import CHECKS, TEST_PREFIX, Search, add_source_arguments, search_from_arguments
 
 __all__ = ["check_table", "front_table", "held_out_table", "main", "paired_table", "render_report", "write_report"]
 
@@ -594,21 +594,12 @@ def write_report(search: Search, out: str | Path | None = None, *, figures_dir: 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--experiment", help="MLflow experiment: report its latest search (or --search NAME)")
-    src.add_argument("--run-id", help="MLflow run id of a search (its parent run, or one of its trials)")
-    src.add_argument("--tune-dir", help="a search's Tune folder (<--storage-path>/<name>), without MLflow")
-    p.add_argument("--search", default=None, help="with --experiment: the search's name")
-    p.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow tracking URI")
+    add_source_arguments(p)
     p.add_argument("--out", default=None, help="the HTML file (default: <search name>-report.html)")
     p.add_argument("--figures", default=None, help="also write each figure as a PNG into this folder")
     args = p.parse_args(argv)
     try:
-        if args.tune_dir:
-            search = load_tune(args.tune_dir)
-        else:
-            search = load_search(args.experiment, run_id=args.run_id, search=args.search,
-                                 tracking_uri=args.tracking_uri)
+        search = search_from_arguments(args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

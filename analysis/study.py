@@ -422,24 +422,17 @@ def markdown(paired: pd.DataFrame, match: pd.DataFrame, means: pd.DataFrame) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from analysis.load import load_search, load_tune
+    from analysis.load import add_source_arguments, search_from_arguments
 
     p = argparse.ArgumentParser(prog="python -m analysis.study", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--experiment", help="MLflow experiment: its latest search (or --search NAME)")
-    src.add_argument("--run-id", help="MLflow run id of the study's search (its parent run)")
-    src.add_argument("--tune-dir", help="the study's Tune folder (<--storage-path>/<name>), without MLflow")
-    p.add_argument("--search", default=None, help="with --experiment: the search's name")
-    p.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow tracking URI")
+    add_source_arguments(p)
     p.add_argument("--out", default="bench/results/study-cpu.json", help="the JSON record of every number")
     p.add_argument("--figures", default=None, help="write study_snr.png, study_hurst.png, study_front.png here")
     p.add_argument("--markdown", default=None, help="write the tables as Markdown to this file")
     args = p.parse_args(argv)
     try:
-        search = load_tune(args.tune_dir) if args.tune_dir else load_search(
-            args.experiment, run_id=args.run_id, search=args.search, tracking_uri=args.tracking_uri)
-        study = Study.of(search)
+        study = Study.of(search_from_arguments(args))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
