@@ -60,6 +60,7 @@ def main() -> None:
     p.add_argument("--grace-period", type=int, default=1)
     p.add_argument("--reduction-factor", type=float, default=3.0)
     p.add_argument("--rung-cost", type=float, default=0.7)
+    p.add_argument("--rung-keep-front", action="store_true", help="MOASHA keeps every rung's non-dominated front")
     p.add_argument("--name", default="search_efficiency-sim", help="results file name (bench/results/NAME.json)")
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -72,7 +73,8 @@ def main() -> None:
             results[seed, sampler, scheduler] = simulate(
                 PROBLEMS[problem], sampler=sampler, scheduler=scheduler, seed=seed, budget=budget,
                 max_epochs=args.max_epochs, workers=args.workers, grace_period=args.grace_period,
-                reduction_factor=args.reduction_factor, rung_cost=args.rung_cost, num_samples_hint=args.fifo_trials)
+                reduction_factor=args.reduction_factor, rung_cost=args.rung_cost, num_samples_hint=args.fifo_trials,
+                keep_front=args.rung_keep_front)
         for sampler, scheduler in itertools.product(SAMPLERS, SCHEDULERS):
             ratios, finals, trials = [], [], []
             for seed in range(args.seeds):

@@ -16,7 +16,11 @@ trial among all trials that have reached that rung so far, on the search's objec
    way every time.
 
 The trial continues if its position is in the top 1/eta of the n trials at the rung
-(position < n / eta; a trial alone at its rung always continues), else it stops. The
+(position < n / eta; a trial alone at its rung always continues), else it stops. With
+`keep_front` (`--rung-keep-front`) a trial on the rung's first non-dominated front also
+continues: with three or more objectives most trials at a rung are non-dominated, the 1/eta
+cut then falls inside the front and crowding distance and arrival order decide who stops,
+which the benchmarks measured as costly (docs/benchmarks.md). The
 deterministic baseline (the space's first point) is ranked like the others but never
 stopped: the held-out comparisons and `--constraint`s relative to it need its final numbers. Like
 ASHA, no trial waits for others: a decision uses only the trials that reached the rung
@@ -101,11 +105,13 @@ class Decision:
     front: int  # its non-dominated front at the rung (0 = Pareto-optimal; -1: a NaN objective)
     stop: bool
     protected: bool = False  # the baseline: it runs to the end whatever its rank
+    kept_front: bool = False  # below the cut, kept as a member of the rung's first front (keep_front)
 
     def reason(self) -> str:
         front = "a NaN objective" if self.front < 0 else f"non-dominated front {self.front}"
         verdict = "stopped" if self.stop else "continued"
-        kept = "; kept running as the baseline" if self.protected else ""
+        kept = ("; kept running as the baseline" if self.protected else
+                "; kept running on the rung's non-dominated front" if self.kept_front else "")
         return (f"{verdict} at the epoch-{self.epoch} rung: ranked {self.position + 1} of {self.trials} "
                 f"({front}); the top {self.continuing} continue{kept}")
 
@@ -117,12 +123,15 @@ class RungTables:
         directions: "max" | "min" per objective, in the order of the values recorded.
         epochs: the rung epochs (`rung_epochs`).
         reduction_factor: eta: the top 1/eta of a rung continue.
+        keep_front: a trial on its rung's first non-dominated front continues whatever its rank.
     """
 
-    def __init__(self, directions: Sequence[str], epochs: Sequence[int], reduction_factor: float) -> None:
+    def __init__(self, directions: Sequence[str], epochs: Sequence[int], reduction_factor: float, *,
+                 keep_front: bool = False) -> None:
         self.directions = list(directions)
         self.epochs = tuple(int(e) for e in epochs)
         self.reduction_factor = float(reduction_factor)
+        self.keep_front = bool(keep_front)
         self.tables: dict[int, dict[str, list[float]]] = {e: {} for e in self.epochs}  # in arrival order
         self.decisions: dict[str, list[Decision]] = {}  # trial id -> its decisions, rung by rung
 
@@ -144,9 +153,11 @@ class RungTables:
         positions, fronts = rank_at_rung(np.array([table[t] for t in ids]), self.directions)
         i = ids.index(trial_id)
         continuing = math.ceil(len(ids) / self.reduction_factor)
+        below = bool(positions[i] >= continuing)
+        kept_front = below and self.keep_front and int(fronts[i]) == 0
+        cut = below and not kept_front
         decision = Decision(trial_id, epoch, int(positions[i]), len(ids), continuing, int(fronts[i]),
-                            stop=bool(positions[i] >= continuing) and not protected,
-                            protected=protected and bool(positions[i] >= continuing))
+                            stop=cut and not protected, protected=protected and cut, kept_front=kept_front)
         self.decisions.setdefault(trial_id, []).append(decision)
         return decision
 
@@ -156,12 +167,13 @@ class RungTables:
 
     def to_dict(self) -> dict[str, Any]:
         return {"directions": self.directions, "epochs": list(self.epochs), "reduction_factor": self.reduction_factor,
+                "keep_front": self.keep_front,
                 "tables": {str(e): t for e, t in self.tables.items()},
                 "decisions": {t: [asdict(d) for d in ds] for t, ds in self.decisions.items()}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RungTables:
-        tables = cls(d["directions"], d["epochs"], d["reduction_factor"])
+        tables = cls(d["directions"], d["epochs"], d["reduction_factor"], keep_front=d.get("keep_front", False))
         tables.tables = {int(e): dict(t) for e, t in d["tables"].items()}
         tables.decisions = {t: [Decision(**x) for x in ds] for t, ds in d["decisions"].items()}
         return tables
@@ -186,18 +198,19 @@ class MOASHAScheduler(FIFOScheduler):
         baseline_config: the flat config of the space's first point, the deterministic
             baseline: it is never stopped, because the held-out comparisons and the bounds
             relative to the baseline (`--constraint`) need its final numbers.
+        keep_front: members of a rung's first non-dominated front always continue (`RungTables`).
     """
 
     _supports_buffered_results = False  # a buffered result would reach its rung late
 
     def __init__(self, objectives: Sequence[Objective], *, max_t: int, grace_period: int = 1,
                  reduction_factor: float = 3, state_file: str | Path | None = None,
-                 baseline_config: dict[str, Any] | None = None) -> None:
+                 baseline_config: dict[str, Any] | None = None, keep_front: bool = False) -> None:
         super().__init__()
         self.baseline_config = baseline_config
         self.objectives = tuple(objectives)
         self.rungs = RungTables([o.mode for o in self.objectives], rung_epochs(grace_period, reduction_factor, max_t),
-                                reduction_factor)
+                                reduction_factor, keep_front=keep_front)
         self.state_file = Path(state_file) if state_file is not None else None
         self._read = False
 

@@ -354,6 +354,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reduction-factor", type=float, default=d.reduction_factor,
                    help="MOASHA: eta; rungs at grace period x eta^k epochs, the top 1/eta of a rung continue")
     p.add_argument("--rung-profile", default=d.rung_profile, help="MOASHA: evaluation profile of the rungs")
+    p.add_argument("--rung-keep-front", action="store_true",
+                   help="MOASHA: a trial on its rung's non-dominated front always continues (better with 3+ "
+                        "objectives in the simulated benchmark; docs/benchmarks.md)")
     p.add_argument("--constraint", dest="constraints", action="append", default=[], metavar="EXPR",
                    help="a bound every front member must keep, e.g. 'clean_accuracy>=0.7' or, against the "
                         "deterministic baseline (the space's first point), 'clean_accuracy>=baseline-0.02'; "

@@ -31,6 +31,7 @@ class SearchSettings:
     grace_period: int = 1
     reduction_factor: float = 3.0
     rung_profile: str = "rung"
+    rung_keep_front: bool = False
     gpus_per_trial: float = 0.0
     cpus_per_trial: float = 1.0
     max_concurrent: int | None = None

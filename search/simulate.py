@@ -115,13 +115,14 @@ class SimResult:
 
 def simulate(problem: Problem, *, sampler: str, scheduler: str, seed: int, budget: float, max_epochs: int,
              workers: int = 4, grace_period: int = 1, reduction_factor: float = 3.0, rung_cost: float = 0.7,
-             num_samples_hint: int = 20) -> SimResult:
+             num_samples_hint: int = 20, keep_front: bool = False) -> SimResult:
     """Run one search of `problem` until `budget` trial-epochs are spent (module docstring).
 
     Args:
         sampler: a `search.searcher.SAMPLERS` name; `scheduler`: "fifo" or "moasha".
         num_samples_hint: the `--num-samples` the sampler is sized for (startup trials,
             population), as a real search of that many full trials would be.
+        keep_front: MOASHA keeps every member of a rung's first front (`--rung-keep-front`).
     """
     if scheduler not in ("fifo", "moasha"):
         raise ValueError(f"unknown scheduler {scheduler!r}; the simulator runs 'fifo' and 'moasha'")
@@ -130,7 +131,7 @@ def simulate(problem: Problem, *, sampler: str, scheduler: str, seed: int, budge
                                 mode=[o.mode for o in objectives],
                                 sampler=make_sampler(sampler, seed=seed, num_samples=num_samples_hint))
     moasha = MOASHAScheduler(objectives, max_t=max_epochs, grace_period=grace_period,
-                             reduction_factor=reduction_factor) if scheduler == "moasha" else None
+                             reduction_factor=reduction_factor, keep_front=keep_front) if scheduler == "moasha" else None
     rungs = set(rung_epochs(grace_period, reduction_factor, max_epochs)) if moasha else set()
     result, complete = SimResult(), []
     events: list[tuple[float, int, str, int]] = []  # (time the epoch ends, tie-break, trial id, epoch)

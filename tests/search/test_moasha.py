@@ -105,6 +105,27 @@ def test_a_retried_trial_keeps_its_first_decision_and_the_tables_survive_json(tm
     assert read_decisions(path) == {"t1": ds[1]} and read_decisions(tmp_path / "none.json") == {}
 
 
+def test_keep_front_keeps_every_non_dominated_trial_and_still_stops_dominated_ones(tmp_path):
+    # three objectives: (0.9, 0.1, 0.5), (0.1, 0.9, 0.5), (0.5, 0.5, 0.9) are mutually
+    # non-dominated; eta 3: of 3 trials the top 1 continues by rank
+    rows = [(0.9, 0.1, 0.5), (0.1, 0.9, 0.5), (0.5, 0.5, 0.9), (0.4, 0.4, 0.4)]
+    plain = RungTables(["max"] * 3, [1], 3.0)
+    kept = RungTables(["max"] * 3, [1], 3.0, keep_front=True)
+    for tables in (plain, kept):
+        for i, v in enumerate(rows):
+            tables.record(f"t{i}", 1, v)
+    by_rank = {t: ds[0] for t, ds in plain.decisions.items()}
+    by_front = {t: ds[0] for t, ds in kept.decisions.items()}
+    assert by_rank["t1"].stop and by_rank["t2"].stop  # on the front, cut by crowding and arrival
+    assert not by_front["t1"].stop and not by_front["t2"].stop and by_front["t1"].kept_front
+    assert by_front["t1"].reason().endswith("kept running on the rung's non-dominated front")
+    assert by_front["t3"].stop and by_front["t3"].front == 1 and not by_front["t3"].kept_front  # dominated by t2
+    path = tmp_path / "rungs.json"
+    path.write_text(json.dumps(kept.to_dict()))
+    back = RungTables.from_dict(json.loads(path.read_text()))
+    assert back.keep_front and back.decisions == kept.decisions
+
+
 def test_the_baseline_is_ranked_but_never_stopped():
     """The space's first point runs to the end: the held-out comparison and bounds relative to
     the baseline need its final numbers. It still takes its place in the rung's ranking."""
