@@ -47,6 +47,7 @@ from _common import RESULTS, table  # noqa: E402
 
 from analysis.hypervolume import hypervolume  # noqa: E402
 from analysis.load import Search, load_tune  # noqa: E402
+from search.searcher import nsga2_population  # noqa: E402
 
 ARMS = ("random-fifo", "tpe-fifo", "nsga2-fifo", "random-moasha", "tpe-moasha", "nsga2-moasha")
 
@@ -70,7 +71,7 @@ def run_arm(arm: str, *, work: Path, trials: int, seed: int, space: str) -> None
 def replays_random(work: Path, arm: str, trials: int) -> bool:
     """Whether NSGA-II's arm would run exactly the random arm's trials: its first generation is
     Optuna's RandomSampler with the same seed, drawing the same values in the same order, and a
-    later generation starts only once `population_size` (search.searcher.make_sampler) trials
+    later generation starts only once `nsga2_population` (search.searcher) trials
     are complete. When the random arm (same scheduler) completed fewer than that, NSGA-II would
     never leave its first generation: the arm is the random arm again, and is not rerun."""
     if not arm.startswith("nsga2-"):
@@ -78,8 +79,7 @@ def replays_random(work: Path, arm: str, trials: int) -> bool:
     twin = work / "ray" / arm.replace("nsga2-", "random-", 1)
     if not (twin / "search.json").exists():
         return False
-    population = max(4, min(50, trials // 2))
-    return int((load_tune(twin).trials["status"] == "complete").sum()) < population
+    return int((load_tune(twin).trials["status"] == "complete").sum()) < nsga2_population(trials)
 
 
 def budget_curve(search: Search) -> list[dict]:

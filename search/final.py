@@ -96,13 +96,17 @@ def held_out(ctx: SearchContext, records: Sequence[TrialRecord], *, seeds: int, 
             return
         reports = [results[(tid, k)]["report"] for k in range(seeds)]
         flat = results[(tid, 0)]["metrics"] if seeds == 1 else _over_seeds(reports, ctx.final_cfg)
-        out[tid] = {"metrics": {**{f"{TEST_PREFIX}{k}": v for k, v in flat.items()}, f"{TEST_PREFIX}seeds": float(seeds)},
-                    "seeds": seed_lists[tid], "reports": reports}
+        out[tid] = {"metrics": _test_metrics(flat, seeds), "seeds": seed_lists[tid], "reports": reports}
         if on_record is not None:
             on_record(tid, out[tid])
 
     run_tasks(jobs, f"held-out test ({seeds} seed{'s' if seeds > 1 else ''})", on_result=collect)
     return out
+
+
+def _test_metrics(flat: dict[str, float], seeds: int) -> dict[str, float]:
+    """A trial's held-out metrics: the test split's numbers as `test_<metric>`, with `test_seeds`."""
+    return {**{f"{TEST_PREFIX}{k}": v for k, v in flat.items()}, f"{TEST_PREFIX}seeds": float(seeds)}
 
 
 def _over_seeds(reports: list[dict], eval_cfg) -> dict[str, float]:
@@ -203,8 +207,7 @@ def _score_design(ctx: SearchContext, complete: list[TrialRecord]) -> None:
         if not path.exists():
             todo.append(r)
             continue
-        report = EvalReport.from_dict(json.loads(path.read_text())["reports"][0])
-        r.test = {**{f"{TEST_PREFIX}{k}": v for k, v in evaluation_metrics(report).items()}, f"{TEST_PREFIX}seeds": 1.0}
+        r.test = _test_metrics(evaluation_metrics(EvalReport.from_dict(json.loads(path.read_text())["reports"][0])), 1)
     logger.info("held-out test scores of the design's %d complete trials (%d scored before)", len(complete),
                 len(complete) - len(todo))
     _write_held_out(ctx, todo, seeds=1)

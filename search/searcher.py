@@ -27,11 +27,18 @@ from ray.tune.search import Searcher
 from record import EVALUATED, RUNG_EPOCH, RUNG_PREFIX, Constraint, Objective, baseline_trial, unflatten, violations
 from spaces import SearchSpace
 
-__all__ = ["SAMPLERS", "NSDEOptunaSearch", "define_by_run", "fail_orphans", "make_sampler", "make_searcher"]
+__all__ = ["SAMPLERS", "NSDEOptunaSearch", "define_by_run", "fail_orphans", "make_sampler", "make_searcher",
+           "nsga2_population"]
 
 logger = logging.getLogger(__name__)
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random", "seeded")
+
+
+def nsga2_population(num_samples: int) -> int:
+    """NSGA-II's population for a search of `num_samples` trials: half of them, 4 to 50, so that
+    a small search still sees a second generation."""
+    return max(4, min(50, num_samples // 2))
 
 
 def make_sampler(name: str, *, seed: int, num_samples: int) -> optuna.samplers.BaseSampler:
@@ -46,7 +53,7 @@ def make_sampler(name: str, *, seed: int, num_samples: int) -> optuna.samplers.B
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, num_samples // 2)))
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=nsga2_population(num_samples))
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
     if name == "random":
