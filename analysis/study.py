@@ -9,6 +9,7 @@ the figures; and every number as one JSON record.
     study.paired()              # (cell, metric): difference [low, high], p, Holm p, significant
     study.crossing()            # the gain of each cell under each input noise
     study.shape_match()         # gain at the matched input noise minus the mean gain at the others
+    study.levels()              # each trial's accuracy at every noise level and attack eps
     python -m analysis.study --experiment nsde-study --out bench/results/study-cpu.json --figures docs/img
 
 A cell is one configuration of the design without its seed (e.g. "fbm H=0.5 sigma=0.1"); its
@@ -234,6 +235,24 @@ class Study:
                 "fbm and stationary trials": param_importances(
                     replace(self.search, trials=self.search.trials.loc[list(shaped)]))}
 
+    def levels(self) -> pd.DataFrame:
+        """Each tested trial's test accuracy at every level of every input noise and attack, read
+        from its report's summaries: `<kind>@<intensity>` for the image sweeps, `snr@<dB>`,
+        `apgd@<eps>`, and `abc_correct` (mean ABC on correct predictions). These are the
+        single-level numbers the published study tabulates (noise 0.25, APGD L2 0.05), so that a
+        comparison with it reads them from the record. Rows: trial id, with its cell and seed."""
+        rows = []
+        for tid, report in self.reports.items():
+            row: dict[str, Any] = {"trial_id": tid, "cell": self.design.loc[tid, "cell"],
+                                   "seed": self.design.loc[tid, "seed"]}
+            for kind, points in (report.get("sweep") or {}).items():
+                row.update({f"{kind}@{float(level):g}": est["value"] for level, est in points})
+            row.update({f"snr@{float(level):g}": est["value"] for level, est in report.get("snr") or []})
+            row.update({f"apgd@{float(eps):g}": est["value"] for eps, est in (report.get("apgd") or {}).items()})
+            row["abc_correct"] = (report.get("abc") or {}).get("mean_correct", {}).get("value", math.nan)
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("trial_id") if rows else pd.DataFrame()
+
     def best_cells(self, metric: str = "snr_accuracy", k: int = 3) -> list[str]:
         """The k cells with the best mean VALIDATION value of `metric` (the search profile's
         numbers; never the test split), for the figures."""
@@ -363,7 +382,7 @@ def record(study: Study, *, paired: pd.DataFrame | None = None, crossing: pd.Dat
            match: pd.DataFrame | None = None, means: pd.DataFrame | None = None) -> dict:
     """Every number of the study as one JSON-ready dict: the design, each trial's validation
     and test numbers, the paired table, the crossing, the shape match, the cell means and the
-    parameter importance (validation numbers)."""
+    parameter importance (validation numbers), and each trial's accuracy at every level (`levels`)."""
     s = study.search
     trials = s.trials.join(study.design[["cell", "seed"]])
     keep = ["cell", "seed", "status", *s.objective_names, *(f"test_{m}" for m, _ in METRICS), "test_checks_passed"]
@@ -379,6 +398,7 @@ def record(study: Study, *, paired: pd.DataFrame | None = None, crossing: pd.Dat
         "crossing": _rows(study.crossing() if crossing is None else crossing),
         "shape_match": _rows(study.shape_match() if match is None else match),
         "cell_means": _rows(study.cell_means() if means is None else means),
+        "levels": _rows(study.levels()),
         "importance": {k: v.to_dict() for k, v in study.importance().items()},
     }
 

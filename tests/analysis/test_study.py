@@ -24,9 +24,15 @@ def _report(correct: np.ndarray, areas: dict[str, float]) -> dict:
     c = correct.astype(float).tolist()
     locations = [FARTHEST[i % 2] if i % 3 else "panel" for i in range(N)]
     sweep = {f"area_{k}": [areas[k]] * N for k in KINDS}
+    accuracy = {"value": float(correct.mean())}
     return {
         "split": "test",
         "settings": {"resamples": 400, "seed": 0, "sweep_kinds": list(KINDS)},
+        # the summaries `Study.levels` reads: each kind's accuracy at 0.25 is its area here
+        "sweep": {k: [[0.25, {"value": areas[k]}]] for k in KINDS},
+        "snr": [[lv, accuracy] for lv in LEVELS],
+        "apgd": {"0.05": accuracy},
+        "abc": {"mean_correct": {"value": 0.7}},
         "per_example": {
             "clean": {"index": idx, "correct": c, "location": locations},
             "sweep": {"index": idx, "area": np.mean([sweep[f"area_{k}"] for k in KINDS], axis=0).tolist(),
@@ -126,3 +132,12 @@ def test_cell_means_best_cells_record_tables_and_figures(study):
     text = markdown(study.paired(), study.shape_match(), means)
     assert "| fbm H=0.5 sigma=0.1 | +0.500 [" in text and " *" in text
     assert hurst_figure(study, study.paired()).axes and front_figure(study, means).axes
+
+
+def test_levels_reads_each_trials_accuracy_at_every_noise_level_and_eps(study):
+    levels = study.levels()
+    assert len(levels) == 6 and set(levels["cell"]) == set(study.cells())
+    assert levels.loc["fbm0", "fbm:0.5@0.25"] == 1.0 and levels.loc["fbm0", "gaussian@0.25"] == 0.5
+    assert levels.loc["none1", "apgd@0.05"] == pytest.approx(0.5) and levels.loc["fbm1", "snr@-10"] == 1.0
+    assert (levels["abc_correct"] == 0.7).all()
+    assert {r["trial_id"] for r in record(study)["levels"]} == set(levels.index)
