@@ -42,8 +42,8 @@ from analysis.compare import paired_test
 from analysis.load import Search
 from nsde.metrics.evaluate import FARTHEST, STUDY_METRICS
 
-__all__ = ["BASELINE", "FARTHEST", "METRICS", "Study", "cell_of", "front_figure", "hurst_figure", "main", "markdown",
-           "record", "snr_figure"]
+__all__ = ["BASELINE", "FARTHEST", "METRICS", "PUBLISHED_LEVELS", "Study", "cell_of", "front_figure", "hurst_figure",
+           "levels_markdown", "main", "markdown", "record", "snr_figure"]
 
 BASELINE = "baseline"  # the cell of the deterministic trials (noise shape "none")
 SEED = "train/seed"
@@ -237,14 +237,15 @@ class Study:
 
     def levels(self) -> pd.DataFrame:
         """Each tested trial's test accuracy at every level of every input noise and attack, read
-        from its report's summaries: `<kind>@<intensity>` for the image sweeps, `snr@<dB>`,
+        from its report's summaries: `clean_accuracy`, `<kind>@<intensity>` for the image sweeps, `snr@<dB>`,
         `apgd@<eps>`, and `abc_correct` (mean ABC on correct predictions). These are the
         single-level numbers the published study tabulates (noise 0.25, APGD L2 0.05), so that a
         comparison with it reads them from the record. Rows: trial id, with its cell and seed."""
         rows = []
         for tid, report in self.reports.items():
             row: dict[str, Any] = {"trial_id": tid, "cell": self.design.loc[tid, "cell"],
-                                   "seed": self.design.loc[tid, "seed"]}
+                                   "seed": self.design.loc[tid, "seed"],
+                                   "clean_accuracy": (report.get("clean") or {}).get("value", math.nan)}
             for kind, points in (report.get("sweep") or {}).items():
                 row.update({f"{kind}@{float(level):g}": est["value"] for level, est in points})
             row.update({f"snr@{float(level):g}": est["value"] for level, est in report.get("snr") or []})
@@ -441,6 +442,24 @@ def markdown(paired: pd.DataFrame, match: pd.DataFrame, means: pd.DataFrame) -> 
     return "\n".join(out) + "\n"
 
 
+# the published study's single-level numbers: clean, white noise 0.25, APGD-CE L2 0.05, ABC on correct predictions
+PUBLISHED_LEVELS = ("clean_accuracy", "gaussian@0.25", "apgd@0.05", "abc_correct")
+
+
+def levels_markdown(levels: pd.DataFrame, columns: Sequence[str] = PUBLISHED_LEVELS) -> str:
+    """Each cell's mean over its seeds (and the seeds' range) of single-level test numbers
+    (`Study.levels`): by default the ones the published study tabulates, clean accuracy, white noise at
+    intensity 0.25, APGD-CE L2 at eps 0.05 and the mean ABC on correct predictions."""
+    columns = [c for c in columns if c in levels]
+    if levels.empty or not columns:
+        return ""
+    out = ["| cell | seeds | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for cell, part in levels.groupby("cell", sort=False):
+        out.append(f"| {cell} | {len(part)} | " + " | ".join(
+            f"{part[c].mean():.3f} ({part[c].min():.3f}-{part[c].max():.3f})" for c in columns) + " |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     from analysis.load import add_source_arguments, search_from_arguments
 
@@ -463,7 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out}")
     if args.markdown:
         Path(args.markdown).write_text(markdown(paired, match, means) + "\n" + markdown(crossing, match.iloc[:0],
-                                                                                       means.iloc[:0, :0]))
+                                                                                       means.iloc[:0, :0])
+                                       + "\n" + levels_markdown(study.levels()))
         print(f"wrote {args.markdown}")
     if args.figures:
         folder = Path(args.figures)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from analysis.load import Search
-from analysis.study import BASELINE, FARTHEST, METRICS, Study, cell_of, front_figure, hurst_figure, markdown, record
+from analysis.study import (BASELINE, FARTHEST, METRICS, Study, cell_of, front_figure, hurst_figure, levels_markdown,
+                            markdown, record)
 from record import TEST_FILE, Objective, TrialRecord
 from spaces import space_from_dict
 
@@ -27,6 +28,7 @@ def _report(correct: np.ndarray, areas: dict[str, float]) -> dict:
     accuracy = {"value": float(correct.mean())}
     return {
         "split": "test",
+        "clean": accuracy,
         "settings": {"resamples": 400, "seed": 0, "sweep_kinds": list(KINDS)},
         # the summaries `Study.levels` reads: each kind's accuracy at 0.25 is its area here
         "sweep": {k: [[0.25, {"value": areas[k]}]] for k in KINDS},
@@ -141,3 +143,5 @@ def test_levels_reads_each_trials_accuracy_at_every_noise_level_and_eps(study):
     assert levels.loc["none1", "apgd@0.05"] == pytest.approx(0.5) and levels.loc["fbm1", "snr@-10"] == 1.0
     assert (levels["abc_correct"] == 0.7).all()
     assert {r["trial_id"] for r in record(study)["levels"]} == set(levels.index)
+    text = levels_markdown(levels)  # the cell means over seeds, with the seeds' range
+    assert "| fbm H=0.5 sigma=0.1 | 2 | 1.000 (1.000-1.000) | 0.500 (0.500-0.500) | 1.000 (1.000-1.000) |" in text
