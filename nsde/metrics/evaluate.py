@@ -191,7 +191,8 @@ EVAL_PROFILES: dict[str, dict] = {
     # The designed study (docs/study.md). Its test profile: the image-domain sweep with white
     # noise and fBm at three Hurst exponents (is the protection shape-matched?) up to the area's
     # largest intensity and the SNR sweep, on 256 examples; APGD with 20 steps and its checks
-    # on 64; ABC 64 x 32; sized with the training so that 45 trials fit ~90 min on 2 cores
+    # on 64; ABC 64 x 32; sized with the training for 45 trials in ~90 min on 2 cores (the
+    # study took 108 min: docs/study.md, Sizing)
     "study": dict(sweep_kinds=("gaussian", "fbm:0.1", "fbm:0.5", "fbm:0.9"),
                   sweep_intensities=(0.05, 0.1, 0.15, 0.2, 0.25), sweep_subset=256, apgd_steps=20,
                   attack_subset=64, abc_subset=64, abc_samples=32, ig_steps=16, stability_subset=16,
