@@ -528,7 +528,7 @@ def _trials(page: _Page, search: Search) -> None:
 def _study(page: _Page, search: Search) -> None:
     """A designed search: every cell against the baseline (test, paired, Holm), the shape match
     and the study's figures (`analysis.study`)."""
-    from analysis.study import Study, front_figure, hurst_figure, snr_figure
+    from analysis.study import Study, figures
 
     page.add("<h2>The designed study: each cell against the baseline (test split)</h2>")
     try:
@@ -554,10 +554,11 @@ def _study(page: _Page, search: Search) -> None:
         page.add("<p class='note'>Is the protection shape-matched? The gain under the input noise shaped like the "
                  "injected one, minus the mean gain under the other input noises.</p>",
                  _table(match[["matched", "contrast", "low", "high", "p_holm", "significant"]], TEST, "paired"))
-    page.figure("study_snr", snr_figure(study, ["baseline", *study.best_cells()]),
-                "Test accuracy against SNR: the baseline and the three cells best on validation")
-    page.figure("study_hurst", hurst_figure(study, paired), "Each metric's difference from the baseline against H")
-    page.figure("study_front", front_figure(study, means), "Cell means (test) with their intervals; front labelled")
+    captions = {"study_snr": "Test accuracy against SNR: the baseline and the three cells best on validation",
+                "study_hurst": "Each metric's difference from the baseline against H",
+                "study_front": "Cell means (test) with their intervals; front labelled"}
+    for name, fig in figures(study, paired, means).items():
+        page.figure(name, fig, captions[name])
 
 
 def render_report(search: Search, *, figures_dir: Path | None = None) -> str:

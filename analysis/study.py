@@ -42,8 +42,8 @@ from analysis.compare import paired_test
 from analysis.load import Search
 from nsde.metrics.evaluate import FARTHEST, STUDY_METRICS
 
-__all__ = ["BASELINE", "FARTHEST", "METRICS", "PUBLISHED_LEVELS", "Study", "cell_of", "front_figure", "hurst_figure",
-           "levels_markdown", "main", "markdown", "record", "snr_figure"]
+__all__ = ["BASELINE", "FARTHEST", "METRICS", "PUBLISHED_LEVELS", "Study", "cell_of", "figures", "front_figure",
+           "hurst_figure", "levels_markdown", "main", "markdown", "record", "snr_figure"]
 
 BASELINE = "baseline"  # the cell of the deterministic trials (noise shape "none")
 SEED = "train/seed"
@@ -372,6 +372,13 @@ def front_figure(study: Study, means: pd.DataFrame, robust: Sequence[str] = ("sn
     return fig
 
 
+def figures(study: Study, paired: pd.DataFrame, means: pd.DataFrame) -> dict:
+    """The study's three figures by name: `study_snr` (the baseline and the three cells best on
+    validation), `study_hurst` and `study_front` (`analysis.report` and `main` draw these)."""
+    return {"study_snr": snr_figure(study, [BASELINE, *study.best_cells()]),
+            "study_hurst": hurst_figure(study, paired), "study_front": front_figure(study, means)}
+
+
 # ------------------------------------------------------------------------ records
 
 
@@ -380,7 +387,8 @@ def _rows(df: pd.DataFrame) -> list[dict]:
 
 
 def record(study: Study, *, paired: pd.DataFrame | None = None, crossing: pd.DataFrame | None = None,
-           match: pd.DataFrame | None = None, means: pd.DataFrame | None = None) -> dict:
+           match: pd.DataFrame | None = None, means: pd.DataFrame | None = None,
+           levels: pd.DataFrame | None = None) -> dict:
     """Every number of the study as one JSON-ready dict: the design, each trial's validation
     and test numbers, the paired table, the crossing, the shape match, the cell means and the
     parameter importance (validation numbers), and each trial's accuracy at every level (`levels`)."""
@@ -399,7 +407,7 @@ def record(study: Study, *, paired: pd.DataFrame | None = None, crossing: pd.Dat
         "crossing": _rows(study.crossing() if crossing is None else crossing),
         "shape_match": _rows(study.shape_match() if match is None else match),
         "cell_means": _rows(study.cell_means() if means is None else means),
-        "levels": _rows(study.levels()),
+        "levels": _rows(study.levels() if levels is None else levels),
         "importance": {k: v.to_dict() for k, v in study.importance().items()},
     }
 
@@ -476,23 +484,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     paired, crossing, match, means = study.paired(), study.crossing(), study.shape_match(), study.cell_means()
+    levels = study.levels()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record(study, paired=paired, crossing=crossing, match=match, means=means), indent=1))
+    out.write_text(json.dumps(record(study, paired=paired, crossing=crossing, match=match, means=means,
+                                     levels=levels), indent=1))
     print(f"wrote {out}")
     if args.markdown:
         Path(args.markdown).write_text(markdown(paired, match, means) + "\n" + markdown(crossing, match.iloc[:0],
                                                                                        means.iloc[:0, :0])
-                                       + "\n" + levels_markdown(study.levels()))
+                                       + "\n" + levels_markdown(levels))
         print(f"wrote {args.markdown}")
     if args.figures:
         folder = Path(args.figures)
         folder.mkdir(parents=True, exist_ok=True)
-        figures = {"study_snr.png": snr_figure(study, [BASELINE, *study.best_cells()]),
-                   "study_hurst.png": hurst_figure(study, paired), "study_front.png": front_figure(study, means)}
-        for name, fig in figures.items():
-            fig.savefig(folder / name, dpi=110)
-            print(f"wrote {folder / name}")
+        for name, fig in figures(study, paired, means).items():
+            fig.savefig(folder / f"{name}.png", dpi=110)
+            print(f"wrote {folder / name}.png")
     return 0
 
 
