@@ -20,7 +20,7 @@ import functools
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -456,9 +456,9 @@ def evaluate(model: torch.nn.Module, data: SpectrogramData, cfg: EvalConfig | No
         start = time.perf_counter()
         correct = correct_predictions(model, x, y, cfg.batch_size, seed=cfg.seed + 5)
         clean = proportion(correct)
-        per_example["clean"] = {"index": where.tolist(), "correct": correct.tolist(),
-                                "location": _location_names(data, where)}
-        per_location = _per_location(data, where, correct)
+        locations = _location_names(data, where)
+        per_example["clean"] = {"index": where.tolist(), "correct": correct.tolist(), "location": locations}
+        per_location = _per_location(locations, correct, data.location_names)
         seconds["clean"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -546,11 +546,11 @@ def _location_names(data: SpectrogramData, where: np.ndarray) -> list[str]:
     return [names[i] if 0 <= i < len(names) else "" for i in np.asarray(data.location)[where].tolist()]
 
 
-def _per_location(data: SpectrogramData, where: np.ndarray, correct: np.ndarray) -> dict[str, Estimate]:
-    """Clean accuracy per sensor location of the examples `where` (unknown locations, -1, left out)."""
-    names = data.location_names
-    location = np.asarray(data.location)[where]
-    return {names[i]: proportion(correct[location == i]) for i in range(len(names)) if (location == i).any()}
+def _per_location(locations: list[str], correct: np.ndarray, names: Sequence[str]) -> dict[str, Estimate]:
+    """Clean accuracy per sensor location, in the order of `names`, from each example's location
+    name (`_location_names`; unknown locations, "", left out)."""
+    locations = np.asarray(locations)
+    return {n: proportion(correct[locations == n]) for n in names if (locations == n).any()}
 
 
 def _snr_correct(model: torch.nn.Module, data: SpectrogramData, split: str, idx: np.ndarray, y: torch.Tensor,
