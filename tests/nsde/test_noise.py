@@ -405,7 +405,13 @@ def test_mean_anchor_draws_are_unchanged():
             default = fractional_brownian_field((3, 6, 7), hurst, generator=_gen(11), **opts)
         assert torch.equal(draw, default)
         assert float(draw.square().sum()) == pytest.approx(sum_sq, rel=1e-10)
-        assert float((draw * weights).sum()) == pytest.approx(weighted, rel=1e-10)
+        # The dense factor comes from LAPACK's eigh, whose rounding depends on the CPU's kernels:
+        # within near-degenerate eigenspaces the eigenvectors turn a little, which keeps the
+        # energy (above, to 1e-16) but moves mass between pixels (7e-8 relative for H 0.3 on an
+        # AMD EPYC against the machine these sums were recorded on). Any change to the
+        # algorithm, its seeding or its anchor moves this sum by O(1).
+        rel = 1e-6 if method == "dense" else 1e-10
+        assert float((draw * weights).sum()) == pytest.approx(weighted, rel=rel)
 
 
 # ------------------------------------------------------------ the stationary control shape
