@@ -24,12 +24,15 @@ class Rule:
     """What one config value accepts, and the message that says why a value is refused.
 
     Attributes:
-        kind: int, float or str; `object` for a value that `validator` checks (a depth spec).
+        kind: int, float, bool or str; `object` for a value that `validator` checks (a depth spec).
         low, high: bounds of a number, inclusive unless `open_low` / `open_high`.
         choices: the allowed values, or a function returning them (a registry that may grow).
         what: the noun of a choice in its message: "unknown anchor 'x'; known anchors: [...]".
+        plural: that noun's plural where it is not `what` + "s" ("muxes").
         optional: None is allowed (unset, or off).
         validator: for `kind=object`: raises ValueError with its own message.
+        label: what the message calls the value instead of the field's name, e.g. the CLI
+            option "--num-samples" that sets it.
         doc: one line for listings (`spaces.KEYS`).
     """
 
@@ -40,21 +43,28 @@ class Rule:
     open_high: bool = False
     choices: Sequence | Callable[[], Sequence] | None = None
     what: str = ""
+    plural: str = ""
     optional: bool = False
     validator: Callable[[Any], object] | None = None
+    label: str = ""
     doc: str = ""
 
     def check(self, value: Any, name: str = "value") -> None:
         """Raise ValueError, stating the rule and `value`, unless the rule accepts `value`.
 
-        `name` is what the message calls the value (the config field's name).
+        `name` is what the message calls the value (the config field's name), unless the rule
+        has a `label`.
         """
         if value is None and self.optional:
             return
+        name = self.label or name
         if self.choices is not None:
             self._check_choice(value)
         elif self.validator is not None:
             self.validator(value)
+        elif self.kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"`{name}` must be a bool, but got {value!r}")
         elif self.kind in (int, float):
             self._check_number(value, name)
 
@@ -83,7 +93,7 @@ class Rule:
     def _check_choice(self, value: Any) -> None:
         choices = list(self.choices() if callable(self.choices) else self.choices)
         if value not in choices:
-            raise ValueError(f"unknown {self.what} {value!r}; known {self.what}s: {choices}")
+            raise ValueError(f"unknown {self.what} {value!r}; known {self.plural or self.what + 's'}: {choices}")
 
     def _check_number(self, value: Any, name: str) -> None:
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
@@ -91,7 +101,8 @@ class Rule:
         if self.kind is int and not isinstance(value, numbers.Integral):
             raise ValueError(f"`{name}` must be an integer, but got {value!r}")
         if not self._within(value):
-            unset = " (or None)" if self.optional else ""
+            # a CLI option's None is "not given", not a value anyone types
+            unset = " (or None)" if self.optional and not self.label else ""
             raise ValueError(f"`{self.interval(name)}`{unset} must hold, but got {value!r}")
 
     def _within(self, value: float) -> bool:

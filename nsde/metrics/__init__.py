@@ -1,18 +1,25 @@
-"""Objectives of the search: clean accuracy, noise sweep, APGD robustness, ABC, attributions."""
+"""Objectives of the search: clean accuracy, noise sweep, APGD robustness, ABC, attributions.
 
-from nsde.metrics.evaluate import (
-    EVAL_PROFILES,
+Each objective is one registered `ObjectiveSpec` (`nsde.metrics.objectives`), computed from
+the per-example values of one stage of `evaluate` (`nsde.metrics.stages`).
+"""
+
+from nsde.metrics.config import EVAL_PROFILES, SPLITS, EvalConfig, eval_config
+from nsde.metrics.evaluate import evaluate
+from nsde.metrics.objectives import (
     OBJECTIVE_METRICS,
     OBJECTIVES,
-    SPLITS,
-    EvalConfig,
-    EvalReport,
-    eval_config,
-    evaluate,
+    ObjectiveSpec,
     has_samples,
+    list_objectives,
+    objective,
     objective_samples,
-    seed_estimates,
+    objective_specs,
+    register_objective,
+    unregister_objective,
 )
+from nsde.metrics.report import EvalReport, seed_estimates
+from nsde.metrics.stages import Evaluation, Stage, list_stages, register_stage, unregister_stage
 from nsde.metrics.explain import (
     abc_scores,
     abc_summary,
@@ -52,7 +59,10 @@ __all__ = [
     "AttackResult",
     "EvalConfig",
     "EvalReport",
+    "Evaluation",
     "Estimate",
+    "ObjectiveSpec",
+    "Stage",
     "abc_scores",
     "abc_summary",
     "adaptive_checks",
@@ -68,16 +78,24 @@ __all__ = [
     "evaluate",
     "has_samples",
     "integrated_gradients",
+    "list_objectives",
+    "list_stages",
     "mcnemar",
     "mean_estimate",
     "noise_tunnel",
     "noisy_inputs",
+    "objective",
     "objective_samples",
+    "objective_specs",
     "paired_difference",
     "path_averaged_gradient",
     "predict_labels",
     "proportion",
+    "register_objective",
+    "register_stage",
     "saliency",
     "seed_estimates",
     "sweep_accuracy",
+    "unregister_objective",
+    "unregister_stage",
 ]

@@ -6,21 +6,28 @@
 
 Each RUN is a folder written by `python -m nsde.train` (its checkpoint.pt names the model
 and the data set). Prints the study's tables: 1 clean accuracy, 2 noise sweep (and 2b the SNR
-sweep, noise in the waveform), 3 APGD-CE L2 robust accuracy, 4 attribution-based confidence,
-plus per-location accuracy, attribution stability and the attack's sanity checks, all on one split (`--split val`, the default, or `test`); writes
-every report as JSON next to its checkpoint (eval_report.json).
+sweep, noise in the waveform), 3 APGD-CE L2 robust accuracy, 4 attribution-based confidence
+and stability, plus per-location accuracy and the attack's sanity checks, all on one split
+(`--split val`, the default, or `test`). Every registered objective (`nsde.metrics.objectives`)
+is a row of the table of its stage, and a legend says what each is; writes every report as
+JSON next to its checkpoint (eval_report.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import torch
 
 from nsde.data import data_config_from_dict, load, prepare
-from nsde.metrics.evaluate import EVAL_PROFILES, EvalReport, eval_config, evaluate
+from nsde.metrics.config import EVAL_PROFILES, eval_config
+from nsde.metrics.evaluate import evaluate
+from nsde.metrics.objectives import objective_specs
+from nsde.metrics.report import EvalReport
+from nsde.metrics.stages import list_stages
 from nsde.metrics.explain import attribution_figure
 from nsde.train import CHECKPOINT, load_checkpoint  # training never imports the metrics: no cycle
 
@@ -46,27 +53,50 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
 
 
 def _pct(e) -> str:
+    if not math.isfinite(e.value):
+        return f"undefined (n={e.n})"
     return f"{100 * e.value:5.1f} [{100 * e.low:.1f}, {100 * e.high:.1f}]"
 
 
+def _plain(e) -> str:
+    return str(e) if math.isfinite(e.value) else f"undefined (n={e.n})"
+
+
+# Tables 1-3 hold the levels of their stage and that stage's objectives, in %; the objectives
+# of every other stage (ABC, attribution stability, and any registered later) are in Table 4.
+_PERCENT_STAGES = ("clean", "sweep", "snr", "apgd")
+
+
+def _objective_rows(est: dict[str, dict], names: list[str], stages: tuple[str, ...], fmt) -> list[list[str]]:
+    """One row per registered objective of `stages`, each model's estimate formatted by `fmt`."""
+    return [[spec.name, *[fmt(est[n][spec.name]) for n in names]] for spec in objective_specs()
+            if spec.stage in stages]
+
+
+def _legend() -> str:
+    return "Objectives (better: max | min):\n" + "\n".join(
+        f"  {spec.name} ({spec.direction}): {spec.doc}" for spec in objective_specs())
+
+
 def comparison_tables(reports: dict[str, EvalReport]) -> str:
-    """The study's tables 1-4 (and attribution stability, the sanity checks) side by side."""
+    """The study's tables 1-4 (and attribution stability, the sanity checks) side by side; every
+    registered objective is a row of the table of its stage."""
     names = list(reports)
     first = reports[names[0]]
     split = {"val": "validation", "test": "test"}[first.split]
     est = {n: reports[n].objective_estimates() for n in names}
     out = [_table(f"Table 1: clean accuracy on the {split} split, % [95 % interval]", ["", *names],
-                  [["accuracy", *[_pct(reports[n].clean) for n in names]]])]
+                  _objective_rows(est, names, ("clean",), _pct))]
     rows = []
     for kind, points in first.sweep.items():
         for i, (intensity, _) in enumerate(points):
             rows.append([f"{kind} {intensity:g}", *[_pct(reports[n].sweep[kind][i][1]) for n in names]])
-    rows.append([f"area (intensity <= {first.settings['sweep_area_max']:g})",
-                 *[_pct(est[n]["sweep_area"]) for n in names]])
-    out.append(_table("Table 2: accuracy under input noise (inputs clipped to [0, 1]), %", ["noise", *names], rows))
+    rows += _objective_rows(est, names, ("sweep",), _pct)
+    out.append(_table(f"Table 2: accuracy under input noise (inputs clipped to [0, 1]; areas over intensities <= "
+                      f"{first.settings['sweep_area_max']:g}), %", ["noise", *names], rows))
     if first.snr and all(len(reports[n].snr) == len(first.snr) for n in names):
         rows = [[f"{level:+g} dB", *[_pct(reports[n].snr[i][1]) for n in names]] for i, (level, _) in enumerate(first.snr)]
-        rows.append(["area over the levels", *[_pct(est[n]["snr_accuracy"]) for n in names]])
+        rows += _objective_rows(est, names, ("snr",), _pct)
         out.append(_table("Table 2b: accuracy with noise added to the waveform before the STFT, by SNR, %",
                           ["SNR", *names], rows))
     locations = [loc for loc in first.per_location if all(loc in reports[n].per_location for n in names)]
@@ -74,26 +104,21 @@ def comparison_tables(reports: dict[str, EvalReport]) -> str:
         out.append(_table("Clean accuracy per sensor location, %", ["location", *names],
                           [[loc, *[_pct(reports[n].per_location[loc]) for n in names]] for loc in locations]))
     rows = [[f"{eps:g}", *[_pct(reports[n].apgd[eps]) for n in names]] for eps in first.apgd]
-    rows.append(["mean over eps", *[_pct(est[n]["apgd_accuracy"]) for n in names]])
+    rows += _objective_rows(est, names, ("apgd",), _pct)
     out.append(_table(
         f"Table 3: APGD-CE L2 robust accuracy, % ({first.settings['apgd_steps']} steps, EOT "
         f"{first.settings['eot_iter']} for stochastic models)", ["eps", *names], rows))
-    out.append(_table("Table 4: attribution-based confidence (value [95 % interval] (n)) and stability",
-                      ["", *names],
-                      [["ABC, correct predictions", *[str(reports[n].abc["mean_correct"]) for n in names]],
-                       ["ABC, incorrect predictions", *[str(reports[n].abc["mean_incorrect"]) for n in names]],
-                       ["AUROC of ABC for correctness",
-                        *[str(reports[n].abc["auroc"]) if reports[n].abc.get("auroc_note") is None
-                          else "undefined" for n in names]],
-                       ["attribution stability (lower = stabler)",
-                        *[str(reports[n].attribution_stability) for n in names]],
-                       ["evaluation seconds", *[f"{reports[n].seconds['total']:.1f}" for n in names]]]))
+    others = tuple(stage for stage in list_stages() if stage not in _PERCENT_STAGES)
+    out.append(_table("Table 4: attribution-based confidence, stability and the other objectives "
+                      "(value [95 % interval] (n))", ["", *names],
+                      _objective_rows(est, names, others, _plain)
+                      + [["evaluation seconds", *[f"{reports[n].seconds['total']:.1f}" for n in names]]]))
     if any(reports[n].checks for n in names):
         check_names = list(next(reports[n].checks for n in names if reports[n].checks))
         out.append(_table("Sanity checks of the attack (pass / FAIL / n/a)", ["check", *names],
                           [[c, *[_verdict(reports[n].checks.get(c, {}).get("passed")) for n in names]]
                            for c in check_names]))
-    return "\n\n".join(out)
+    return "\n\n".join(out + [_legend()])
 
 
 def _verdict(passed) -> str:

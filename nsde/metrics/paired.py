@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from nsde.metrics.evaluate import LOCATION_PREFIX, objective_samples
+from nsde.metrics.objectives import objective, objective_samples
 from nsde.metrics.stats import mcnemar, paired_difference
 
 __all__ = ["paired_comparison", "paired_samples"]
@@ -57,8 +57,8 @@ def paired_comparison(a_reports: list[dict], b_reports: list[dict], name: str, m
     Returns {"member", "baseline" (the metric, mean over the paired seeds), "difference"
     (member - baseline, negated for a minimised metric: positive = the member is better),
     "low", "high" (paired-bootstrap 95 % interval), "p" (two-sided bootstrap), "mcnemar_p"
-    (clean and per-location accuracy: exact McNemar on the pooled per-example correctness;
-    NaN otherwise), "n" (paired examples), "seeds"}.
+    (a binary objective, clean and per-location accuracy: exact McNemar on the pooled
+    per-example correctness; NaN otherwise), "n" (paired examples), "seeds"}.
     """
     seeds = min(len(a_reports), len(b_reports))
     a_all, b_all, stat, width, n = paired_samples(a_reports[:seeds], b_reports[:seeds], name, names)
@@ -69,7 +69,7 @@ def paired_comparison(a_reports: list[dict], b_reports: list[dict], name: str, m
     est, p = paired_difference(a_all, b_all, over_seeds, resamples=resamples, seed=seed)
     sign = 1.0 if mode == "max" else -1.0
     low, high = (est.low, est.high) if sign > 0 else (-est.high, -est.low)
-    binary = name == "clean_accuracy" or name.startswith(LOCATION_PREFIX)
+    binary = objective(name).binary
     return {"member": over_seeds(a_all), "baseline": over_seeds(b_all), "difference": sign * est.value,
             "low": low, "high": high, "p": p,
             "mcnemar_p": mcnemar(a_all.ravel() > 0.5, b_all.ravel() > 0.5) if binary else math.nan,

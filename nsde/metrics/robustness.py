@@ -11,16 +11,18 @@ freeze it (checked in the tests).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from nsde.metrics.stats import Estimate, paired_difference, proportion
-from nsde.noise import sample_noise
+from nsde.noise import HURST_RULE, sample_noise
 from nsde.predict import predict
 
 __all__ = [
@@ -56,10 +58,10 @@ def parse_sweep_kind(kind: str, hurst: float) -> tuple[str, float]:
         return noise, hurst
     try:
         h = float(value)
+        HURST_RULE.check(h, "H")
     except ValueError:
-        h = math.nan
-    if not 0.0 < h < 1.0:
-        raise ValueError(f"sweep kind {kind!r}: the Hurst exponent after 'fbm:' must satisfy 0 < H < 1")
+        raise ValueError(f"sweep kind {kind!r}: the Hurst exponent after 'fbm:' must satisfy "
+                         f"{HURST_RULE.interval('H')}") from None
     return noise, h
 
 
@@ -250,57 +252,76 @@ def apgd_attack(
     device = next(model.parameters()).device
     stochastic = is_stochastic(attacked)
     eot = eot_iter if stochastic else 1
-    judge_by_vote = stochastic or source is not None or is_stochastic(model)
-    own_generator = hasattr(attacked, "set_noise_generator") and getattr(attacked, "generator", None) is None
-    if own_generator:
-        attacked.set_noise_generator(torch.Generator(device=device).manual_seed(seed + 31))
-    verdict_seed = seed * 7919 + 13
-    n_batches = (len(x) + batch_size - 1) // batch_size
-    clean = np.concatenate([correct_predictions(model, x[s : s + batch_size], y[s : s + batch_size], batch_size,
-                                                seed=verdict_seed + b)
-                            for b, s in enumerate(range(0, len(x), batch_size))]) if len(x) else np.zeros(0, bool)
-    still_robust = clean.copy()
+    judge = _Verdict(model, judge_by_vote=stochastic or source is not None or is_stochastic(model),
+                     seed=seed * 7919 + 13, batch_size=batch_size, keep=return_adversarial)
+    batches = [slice(s, s + batch_size) for s in range(0, len(x), batch_size)]
     rows, adversarial = [], {}
-    devices = [device] if device.type == "cuda" else []
-    try:
+    with _attack_generator(attacked, device, seed + 31):
+        clean = np.concatenate([correct_predictions(model, x[sl], y[sl], batch_size, seed=judge.seed + b)
+                                for b, sl in enumerate(batches)]) if len(x) else np.zeros(0, bool)
+        still_robust = clean.copy()
         for e in eps:
             attack = torchattacks.APGD(attacked, norm="L2", eps=float(e), steps=steps, loss="ce", eot_iter=eot,
                                        seed=seed)
-            robust, advs = [], []
-            for b in range(n_batches):
-                sl = slice(b * batch_size, (b + 1) * batch_size)
-                xb, yb = x[sl].to(device), y[sl].to(device)
-                with torch.random.fork_rng(devices=devices):  # torchattacks reseeds the global RNG
-                    torch.manual_seed(seed)
-                    if not judge_by_vote:
-                        # perturb() (what APGD.__call__ runs) also returns the attack's per-point verdict.
-                        survived, adv = attack.perturb(xb, yb, cheap=True)
-                        candidates = [adv.detach()]
-                        ok = survived.cpu().numpy()
-                    else:
-                        x_best, _, _, x_flip = attack.attack_single_run(xb, yb)
-                        candidates = [x_flip.detach(), x_best.detach()]
-                        ok = np.ones(len(xb), dtype=bool)
-                verdicts = [correct_predictions(model, c, yb.cpu(), batch_size, seed=verdict_seed + b)
-                            for c in candidates]
-                for v in verdicts:
-                    ok = ok & v
-                robust.append(ok)
-                if return_adversarial:
-                    # the candidate that breaks the point, else the first
-                    pick = torch.as_tensor(~verdicts[0] | (len(candidates) == 1))
-                    adv = torch.where(pick.view(-1, *[1] * (xb.dim() - 1)).to(device), candidates[0],
-                                      candidates[-1])
-                    advs.append(adv.cpu())
-            still_robust &= np.concatenate(robust) if robust else np.zeros(0, dtype=bool)
+            outcomes = [judge.batch(attack, x[sl].to(device), y[sl].to(device), b, seed) for b, sl in enumerate(batches)]
+            still_robust &= np.concatenate([ok for ok, _ in outcomes]) if outcomes else np.zeros(0, dtype=bool)
             rows.append(still_robust.copy())
             if return_adversarial:
-                adversarial[float(e)] = torch.cat(advs) if advs else x[:0].clone()
-    finally:
-        if own_generator:
-            attacked.set_noise_generator(None)
+                adversarial[float(e)] = torch.cat([adv for _, adv in outcomes]) if outcomes else x[:0].clone()
     robust_matrix = np.stack(rows) if rows else np.zeros((0, len(x)), dtype=bool)
     return AttackResult(tuple(float(e) for e in eps), clean, robust_matrix, adversarial)
+
+
+@contextlib.contextmanager
+def _attack_generator(model: torch.nn.Module, device: torch.device, seed: int) -> Iterator[None]:
+    """A seeded noise generator for the attack when the model has none of its own: torchattacks
+    reseeds the global RNG at every attack, which would replay the same noise."""
+    own = hasattr(model, "set_noise_generator") and getattr(model, "generator", None) is None
+    if own:
+        model.set_noise_generator(torch.Generator(device=device).manual_seed(seed))
+    try:
+        yield
+    finally:
+        if own:
+            model.set_noise_generator(None)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """How `apgd_attack` judges one batch: torchattacks' own verdict (a deterministic model),
+    or the model's evaluation-mode prediction at both final points of the attack."""
+
+    model: torch.nn.Module
+    judge_by_vote: bool
+    seed: int  # the verdict's noise, seeded per batch (common random numbers)
+    batch_size: int
+    keep: bool  # keep the adversarial examples
+
+    def batch(self, attack, xb: torch.Tensor, yb: torch.Tensor, b: int, seed: int
+              ) -> tuple[np.ndarray, torch.Tensor | None]:
+        """(robust per example, the adversarial examples on CPU if kept) of batch `b`."""
+        devices = [xb.device] if xb.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # torchattacks reseeds the global RNG
+            torch.manual_seed(seed)
+            if not self.judge_by_vote:
+                # perturb() (what APGD.__call__ runs) also returns the attack's per-point verdict.
+                survived, adv = attack.perturb(xb, yb, cheap=True)
+                candidates = [adv.detach()]
+                ok = survived.cpu().numpy()
+            else:
+                x_best, _, _, x_flip = attack.attack_single_run(xb, yb)
+                candidates = [x_flip.detach(), x_best.detach()]
+                ok = np.ones(len(xb), dtype=bool)
+        verdicts = [correct_predictions(self.model, c, yb.cpu(), self.batch_size, seed=self.seed + b)
+                    for c in candidates]
+        for v in verdicts:
+            ok = ok & v
+        if not self.keep:
+            return ok, None
+        # the candidate that breaks the point, else the first
+        pick = torch.as_tensor(~verdicts[0] | (len(candidates) == 1))
+        adv = torch.where(pick.view(-1, *[1] * (xb.dim() - 1)).to(xb.device), candidates[0], candidates[-1])
+        return ok, adv.cpu()
 
 
 def apgd_robust_accuracy(
@@ -382,48 +403,62 @@ def adaptive_checks(
       weights, `eval_mode="off"`) must not beat the white-box attack beyond noise.
     `whitebox` is the attack already run on (x, y) at the searched eps.
     """
-    common = dict(steps=steps, seed=seed, batch_size=batch_size)
-    checks: dict[str, dict] = {}
-    tiny = apgd_attack(model, x, y, eps=(small_eps,), eot_iter=eot_iter, **common)
-    clean = proportion(tiny.clean)
-    at_tiny = proportion(tiny.robust[0])
-    checks["eps_zero"] = {"eps": small_eps, "robust": at_tiny.value, "low": at_tiny.low, "high": at_tiny.high,
-                          "clean": clean.value, "n": at_tiny.n,
-                          "passed": bool(at_tiny.low - 1e-12 <= clean.value <= at_tiny.high + 1e-12),
-                          "rule": "clean accuracy inside the 95 % interval of robust accuracy at eps -> 0"}
-    large_eps = large_rms * math.sqrt(float(np.prod(x.shape[1:])))
-    big = proportion(apgd_attack(model, x, y, eps=(large_eps,), eot_iter=eot_iter, **common).robust[0])
-    chance = 1.0 / num_classes
-    checks["large_eps"] = {"eps": large_eps, "robust": big.value, "low": big.low, "high": big.high,
-                           "chance": chance, "n": big.n, "passed": bool(big.low <= chance),
-                           "rule": "robust accuracy at a very large eps reaches chance (interval low <= 1/K)"}
-    eps_max = whitebox.eps[-1]
-    at_max = whitebox.robust[-1]
+    attack = functools.partial(apgd_attack, model, x, y, steps=steps, seed=seed, batch_size=batch_size)
+    checks = {"eps_zero": _eps_zero_check(attack(eps=(small_eps,), eot_iter=eot_iter), small_eps),
+              "large_eps": _large_eps_check(attack, large_rms * math.sqrt(float(np.prod(x.shape[1:]))), eot_iter,
+                                            num_classes)}
     if not is_stochastic(model):
         checks["eot"] = {"passed": None, "rule": "not applicable: the model is deterministic"}
         checks["transfer"] = {"passed": None, "rule": "not applicable: the model is deterministic"}
         return checks
-    one = apgd_attack(model, x, y, eps=(eps_max,), eot_iter=1, **common).robust[0]
-    more = apgd_attack(model, x, y, eps=(eps_max,), eot_iter=eot_factor * eot_iter, **common).robust[0]
+    checks["eot"] = _eot_check(attack, whitebox, eot_iter, eot_factor, seed)
+    checks["transfer"] = _transfer_check(attack, model, whitebox, seed)
+    return checks
+
+
+def _eps_zero_check(tiny: AttackResult, small_eps: float) -> dict:
+    clean, at_tiny = proportion(tiny.clean), proportion(tiny.robust[0])
+    return {"eps": small_eps, "robust": at_tiny.value, "low": at_tiny.low, "high": at_tiny.high,
+            "clean": clean.value, "n": at_tiny.n,
+            "passed": bool(at_tiny.low - 1e-12 <= clean.value <= at_tiny.high + 1e-12),
+            "rule": "clean accuracy inside the 95 % interval of robust accuracy at eps -> 0"}
+
+
+def _large_eps_check(attack: Callable[..., AttackResult], large_eps: float, eot_iter: int, num_classes: int) -> dict:
+    big = proportion(attack(eps=(large_eps,), eot_iter=eot_iter).robust[0])
+    chance = 1.0 / num_classes
+    return {"eps": large_eps, "robust": big.value, "low": big.low, "high": big.high,
+            "chance": chance, "n": big.n, "passed": bool(big.low <= chance),
+            "rule": "robust accuracy at a very large eps reaches chance (interval low <= 1/K)"}
+
+
+def _eot_check(attack: Callable[..., AttackResult], whitebox: AttackResult, eot_iter: int, eot_factor: int,
+               seed: int) -> dict:
+    eps_max, at_max = whitebox.eps[-1], whitebox.robust[-1]
+    one = attack(eps=(eps_max,), eot_iter=1).robust[0]
+    more = attack(eps=(eps_max,), eot_iter=eot_factor * eot_iter).robust[0]
     rise_1 = _paired(at_max, one, seed)  # profile EOT - EOT 1
     rise_more = _paired(more, at_max, seed)  # larger EOT - profile EOT
     converged = rise_more["high"] >= 0 or not math.isfinite(rise_more["high"])  # more EOT not clearly lower
     no_rise = rise_1["low"] <= 0 and rise_more["low"] <= 0
-    checks["eot"] = {"eps": eps_max, "samples": [1, eot_iter, eot_factor * eot_iter],
-                     "robust": [float(one.mean()), float(at_max.mean()), float(more.mean())],
-                     "n": int(len(at_max)), "profile_minus_1": rise_1, "larger_minus_profile": rise_more,
-                     "passed": bool(converged and no_rise),
-                     "rule": "more EOT samples neither raise robust accuracy nor lower it below the profile's "
-                             "beyond noise (paired bootstrap 95 % intervals)"}
+    return {"eps": eps_max, "samples": [1, eot_iter, eot_factor * eot_iter],
+            "robust": [float(one.mean()), float(at_max.mean()), float(more.mean())],
+            "n": int(len(at_max)), "profile_minus_1": rise_1, "larger_minus_profile": rise_more,
+            "passed": bool(converged and no_rise),
+            "rule": "more EOT samples neither raise robust accuracy nor lower it below the profile's "
+                    "beyond noise (paired bootstrap 95 % intervals)"}
+
+
+def _transfer_check(attack: Callable[..., AttackResult], model: torch.nn.Module, whitebox: AttackResult,
+                    seed: int) -> dict:
     twin = noise_off_twin(model)
     if twin is None:
-        checks["transfer"] = {"passed": None, "rule": "not applicable: no noise-off twin of this model"}
-        return checks
-    transferred = apgd_attack(model, x, y, eps=(eps_max,), eot_iter=1, source=twin, **common).robust[0]
+        return {"passed": None, "rule": "not applicable: no noise-off twin of this model"}
+    eps_max, at_max = whitebox.eps[-1], whitebox.robust[-1]
+    transferred = attack(eps=(eps_max,), eot_iter=1, source=twin).robust[0]
     gap = _paired(transferred, at_max, seed)  # transfer - white-box: negative = transfer stronger
-    checks["transfer"] = {"eps": eps_max, "robust_transfer": float(transferred.mean()),
-                          "robust_whitebox": float(at_max.mean()), "n": int(len(at_max)),
-                          "transfer_minus_whitebox": gap, "passed": bool(gap["high"] >= 0),
-                          "rule": "the noise-off twin's adversarial examples are not stronger than the "
-                                  "white-box attack beyond noise (paired bootstrap 95 % interval)"}
-    return checks
+    return {"eps": eps_max, "robust_transfer": float(transferred.mean()),
+            "robust_whitebox": float(at_max.mean()), "n": int(len(at_max)),
+            "transfer_minus_whitebox": gap, "passed": bool(gap["high"] >= 0),
+            "rule": "the noise-off twin's adversarial examples are not stronger than the "
+                    "white-box attack beyond noise (paired bootstrap 95 % interval)"}

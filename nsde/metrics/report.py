@@ -1,0 +1,135 @@
+"""`EvalReport`: every number of an evaluation of one split, and the objectives read from it.
+
+The report is frozen and JSON-serialisable (`to_dict`, `to_json`, `from_dict`), and holds
+the settings, the adaptive-attack sanity checks, the seconds each stage took and each
+stage's per-example values, from which every registered objective (`nsde.metrics.objectives`)
+is computed with its interval.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nsde.metrics.objectives import list_objectives, objective, objective_samples
+from nsde.metrics.stats import Estimate, bootstrap_seeds
+
+__all__ = ["EvalReport", "seed_estimates"]
+
+
+def _estimate(d: Any) -> Any:
+    return Estimate(**d) if isinstance(d, dict) and set(d) == {"value", "n", "low", "high"} else d
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Every number of an evaluation of one split. Estimates carry (value, n, 95 % interval).
+
+    Attributes:
+        split: "val" or "test": where every number of this report comes from.
+        clean: accuracy on the whole split (Wilson interval).
+        sweep: per kind, (intensity, accuracy) on the sweep's subset (image-domain noise).
+        snr: (SNR in dB, accuracy) on the sweep's subset, noise added to the waveform before
+            the STFT (the `snr` sweep; [] when not run).
+        per_location: clean accuracy per sensor location (location name -> Estimate) on the
+            whole split; {} when the data set does not record locations.
+        apgd: per eps, robust accuracy on the attacked subset.
+        abc: "mean_correct", "mean_incorrect", "auroc" (Estimates, bootstrap intervals) and
+            "auroc_note" (why the AUROC is undefined, else None).
+        attribution_stability: normalised IG change (lower = stabler).
+        checks: the adaptive-attack sanity checks (`adaptive_checks`), {} when not run.
+        per_example: per-example outcomes by stage, each part with "index": the examples'
+            indices in the data set (all inside `split`'s indices).
+    """
+
+    split: str
+    clean: Estimate
+    sweep: dict[str, list[tuple[float, Estimate]]]
+    apgd: dict[float, Estimate]
+    abc: dict[str, Any]
+    attribution_stability: Estimate
+    checks: dict[str, dict]
+    per_example: dict[str, dict[str, list]]
+    stochastic: bool
+    settings: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+    snr: list[tuple[float, Estimate]] = field(default_factory=list)
+    per_location: dict[str, Estimate] = field(default_factory=dict)
+
+    @property
+    def objectives(self) -> dict[str, float]:
+        """Every registered objective's value (`OBJECTIVE_METRICS`; `OBJECTIVES` are the default four)."""
+        return {name: float(est.value) for name, est in self.objective_estimates().items()}
+
+    def objective_estimates(self) -> dict[str, Estimate]:
+        """Every registered objective with its sample size and 95 % interval
+        (`ObjectiveSpec.estimate`); computed once per report."""
+        return dict(self._objective_estimates)
+
+    @functools.cached_property
+    def _objective_estimates(self) -> dict[str, Estimate]:
+        return {name: objective(name).estimate(self) for name in list_objectives()}
+
+    @property
+    def checks_passed(self) -> bool | None:
+        """False if an applicable sanity check failed; None when none ran."""
+        verdicts = [c.get("passed") for c in self.checks.values() if c.get("passed") is not None]
+        return None if not verdicts else all(verdicts)
+
+    def failed_checks(self) -> list[str]:
+        return [name for name, c in self.checks.items() if c.get("passed") is False]
+
+    def to_dict(self) -> dict:
+        def conv(v):
+            if isinstance(v, Estimate):
+                return dataclasses.asdict(v)
+            if isinstance(v, dict):
+                return {str(k): conv(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [conv(x) for x in v]
+            if isinstance(v, np.generic):
+                return v.item()
+            return v
+
+        out = {f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["objectives"] = self.objectives
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EvalReport:
+        """The report `to_dict` wrote (JSON keys back to floats, Estimates back to objects)."""
+        return cls(
+            split=d["split"],
+            clean=_estimate(d["clean"]),
+            sweep={k: [(float(i), _estimate(e)) for i, e in pts] for k, pts in d["sweep"].items()},
+            apgd={float(k): _estimate(e) for k, e in d["apgd"].items()},
+            abc={k: _estimate(v) for k, v in d["abc"].items()},
+            attribution_stability=_estimate(d["attribution_stability"]),
+            checks=d.get("checks", {}),
+            per_example=d["per_example"],
+            stochastic=d["stochastic"],
+            settings=d["settings"],
+            seconds=d.get("seconds", {}),
+            snr=[(float(level), _estimate(e)) for level, e in d.get("snr", [])],
+            per_location={k: _estimate(e) for k, e in d.get("per_location", {}).items()},
+        )
+
+
+def seed_estimates(reports: list[EvalReport], names=None, *, resamples: int = 2000,
+                   seed: int = 0) -> dict[str, Estimate]:
+    """Objectives replicated over training seeds (one report a seed, same split and settings):
+    the mean over seeds, with a two-level bootstrap interval (seeds, then examples); n = seeds.
+    `names`: objectives or family members (default: every registered objective)."""
+    out = {}
+    for name in names or list_objectives():
+        parts = [objective_samples(r.per_example, name) for r in reports]
+        out[name] = bootstrap_seeds([p[1] for p in parts], parts[0][2], resamples=resamples, seed=seed)
+    return out
