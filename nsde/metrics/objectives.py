@@ -29,6 +29,7 @@ import numpy as np
 from nsde.data.synthetic import LOCATIONS
 from nsde.metrics.stages import list_stages
 from nsde.metrics.stats import NAN_ESTIMATE, Estimate, auroc, bootstrap, bootstrap_mean, proportion
+from nsde.registry import Registry
 from nsde.rules import Rule
 
 __all__ = [
@@ -138,31 +139,27 @@ class ObjectiveSpec:
         return bootstrap(lambda idx: stat(values[idx]), len(values), resamples=resamples, seed=seed)
 
 
-_REGISTRY: dict[str, ObjectiveSpec] = {}
+_REGISTRY: Registry[ObjectiveSpec] = Registry("objective")
 
 
 def register_objective(spec: ObjectiveSpec) -> ObjectiveSpec:
     """Add `spec` to the registry (after the ones there); returns it. A name registers once."""
-    if spec.name in _REGISTRY:
-        raise ValueError(f"objective {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return _REGISTRY.add(spec.name, spec)
 
 
 def unregister_objective(name: str) -> None:
     """Remove a registered objective (a test's, or one a plugin replaces)."""
-    objective(name)
-    del _REGISTRY[name]
+    _REGISTRY.remove(name)
 
 
 def list_objectives() -> list[str]:
     """The registered objectives' names, in registration order."""
-    return list(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def objective_specs() -> list[ObjectiveSpec]:
     """The registered objectives, in registration order."""
-    return list(_REGISTRY.values())
+    return _REGISTRY.items()
 
 
 # ------------------------------------------------------------------------ the families
@@ -210,9 +207,11 @@ def _family(name: str) -> ObjectiveSpec | None:
 def objective(name: str) -> ObjectiveSpec:
     """The spec of a registered objective or of a family member (`sweep_area@<kind>`,
     `location_acc_<location>`); an unknown name lists the registered ones."""
-    spec = _REGISTRY.get(name) or _family(name)
+    if name in _REGISTRY:
+        return _REGISTRY.get(name)
+    spec = _family(name)
     if spec is None:
-        raise ValueError(f"unknown objective {name!r}; known objectives: {list(_REGISTRY)}, "
+        raise ValueError(f"unknown objective {name!r}; known objectives: {_REGISTRY.names()}, "
                          f"'{_SWEEP_KIND}<kind>' and '{LOCATION_PREFIX}<location>'")
     return spec
 
@@ -255,12 +254,12 @@ class LiveMapping(Mapping):
 
 
 # Every registered objective with the direction that is better.
-OBJECTIVE_METRICS: Mapping[str, str] = LiveMapping(lambda: {s.name: s.direction for s in _REGISTRY.values()})
+OBJECTIVE_METRICS: Mapping[str, str] = LiveMapping(lambda: {s.name: s.direction for s in _REGISTRY.items()})
 
 
 def objective_bounds() -> dict[str, tuple[float, float]]:
     """The registered objectives that have a range: name -> (lowest, highest)."""
-    return {s.name: s.bounds for s in _REGISTRY.values() if s.bounds is not None}
+    return {s.name: s.bounds for s in _REGISTRY.items() if s.bounds is not None}
 
 
 # ------------------------------------------------------------------ the registry
@@ -335,7 +334,7 @@ for _spec in (
     register_objective(_spec)
 
 # The search's default objectives (all maximised), in registration order.
-OBJECTIVES: tuple[str, ...] = tuple(s.name for s in _REGISTRY.values() if s.default)
+OBJECTIVES: tuple[str, ...] = tuple(s.name for s in _REGISTRY.items() if s.default)
 
 # What the designed study compares (docs/study.md, analysis.study), with the better direction:
 # clean accuracy, the SNR sweep's and the image-domain sweep's areas, APGD robust accuracy, ABC

@@ -38,6 +38,7 @@ from nsde.data.snr import snr_spectrograms
 from nsde.metrics.explain import abc_scores, abc_summary, attribution_stability
 from nsde.metrics.robustness import adaptive_checks, apgd_attack, correct_predictions, sweep_area, sweep_correct
 from nsde.metrics.stats import proportion
+from nsde.registry import Registry
 
 __all__ = ["Evaluation", "Stage", "get_stage", "list_stages", "register_stage", "stages", "unregister_stage"]
 
@@ -118,36 +119,30 @@ class Evaluation:
         self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - start
 
 
-_STAGES: dict[str, Stage] = {}
+_STAGES: Registry[Stage] = Registry("stage")
 
 
 def register_stage(stage: Stage) -> Stage:
     """Add `stage` after the registered ones (it may read what they wrote); returns it."""
-    if stage.name in _STAGES:
-        raise ValueError(f"stage {stage.name!r} is already registered")
-    _STAGES[stage.name] = stage
-    return stage
+    return _STAGES.add(stage.name, stage)
 
 
 def unregister_stage(name: str) -> None:
     """Remove a registered stage (a test's, or one a plugin replaces)."""
-    get_stage(name)
-    del _STAGES[name]
+    _STAGES.remove(name)
 
 
 def get_stage(name: str) -> Stage:
-    if name not in _STAGES:
-        raise ValueError(f"unknown stage {name!r}; known stages: {list(_STAGES)}")
-    return _STAGES[name]
+    return _STAGES.get(name)
 
 
 def list_stages() -> list[str]:
     """The registered stages' names, in the order `evaluate` runs them."""
-    return list(_STAGES)
+    return _STAGES.names()
 
 
 def stages() -> list[Stage]:
-    return list(_STAGES.values())
+    return _STAGES.items()
 
 
 # --------------------------------------------------------------------- the stages
