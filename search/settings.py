@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from record import SCHEDULER_METRICS, DEFAULT_OBJECTIVES, Objective
+from nsde.rules import Rule, check_fields, ruled
+from record import DEFAULT_OBJECTIVES, SCHEDULER_METRICS, Objective
 from search.searcher import SAMPLERS
 
 __all__ = ["DEFAULT_TRIALS", "SCHEDULERS", "SearchContext", "SearchSettings"]
@@ -18,24 +19,42 @@ SCHEDULERS = ("fifo", "asha", "moasha")
 DEFAULT_TRIALS = 6  # --num-samples of a sampled space
 
 
+def _check_scheduler_metric(name: str) -> None:
+    if name not in SCHEDULER_METRICS:
+        raise ValueError(f"`--scheduler-metric` must be a per-epoch metric {list(SCHEDULER_METRICS)}, but got {name!r}")
+
+
+def _check_address(address: str) -> None:
+    if address.startswith("ray://"):
+        raise ValueError(f"--address {address}: Ray Client (ray://) is not supported, because the search's MLflow "
+                         f"callback must run in this process; run the search on the head node "
+                         f"(`ray job submit -- python -m search.run --address auto ...`)")
+
+
+def _at_least(low: int, option: str, *, optional: bool = False) -> Rule:
+    return Rule(int, low, optional=optional, label=option)
+
+
 @dataclass(frozen=True)
 class SearchSettings:
-    """Everything a search needs; `None` means: the space's (or the machine's) default."""
+    """Everything a search needs; `None` means: the space's (or the machine's) default. Each
+    option's own rule is a `Rule` on its field; `__post_init__` adds the rules across options."""
 
     space: str = "default"
-    num_samples: int | None = None  # None: DEFAULT_TRIALS, or every point of a designed space
+    # None: DEFAULT_TRIALS, or every point of a designed space
+    num_samples: int | None = ruled(None, _at_least(1, "--num-samples", optional=True))
     objectives: str = DEFAULT_OBJECTIVES
-    sampler: str = "tpe"
-    scheduler: str = "fifo"
-    scheduler_metric: str = "val_accuracy"
-    grace_period: int = 1
-    reduction_factor: float = 3.0
+    sampler: str = ruled("tpe", Rule(str, choices=SAMPLERS, what="sampler"))
+    scheduler: str = ruled("fifo", Rule(str, choices=SCHEDULERS, what="scheduler"))
+    scheduler_metric: str = ruled("val_accuracy", Rule(object, validator=_check_scheduler_metric))
+    grace_period: int = ruled(1, _at_least(1, "--grace-period"))
+    reduction_factor: float = ruled(3.0, Rule(float, 1, open_low=True, label="--reduction-factor"))
     rung_profile: str = "rung"
     rung_keep_front: bool = False
-    gpus_per_trial: float = 0.0
-    cpus_per_trial: float = 1.0
-    max_concurrent: int | None = None
-    address: str | None = None
+    gpus_per_trial: float = ruled(0.0, Rule(float, 0, label="--gpus-per-trial"))
+    cpus_per_trial: float = ruled(1.0, Rule(float, 0, open_low=True, label="--cpus-per-trial"))
+    max_concurrent: int | None = ruled(None, _at_least(1, "--max-concurrent", optional=True))
+    address: str | None = ruled(None, Rule(object, validator=_check_address, optional=True))
     storage_path: str = "runs"
     mlflow_uri: str = "sqlite:///mlflow.db"
     experiment: str = "nsde-search"
@@ -45,10 +64,10 @@ class SearchSettings:
     search_profile: str | None = None
     final_profile: str | None = None
     final: bool = True
-    max_failures: int = 2
+    max_failures: int = ruled(2, _at_least(0, "--max-failures"))
     resume: bool = False
-    ddp_workers: int = 1
-    final_seeds: int | None = None
+    ddp_workers: int = ruled(1, _at_least(1, "--ddp-workers"))
+    final_seeds: int | None = ruled(None, _at_least(1, "--final-seeds", optional=True))
     keep_flagged: bool = False
     warm_start: str | None = None
     constraints: tuple[str, ...] = ()
@@ -84,43 +103,18 @@ class SearchSettings:
         return int(self.gpus_per_trial) if self.gpus_per_trial > 1 else self.ddp_workers
 
     def __post_init__(self) -> None:
-        if self.num_samples is not None and self.num_samples < 1:
-            raise ValueError(f"`--num-samples >= 1` must hold, but got {self.num_samples}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; known samplers: {list(SAMPLERS)}")
-        if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler {self.scheduler!r}; known schedulers: {list(SCHEDULERS)}")
-        if self.scheduler_metric not in SCHEDULER_METRICS:
-            raise ValueError(f"`--scheduler-metric` must be a per-epoch metric {list(SCHEDULER_METRICS)}, "
-                             f"but got {self.scheduler_metric!r}")
+        check_fields(self)
         if self.resume and not self.name:
             raise ValueError("--resume needs --name: the name of the interrupted search (and the same --storage-path)")
-        if self.max_failures < 0:
-            raise ValueError(f"`--max-failures >= 0` must hold, but got {self.max_failures}")
-        if self.grace_period < 1:
-            raise ValueError(f"`--grace-period >= 1` must hold, but got {self.grace_period}")
-        if not self.reduction_factor > 1:
-            raise ValueError(f"`--reduction-factor > 1` must hold, but got {self.reduction_factor}")
         if self.scheduler == "moasha" and self.workers > 1:
             raise ValueError("--scheduler moasha runs its rung evaluations in plain trials only; DDP trials "
                              "(--ddp-workers or --gpus-per-trial above 1) support fifo and asha")
-        if self.address is not None and self.address.startswith("ray://"):
-            raise ValueError(f"--address {self.address}: Ray Client (ray://) is not supported, because the "
-                             f"search's MLflow callback must run in this process; run the search on the head "
-                             f"node (`ray job submit -- python -m search.run --address auto ...`)")
-        if self.gpus_per_trial < 0 or self.cpus_per_trial <= 0:
-            raise ValueError(f"`--gpus-per-trial >= 0` and `--cpus-per-trial > 0` must hold, but got "
-                             f"{self.gpus_per_trial} and {self.cpus_per_trial}")
         if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
             raise ValueError(f"`--gpus-per-trial` above 1 must be a whole number of GPUs (one DDP worker each), "
                              f"but got {self.gpus_per_trial}")
-        if self.ddp_workers < 1 or (self.ddp_workers > 1 and self.gpus_per_trial > 0):
-            raise ValueError(f"`--ddp-workers >= 1` must hold, and only for CPU trials (with GPUs, "
-                             f"--gpus-per-trial N sets N workers), but got {self.ddp_workers}")
-        if self.final_seeds is not None and self.final_seeds < 1:
-            raise ValueError(f"`--final-seeds >= 1` must hold, but got {self.final_seeds}")
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise ValueError(f"`--max-concurrent >= 1` must hold, but got {self.max_concurrent}")
+        if self.ddp_workers > 1 and self.gpus_per_trial > 0:
+            raise ValueError(f"--ddp-workers is for CPU trials only (with GPUs, --gpus-per-trial N sets N "
+                             f"workers), but got {self.ddp_workers}")
 
 
 @dataclass

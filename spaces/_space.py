@@ -16,8 +16,8 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from nsde.data.dataset import PRESETS
-from nsde.metrics.evaluate import EVAL_PROFILES
+from nsde.data import PRESET_RULE
+from nsde.metrics.config import PROFILE_RULE
 from nsde.models import ModelConfig, NoiseConfig, check_depth
 from nsde.noise import list_noises
 from nsde.rules import Rule, rules_of
@@ -115,11 +115,9 @@ class SearchSpace:
             raise ValueError(f"search space {self.name!r}: {err}") from None
 
     def _validate(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown data preset {self.preset!r}; known presets: {sorted(PRESETS)}")
+        PRESET_RULE.check(self.preset, "preset")
         for which in ("search_profile", "final_profile"):
-            if getattr(self, which) not in EVAL_PROFILES:
-                raise ValueError(f"unknown {which} {getattr(self, which)!r}; known: {sorted(EVAL_PROFILES)}")
+            PROFILE_RULE.check(getattr(self, which), which)
         if isinstance(self.final_seeds, bool) or not isinstance(self.final_seeds, int) or self.final_seeds < 1:
             raise ValueError(f"`final_seeds >= 1` must hold (an integer), but got {self.final_seeds!r}")
         if not self.params:

@@ -1,6 +1,16 @@
 """The harmonic-signals spectrogram data set: synthetic stand-in, recordings loader, cache, splits."""
 
-from nsde.data.dataset import PRESETS, SPLITS, DataConfig, Split, SpectrogramData, data_config_from_dict, load, prepare
+from nsde.data.dataset import (
+    PRESET_RULE,
+    PRESETS,
+    SPLITS,
+    DataConfig,
+    Split,
+    SpectrogramData,
+    data_config_from_dict,
+    load,
+    prepare,
+)
 from nsde.data.snr import SNR_LEVELS_DB, snr_spectrograms, split_waveforms
 from nsde.data.spectrogram import SpectrogramConfig, row_frequencies, spectrogram
 from nsde.data.synthetic import (
@@ -21,6 +31,7 @@ __all__ = [
     "REALISM",
     "WAVEFORMS",
     "PRESETS",
+    "PRESET_RULE",
     "SNR_LEVELS_DB",
     "SPLITS",
     "DataConfig",

@@ -24,8 +24,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from nsde.data.spectrogram import SpectrogramConfig, spectrogram
+from nsde.data.spectrogram import (
+    DB_RANGE_RULE,
+    HOP_RULE,
+    IMAGE_SIZE_RULE,
+    N_FFT_RULE,
+    SpectrogramConfig,
+    spectrogram,
+)
 from nsde.data.synthetic import CLASS_NAMES, LOCATIONS, SynthConfig, synthesize, synthetic_class_names
+from nsde.rules import Rule, check_fields, ruled
 
 __all__ = [
     "DataConfig",
@@ -35,6 +43,7 @@ __all__ = [
     "load",
     "data_config_from_dict",
     "PRESETS",
+    "PRESET_RULE",
     "default_cache_dir",
     "SPLITS",
     "GROUP_BY",
@@ -54,6 +63,16 @@ _BATCH = 64  # examples synthesised per batch (bounds memory at 8x oversampling)
 # that do not use them keep their keys (and caches).
 _OPTIONAL_KEY_FIELDS = {"events_at_all_locations": False, "group_by": None, "train_locations": None}
 _OPTIONAL_SYNTH_KEY_FIELDS = {"realism": False, "mux": "time"}  # the same, within `synth`
+
+
+def _check_locations(locations: tuple[int, ...]) -> None:
+    if not locations or any(not 0 <= i < len(LOCATIONS) for i in locations):
+        raise ValueError(f"`locations` must be indices in [0, {len(LOCATIONS)}), but got {locations}")
+
+
+def _check_split(split: tuple[float, float, float]) -> None:
+    if len(split) != 3 or any(f <= 0 for f in split) or abs(sum(split) - 1.0) > 1e-9:
+        raise ValueError(f"`split` must be three positive fractions summing to 1, but got {split}")
 
 
 @dataclass(frozen=True)
@@ -89,20 +108,20 @@ class DataConfig:
         cache_dir: where arrays are cached (default: $NSDE_CACHE_DIR or ~/.cache/nsde).
     """
 
-    source: str = "synthetic"
+    source: str = ruled("synthetic", Rule(str, choices=("synthetic", "recordings"), what="data source"))
     path: str | None = None
     window: int | None = None
-    examples_per_class: int = 192
-    image_size: int = 64
+    examples_per_class: int = ruled(192, Rule(int, 3))
+    image_size: int = ruled(64, IMAGE_SIZE_RULE)
     seed: int = 0
-    locations: tuple[int, ...] = tuple(range(len(LOCATIONS)))
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    locations: tuple[int, ...] = ruled(tuple(range(len(LOCATIONS))), Rule(object, validator=_check_locations))
+    split: tuple[float, float, float] = ruled((0.7, 0.15, 0.15), Rule(object, validator=_check_split))
     synth: SynthConfig = field(default_factory=SynthConfig)
-    n_fft: int = 8192
-    hop: int = 512
+    n_fft: int = ruled(8192, N_FFT_RULE)
+    hop: int = ruled(512, HOP_RULE)
     f_min: float = 300.0
     f_max: float = 400_000.0
-    db_range: float = 100.0
+    db_range: float = ruled(100.0, DB_RANGE_RULE)
     class_names: tuple[str, ...] | None = None
     events_at_all_locations: bool = False
     group_by: str | None = None
@@ -110,16 +129,10 @@ class DataConfig:
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if self.source not in ("synthetic", "recordings"):
-            raise ValueError(f"unknown data source {self.source!r}; known sources: ['synthetic', 'recordings']")
+        check_fields(self)
+        # the rules across fields: what each source needs and allows
         if self.source == "recordings" and not self.path:
             raise ValueError("source='recordings' needs `path` (a file or folder of recordings)")
-        if not self.locations or any(not 0 <= i < len(LOCATIONS) for i in self.locations):
-            raise ValueError(f"`locations` must be indices in [0, {len(LOCATIONS)}), but got {self.locations}")
-        if self.examples_per_class < 3:
-            raise ValueError(f"`examples_per_class >= 3` must hold, but got {self.examples_per_class}")
-        if len(self.split) != 3 or any(f <= 0 for f in self.split) or abs(sum(self.split) - 1.0) > 1e-9:
-            raise ValueError(f"`split` must be three positive fractions summing to 1, but got {self.split}")
         self._resolve_class_names()
         self._check_grouping()
         self._check_train_locations()
@@ -202,6 +215,7 @@ PRESETS: dict[str, DataConfig] = {
     # trials fit ~90 min on 2 cores while the first stage still sees 12x12 maps for the noise's shape
     "study": DataConfig(image_size=48),
 }
+PRESET_RULE = Rule(str, choices=lambda: sorted(PRESETS), what="data preset", doc="a named DataConfig (PRESETS)")
 
 
 def default_cache_dir() -> Path:

@@ -18,9 +18,18 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+
+from nsde.rules import Rule, check_fields, ruled
 import torch.nn.functional as F
 
-__all__ = ["SpectrogramConfig", "spectrogram", "row_frequencies"]
+__all__ = ["DB_RANGE_RULE", "HOP_RULE", "IMAGE_SIZE_RULE", "N_FFT_RULE", "SpectrogramConfig", "spectrogram",
+           "row_frequencies"]
+
+# The rules of the STFT settings, which DataConfig checks with the same rules.
+IMAGE_SIZE_RULE = Rule(int, 8, doc="side of the square spectrogram image")
+N_FFT_RULE = Rule(int, 16, doc="STFT window, samples")
+HOP_RULE = Rule(int, 1, doc="STFT hop, samples")
+DB_RANGE_RULE = Rule(float, 0, open_low=True, doc="dB below full scale mapped to 0")
 
 
 @dataclass(frozen=True)
@@ -28,25 +37,21 @@ class SpectrogramConfig:
     """STFT and image settings."""
 
     sample_rate: float = 800_000.0
-    n_fft: int = 8192
-    hop: int = 512
+    n_fft: int = ruled(8192, N_FFT_RULE)
+    hop: int = ruled(512, HOP_RULE)
     f_min: float = 300.0
     f_max: float = 400_000.0
-    db_range: float = 100.0
-    image_size: int = 64
+    db_range: float = ruled(100.0, DB_RANGE_RULE)
+    image_size: int = ruled(64, IMAGE_SIZE_RULE)
 
     def __post_init__(self) -> None:
-        if self.image_size < 8:
-            raise ValueError(f"`image_size >= 8` must hold, but got image_size={self.image_size}")
+        check_fields(self)
+        # a rule across fields: the band lies below the Nyquist frequency
         if not 0 < self.f_min < self.f_max <= self.sample_rate / 2:
             raise ValueError(
                 f"`0 < f_min < f_max <= sample_rate / 2` must hold, but got f_min={self.f_min}, "
                 f"f_max={self.f_max}, sample_rate={self.sample_rate}"
             )
-        if self.n_fft < 16 or self.hop < 1:
-            raise ValueError(f"`n_fft >= 16` and `hop >= 1` must hold, but got n_fft={self.n_fft}, hop={self.hop}")
-        if self.db_range <= 0:
-            raise ValueError(f"`db_range > 0` must hold, but got db_range={self.db_range}")
 
 
 def row_frequencies(cfg: SpectrogramConfig) -> np.ndarray:

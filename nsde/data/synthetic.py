@@ -44,11 +44,13 @@ from nsde.data.interference import (
     smps_comb,
     sum_pair_names,
 )
+from nsde.rules import Rule, check_fields, ruled
 
 __all__ = [
     "WAVEFORMS",
     "CLASS_NAMES",
     "MUXES",
+    "MUX_RULE",
     "synthetic_class_names",
     "Location",
     "LOCATIONS",
@@ -69,10 +71,12 @@ OVERSAMPLE = 8
 _REALISM_STREAM = 0x7265616C  # "real" in ASCII: sets the realism side stream apart from other seeds of rng's state
 
 
+MUX_RULE = Rule(str, choices=tuple(MUXES), what="mux", plural="muxes", doc="how a pair of waveforms is injected")
+
+
 def synthetic_class_names(mux: str = "time") -> tuple[str, ...]:
     """The synthetic classes under `mux`: "time" the 16 of CLASS_NAMES, "sum" the 4 waveforms and 6 "A+B"."""
-    if mux not in MUXES:
-        raise ValueError(f"unknown mux {mux!r}; known muxes: {list(MUXES)}")
+    MUX_RULE.check(mux, "mux")
     return _CLASSES_OF_MUX[mux]
 
 
@@ -135,21 +139,17 @@ class SynthConfig:
     """What one synthetic example is made of."""
 
     sample_rate: float = 800_000.0
-    samples: int = 32_768  # 40.96 ms at 800 kHz
+    samples: int = ruled(32_768, Rule(int, 16))  # 40.96 ms at 800 kHz
     f0_range: tuple[float, float] = (500.0, 50_000.0)
     amplitude_range: tuple[float, float] = (0.3, 1.0)
-    realism: bool = False  # add REALISM's interference and multipath per location
-    mux: str = "time"  # pairs of waveforms: "time" ordered "A>B" (16 classes), "sum" simultaneous "A+B" (10)
+    realism: bool = ruled(False, Rule(bool))  # add REALISM's interference and multipath per location
+    mux: str = ruled("time", MUX_RULE)  # pairs of waveforms: "time" ordered "A>B" (16 classes), "sum" "A+B" (10)
 
     def __post_init__(self) -> None:
-        lo, hi = self.f0_range
+        check_fields(self)
+        lo, hi = self.f0_range  # a rule across fields: the fundamentals lie well below Nyquist
         if not 0 < lo <= hi < self.sample_rate * 0.45:
             raise ValueError(f"`0 < f0_min <= f0_max < 0.45 * sample_rate` must hold, but got f0_range={self.f0_range}")
-        if self.samples < 16:
-            raise ValueError(f"`samples >= 16` must hold, but got samples={self.samples}")
-        if not isinstance(self.realism, bool):
-            raise ValueError(f"`realism` must be a bool, but got realism={self.realism!r}")
-        synthetic_class_names(self.mux)  # validates mux
 
 
 def waveform(kind: str, phase: torch.Tensor) -> torch.Tensor:
