@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import pick_device, table, write_results  # noqa: E402
 
-from nsde.noise import dense_factor, estimate_hurst, sample_noise, stein_embedding  # noqa: E402
+from nsde.noise import dense_factor, estimate_hurst, hurst_shapes, sample_noise, stein_embedding  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # (shape, anchor) rows of the figure, top to bottom; the table also has white under "mean".
@@ -96,7 +96,7 @@ def hurst_rows(args, device) -> list[dict]:
     rows = []
     for hurst in args.hurst_grid:
         row = {"H": hurst}
-        for shape in ("fbm", "stationary"):
+        for shape in hurst_shapes():
             g = torch.Generator(device=device).manual_seed(args.seed)
             fields = sample_noise(shape, (args.hurst_fields, args.hurst_size, args.hurst_size), hurst, generator=g)
             row[f"{shape} H_est"] = estimate_hurst(fields)

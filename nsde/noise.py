@@ -93,6 +93,7 @@ __all__ = [
     "NoiseShape",
     "register_noise",
     "list_noises",
+    "hurst_shapes",
     "get_noise",
     "sample_noise",
     "fractional_brownian_field",
@@ -168,6 +169,11 @@ def list_noises() -> list[str]:
 
 
 SHAPE_RULE = Rule(str, choices=list_noises, what="noise shape", doc="a registered noise shape")
+
+
+def hurst_shapes() -> tuple[str, ...]:
+    """The registered noise shapes that take a Hurst exponent (`NoiseShape.uses_hurst`), sorted."""
+    return tuple(name for name in list_noises() if _NOISE_REGISTRY[name].uses_hurst)
 
 
 def get_noise(name: str) -> NoiseShape:

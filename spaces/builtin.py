@@ -16,11 +16,12 @@ from optuna.distributions import CategoricalDistribution as Cat
 from optuna.distributions import FloatDistribution as Float
 from optuna.distributions import IntDistribution as Int
 
+from nsde.noise import hurst_shapes
 from spaces._registry import register_space
 from spaces._space import Param, SearchSpace, replicate
 
 _NOISY = ("fbm", "white", "stationary")
-_HURST = ("fbm", "stationary")  # the shapes with a Hurst exponent
+_HURST = tuple(s for s in _NOISY if s in hurst_shapes())  # those that take a Hurst exponent (the noise registry's)
 
 
 def _noise_params(*, hurst: tuple[float, float], sigma: tuple[float, float],
