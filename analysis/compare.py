@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Search
+from record import COMPLETE, profile_prefix
 
 __all__ = ["baseline_id", "front_and_baseline", "front_hursts", "group_summary", "paired_test",
            "paired_versus_baseline", "versus_baseline"]
@@ -30,11 +31,11 @@ def baseline_id(search: Search, *, final: bool = False) -> str | None:
     """The deterministic baseline: the trial the search re-scored as such, else the complete
     deterministic trial with the best clean accuracy; None when the search ran none."""
     df = search.trials
-    prefix = "final_" if final else ""
+    prefix = profile_prefix(final)
     chosen = df.index[df["baseline"].astype(bool)]
     if len(chosen) and (not final or np.isfinite(df.loc[chosen[0], prefix + search.objective_names[0]])):
         return str(chosen[0])
-    det = df[(df["status"] == "complete") & df["deterministic"]]
+    det = df[(df["status"] == COMPLETE) & df["deterministic"]]
     name, mode = "clean_accuracy", "max"
     if prefix + name not in det:  # a search without clean accuracy: its first objective
         name, mode = search.objectives[0]
@@ -68,7 +69,7 @@ def group_summary(search: Search, *, final: bool = False) -> pd.DataFrame:
     trials (an attack sanity check failed) only when the search kept them on the fronts.
     "Best" is the maximum for an objective to maximise and the minimum for one to minimise.
     """
-    prefix = "final_" if final else ""
+    prefix = profile_prefix(final)
     df = search.trials[search.eligible(final=final)].copy()
     cols = [prefix + n for n in search.objective_names]
     df = df[df[cols].notna().all(axis=1)]
@@ -101,7 +102,7 @@ def versus_baseline(search: Search, *, final: bool = False) -> pd.DataFrame:
     front = search.front(final=final)
     if base is None or not front:
         return pd.DataFrame()
-    prefix = "final_" if final else ""
+    prefix = profile_prefix(final)
     df = search.trials
     knee = search.knee(final=final)
     b = df.loc[base]

@@ -6,8 +6,8 @@ trial extends the front. The computation is moocore's exact `hypervolume` (HV3D+
 and a recursive algorithm above four objectives).
 
 **Reference point.** `reference_point` puts it at each objective's worst possible value
-where the objective has one (`BOUNDS`: accuracies and ABC lie in [0, 1], so 0 when
-maximised, 1 when minimised). Hypervolumes of different searches over those objectives are
+where the objective has one (`BOUNDS`, from each objective's spec: accuracies and ABC lie
+in [0, 1], so 0 when maximised, 1 when minimised). Hypervolumes of different searches over those objectives are
 then comparable: a search whose trials are all perfect reaches 1. An objective without
 bounds (e.g. `attribution_stability`, `train_seconds`) takes the worst value observed
 moved out by 10 % of the observed range, so every finite trial counts; such hypervolumes
@@ -23,21 +23,13 @@ import numpy as np
 import pandas as pd
 
 from analysis.pareto import to_maximise
+from record import COMPLETE, METRIC_BOUNDS
 
 __all__ = ["BOUNDS", "hypervolume", "hypervolume_progress", "reference_point"]
 
-# Objectives with a known range: (worst possible, best possible) do not depend on direction.
-BOUNDS: dict[str, tuple[float, float]] = {
-    "clean_accuracy": (0.0, 1.0),
-    "sweep_area": (0.0, 1.0),
-    "snr_accuracy": (0.0, 1.0),
-    "apgd_accuracy": (0.0, 1.0),
-    "apgd_retention": (0.0, 1.0),
-    "abc_auroc": (0.0, 1.0),
-    "abc_correct": (0.0, 1.0),
-    "abc_incorrect": (0.0, 1.0),
-    "val_accuracy": (0.0, 1.0),
-}
+# Metrics with a known range, (lowest, highest) whatever the direction: the objectives' spec
+# bounds (nsde.metrics.objectives) and the training's val_accuracy, read at each use.
+BOUNDS: Mapping[str, tuple[float, float]] = METRIC_BOUNDS
 MARGIN = 0.1  # of the observed range, for objectives without bounds
 
 
@@ -91,8 +83,8 @@ def hypervolume_progress(trials: pd.DataFrame, objectives: Sequence[tuple[str, s
 
     Args:
         trials: one row per trial with an `ended` time (seconds since the epoch) and the
-            objective columns (`prefix + name`, e.g. prefix "final_" for re-evaluated numbers);
-            with a `status` column, only "complete" trials add volume (every ended trial counts
+            objective columns (`prefix + name`, e.g. `record.FINAL_PREFIX` for re-evaluated numbers);
+            with a `status` column, only complete trials add volume (every ended trial counts
             in `trials`).
         objectives: (name, mode) pairs; ref: the reference point (`reference_point`).
 
@@ -105,7 +97,7 @@ def hypervolume_progress(trials: pd.DataFrame, objectives: Sequence[tuple[str, s
     done = trials[trials["ended"].notna()].sort_values("ended", kind="stable")
     values = done[cols].to_numpy(dtype=float, copy=True)
     if "status" in done:
-        values[(done["status"] != "complete").to_numpy()] = np.nan
+        values[(done["status"] != COMPLETE).to_numpy()] = np.nan
     start = trials["started"].min()
     out = []
     for k in range(1, len(done) + 1):

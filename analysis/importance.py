@@ -24,6 +24,7 @@ import optuna
 import pandas as pd
 
 from analysis.load import Search
+from record import profile_prefix
 
 __all__ = ["MIN_TRIALS", "Importance", "as_study", "param_importances"]
 
@@ -62,7 +63,7 @@ def as_study(search: Search, *, final: bool = False) -> tuple[optuna.Study, int]
     space = space_from_dict(search.space)
     study = optuna.create_study(directions=["maximize" if m == "max" else "minimize" for m in search.directions])
     skipped = 0
-    columns = [("final_" if final else "") + n for n in search.objective_names]
+    columns = [profile_prefix(final) + n for n in search.objective_names]
     for tid, config, values in search.complete_points(columns):
         try:
             study.add_trial(space.finished_trial(space.values(config), values, {"trial_id": tid}))

@@ -43,13 +43,18 @@ from analysis.hypervolume import reference_point
 from analysis.pareto import knee_index, pareto_mask, to_maximise
 from record import (
     CHECKS_PASSED,
+    COMPLETE,
+    FINAL_PREFIX,
     FINAL_REPORT_FILE,
     FINAL_REPORTS,
+    REPORT_FILE,
+    RUNNING,
     SEARCH_FILE,
     TEST_FILE,
     TEST_PREFIX,
     TEST_REPORTS,
     TIMING_FILE,
+    TRAINING_METRICS,
     Constraint,
     Objective,
     SearchFile,
@@ -59,13 +64,26 @@ from record import (
     from_result,
     parse_constraints,
     parse_objectives,
+    profile_prefix,
+)
+from record.schema import (
+    BASELINE_TAG,
+    ENDED_TAG,
+    FAILURE_TAG,
+    FRONT_CHANGE_FILE,
+    PARENT_TAG,
+    ROLE_SEARCH,
+    ROLE_TAG,
+    SEARCH_TAG,
+    SPACE_FILE,
+    STATUS_TAG,
+    TRIAL_TAG,
 )
 
 __all__ = ["Search", "add_source_arguments", "load_runs", "load_search", "load_tune", "search_from_arguments",
            "trials_frame"]
 
 CHECKS = CHECKS_PASSED
-FINAL_PREFIX = "final_"
 
 
 @dataclass
@@ -142,8 +160,8 @@ class Search:
         for the search profile, `final_flagged` for the final profile), and feasible under the
         search's constraints (`feasible`)."""
         keep = self.keep_flagged if keep_flagged is None else keep_flagged
-        ok = (self.trials["status"] == "complete").to_numpy()
-        column = ("final_" if final else "") + "flagged"
+        ok = (self.trials["status"] == COMPLETE).to_numpy()
+        column = profile_prefix(final) + "flagged"
         if not keep and column in self.trials:
             ok = ok & ~self.trials[column].fillna(False).to_numpy(dtype=bool)
         if self.constraints:  # an infeasible trial is on no front (one that cannot be checked stays)
@@ -179,15 +197,14 @@ class Search:
 
     def _numbers(self, trial_id: str, final: bool) -> dict[str, float]:
         row = self.trials.loc[trial_id]
-        use_final = final and bool(row.get("rescored", False))
-        prefix = "final_" if use_final else ""
+        prefix = profile_prefix(final and bool(row.get("rescored", False)))
         return {m: float(row.get(prefix + m, math.nan)) for m in {c.metric for c in self.constraints}}
 
     def complete_points(self, columns: Sequence[str]) -> list[tuple[str, dict[str, Any], list[float]]]:
         """(trial id, config, values of `columns`) of every complete trial whose values of
         `columns` are all finite, in table order."""
         out = []
-        for tid, row in self.trials[self.trials["status"] == "complete"].iterrows():
+        for tid, row in self.trials[self.trials["status"] == COMPLETE].iterrows():
             values = [float(row.get(c, math.nan)) for c in columns]
             if all(math.isfinite(v) for v in values):
                 out.append((str(tid), self.config(tid), values))
@@ -204,7 +221,7 @@ class Search:
         not complete (a pruned trial's val_accuracy is not an objective value), for flagged
         trials unless `keep_flagged` (default: the search's setting; see `eligible`) and, with
         `final`, for trials the final profile did not re-score."""
-        prefix = "final_" if final else ""
+        prefix = profile_prefix(final)
         cols = [self.trials.get(prefix + n, pd.Series(np.nan, index=self.trials.index)).to_numpy(dtype=float)
                 for n in self.objective_names]
         values = np.column_stack(cols)
@@ -243,7 +260,7 @@ class Search:
 
     def eval_report(self, trial_id: str, *, final: bool = False) -> dict | None:
         """A trial's evaluation report (`EvalReport.to_dict()`) on validation, search or final profile."""
-        path = self.artifact(trial_id, FINAL_REPORT_FILE if final else "eval_report.json")
+        path = self.artifact(trial_id, FINAL_REPORT_FILE if final else REPORT_FILE)
         return json.loads(path.read_text()) if path else None
 
     def test_report(self, trial_id: str) -> dict | None:
@@ -289,10 +306,10 @@ def load_search(experiment: str | None = None, *, run_id: str | None = None, sea
     client = MlflowClient(tracking_uri)
     if run_id is not None:
         parent = _get_run(client, run_id, tracking_uri)
-        if "mlflow.parentRunId" in parent.data.tags:  # a trial's run: go to its search
-            parent = _get_run(client, parent.data.tags["mlflow.parentRunId"], tracking_uri)
-        if parent.data.tags.get("nsde.role") != "search":
-            raise ValueError(f"MLflow run {run_id} is not a search's parent run (tag nsde.role = search)")
+        if PARENT_TAG in parent.data.tags:  # a trial's run: go to its search
+            parent = _get_run(client, parent.data.tags[PARENT_TAG], tracking_uri)
+        if parent.data.tags.get(ROLE_TAG) != ROLE_SEARCH:
+            raise ValueError(f"MLflow run {run_id} is not a search's parent run (tag {ROLE_TAG} = {ROLE_SEARCH})")
     else:
         if experiment is None:
             raise ValueError("name an MLflow experiment (e.g. nsde-search) or a search's run id")
@@ -300,7 +317,7 @@ def load_search(experiment: str | None = None, *, run_id: str | None = None, sea
         if exp is None:
             known = [e.name for e in client.search_experiments()]
             raise ValueError(f"no MLflow experiment {experiment!r} at {tracking_uri}; known experiments: {known}")
-        query = "tags.`nsde.role` = 'search'" + (f" and tags.`nsde.search` = '{search}'" if search else "")
+        query = f"tags.`{ROLE_TAG}` = '{ROLE_SEARCH}'" + (f" and tags.`{SEARCH_TAG}` = '{search}'" if search else "")
         runs = client.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"],
                                   max_results=1)
         if not runs:
@@ -324,7 +341,7 @@ def _mlflow_search(client, parent, tracking_uri: str, cache_dir: str | Path | No
             if t.get("started_at") is not None and t.get("wall_s") is not None}
     children = _all_children(client, exp_id, parent_id)
     records = [_mlflow_record(run, ends) for run in children]
-    baseline = next((r.trial_id for r, run in zip(records, children) if run.data.tags.get("nsde.baseline") == "true"),
+    baseline = next((r.trial_id for r, run in zip(records, children) if run.data.tags.get(BASELINE_TAG) == "true"),
                     None)
     run_ids = {r.trial_id: r.run_id for r in records}
 
@@ -333,11 +350,11 @@ def _mlflow_search(client, parent, tracking_uri: str, cache_dir: str | Path | No
         return _download(tracking_uri, run, name, cache / trial_id) if run else None
 
     return Search.from_records(
-        parent.data.tags.get("nsde.search", parent.info.run_name or parent_id), records,
+        parent.data.tags.get(SEARCH_TAG, parent.info.run_name or parent_id), records,
         parse_objectives(settings.get("objectives")), baseline=baseline,
         status=parent.info.status, source=f"MLflow {tracking_uri}, experiment {exp_id}, run {parent_id}",
-        space=parent_file("space.json") or {}, settings=settings,
-        front_change=parent_file("front_change.json") or {}, timing=timing, fetch=fetch)
+        space=parent_file(SPACE_FILE) or {}, settings=settings,
+        front_change=parent_file(FRONT_CHANGE_FILE) or {}, timing=timing, fetch=fetch)
 
 
 def load_runs(experiment: str, *, tracking_uri: str = "sqlite:///mlflow.db", search: str | None = None) -> pd.DataFrame:
@@ -359,7 +376,7 @@ def _all_children(client, exp_id: str, parent_id: str) -> list:
     # process-wide tracking URI, which a library call must not set.
     runs, token = [], None
     while True:
-        page = client.search_runs([exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'",
+        page = client.search_runs([exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
                                   max_results=1000, page_token=token, order_by=["attributes.start_time ASC"])
         runs.extend(page)
         token = page.token
@@ -368,12 +385,12 @@ def _all_children(client, exp_id: str, parent_id: str) -> list:
 
 
 def _mlflow_record(run, ends: dict[str, float]) -> TrialRecord:
-    """One trial from its child run. Its end: the `nsde.ended` tag, else the search's timing.json
+    """One trial from its child run. Its end: the ENDED_TAG, else the search's TIMING_FILE
     (searches before the tag), else the run's end_time (which logging the model later moves)."""
     tags, info = run.data.tags, run.info
-    trial_id = tags.get("nsde.trial_id", info.run_name)
-    if "nsde.ended" in tags:
-        ended = float(tags["nsde.ended"])
+    trial_id = tags.get(TRIAL_TAG, info.run_name)
+    if ENDED_TAG in tags:
+        ended = float(tags[ENDED_TAG])
     elif trial_id in ends:
         ended = ends[trial_id]
     else:
@@ -381,12 +398,12 @@ def _mlflow_record(run, ends: dict[str, float]) -> TrialRecord:
     metrics = run.data.metrics
     return TrialRecord(
         trial_id=trial_id, run_id=info.run_id,
-        status=tags.get("nsde.status", "running" if info.status == "RUNNING" else "unknown"),
+        status=tags.get(STATUS_TAG, RUNNING if info.status == "RUNNING" else "unknown"),
         config={k: _parse_value(v) for k, v in run.data.params.items()},
         metrics={k: v for k, v in metrics.items() if not k.startswith((FINAL_PREFIX, TEST_PREFIX))},
         final={k.removeprefix(FINAL_PREFIX): v for k, v in metrics.items() if k.startswith(FINAL_PREFIX)},
         test={k: v for k, v in metrics.items() if k.startswith(TEST_PREFIX)},
-        error=tags.get("nsde.failure"),
+        error=tags.get(FAILURE_TAG),
         started=info.start_time / 1000 if info.start_time else math.nan, ended=ended)
 
 
@@ -509,27 +526,28 @@ def trials_frame(records: Sequence[TrialRecord], objectives: Sequence[Objective]
         df = pd.DataFrame(columns=["trial_id", "run_id", "status", "failure", "started", "ended", "baseline",
                                    "deterministic"])
     for name in (o.name for o in objectives):  # every objective column exists, NaN where a trial has none
-        for prefix in ("", "final_", TEST_PREFIX):
+        for prefix in ("", FINAL_PREFIX, TEST_PREFIX):
             for col in (name, f"{name}_low", f"{name}_high", f"{name}_n"):
                 if prefix + col not in df:
                     df[prefix + col] = np.nan
-    for col in (CHECKS, f"final_{CHECKS}", f"{TEST_PREFIX}{CHECKS}", f"{TEST_PREFIX}seeds"):
+    for col in (CHECKS, f"{FINAL_PREFIX}{CHECKS}", f"{TEST_PREFIX}{CHECKS}", f"{TEST_PREFIX}seeds"):
         if col not in df:
             df[col] = np.nan
     # re-scored: the final profile's numbers exist; tested: the held-out ones. Metrics the
     # evaluation does not produce keep their search values there (as search.run's final
     # numbers do; older MLflow runs lack them).
-    df["rescored"] = df.filter(regex="^final_").notna().any(axis=1)
+    df["rescored"] = df.filter(regex=f"^{FINAL_PREFIX}").notna().any(axis=1)
     df["tested"] = df.filter(regex=f"^{TEST_PREFIX}").notna().any(axis=1)
     # flagged: an attack sanity check failed (checks_passed 0) in these numbers; NaN (no check
     # ran, or no numbers) is not a failure
     df["flagged"] = df[CHECKS].to_numpy(dtype=float) == 0.0
-    df["final_flagged"] = df[f"final_{CHECKS}"].to_numpy(dtype=float) == 0.0
-    for name in ("val_accuracy", "train_seconds"):
+    df[f"{FINAL_PREFIX}flagged"] = df[f"{FINAL_PREFIX}{CHECKS}"].to_numpy(dtype=float) == 0.0
+    for name in TRAINING_METRICS:
         if name in df:
-            if f"final_{name}" not in df:
-                df[f"final_{name}"] = np.nan
-            df[f"final_{name}"] = df[f"final_{name}"].where(~df["rescored"] | df[f"final_{name}"].notna(), df[name])
+            final = FINAL_PREFIX + name
+            if final not in df:
+                df[final] = np.nan
+            df[final] = df[final].where(~df["rescored"] | df[final].notna(), df[name])
     return df.set_index("trial_id").sort_values("started", kind="stable")
 
 

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from analysis.compare import baseline_id
 from analysis.hypervolume import hypervolume_progress
 from analysis.load import Search
+from record import COMPLETE, FINAL_PREFIX, profile_prefix
 
 __all__ = [
     "PALETTE",
@@ -73,9 +74,9 @@ def _draw_points(ax, df: pd.DataFrame, x: str, y: str, colour: dict[str, tuple],
 def scatter_matrix(search: Search, *, final: bool = False) -> Figure:
     """Every pair of objectives against each other, the front highlighted; the diagonal shows
     each objective's distribution over the complete trials."""
-    prefix = "final_" if final else ""
+    prefix = profile_prefix(final)
     names = search.objective_names
-    df = search.trials[search.trials["status"] == "complete"]
+    df = search.trials[search.trials["status"] == COMPLETE]
     if final:
         df = df[df[prefix + names[0]].notna()]
     front, knee, base = search.front(final=final), search.knee(final=final), baseline_id(search, final=final)
@@ -118,7 +119,7 @@ def front_shift(search: Search) -> Figure:
     """The re-scored trials with their search-profile numbers (hollow) and final-profile
     numbers (filled), an arrow from one to the other, for each pair of objectives."""
     names = search.objective_names
-    df = search.trials[search.trials["final_" + names[0]].notna()]
+    df = search.trials[search.trials[FINAL_PREFIX + names[0]].notna()]
     final_front = search.front(final=True)
     pairs = list(combinations(range(len(names)), 2)) or [(0, 0)]
     cols = min(3, len(pairs))
@@ -131,10 +132,10 @@ def front_shift(search: Search) -> Figure:
         for tid, row in df.iterrows():
             c = colour[tid]
             ax.scatter(row[xa], row[yb], s=30, facecolors="none", edgecolors=c)
-            ax.scatter(row["final_" + xa], row["final_" + yb], s=60 if tid in final_front else 30, color=c,
+            ax.scatter(row[FINAL_PREFIX + xa], row[FINAL_PREFIX + yb], s=60 if tid in final_front else 30, color=c,
                        marker="s" if row["deterministic"] else "o",
                        edgecolors="black" if tid in final_front else "none")
-            ax.annotate("", xy=(row["final_" + xa], row["final_" + yb]), xytext=(row[xa], row[yb]),
+            ax.annotate("", xy=(row[FINAL_PREFIX + xa], row[FINAL_PREFIX + yb]), xytext=(row[xa], row[yb]),
                         arrowprops={"arrowstyle": "->", "color": c, "lw": 0.8})
         ax.set_xlabel(short_name(xa))
         ax.set_ylabel(short_name(yb))
@@ -169,8 +170,8 @@ def parallel_coordinates(search: Search, *, final: bool = False) -> Figure:
     """One line a complete trial across the searched parameters and the objectives, every axis
     scaled to its own range (ticks: range ends, or the categories). A parameter a trial does
     not have (Hurst without fBm noise) leaves a gap in its line."""
-    prefix = "final_" if final else ""
-    df = search.trials[search.trials["status"] == "complete"]
+    prefix = profile_prefix(final)
+    df = search.trials[search.trials["status"] == COMPLETE]
     if final:
         df = df[df[prefix + search.objective_names[0]].notna()]
     columns = search.varied_params + [prefix + n for n in search.objective_names]

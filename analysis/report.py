@@ -45,6 +45,7 @@ from analysis.compare import (
 )
 from analysis.hypervolume import hypervolume
 from analysis.load import CHECKS, TEST_PREFIX, Search, add_source_arguments, search_from_arguments
+from record import COMPLETE, FAILED, FIGURE_FILE, FINAL_PREFIX, STATUSES, profile_prefix
 
 __all__ = ["check_table", "front_table", "held_out_table", "main", "paired_table", "render_report", "write_report"]
 
@@ -102,7 +103,7 @@ def _verdict(v) -> str:
 
 def _check_names(search: Search) -> list[str]:
     found = {c.split("check_", 1)[1] for c in search.trials.columns
-             if c.startswith(("check_", "final_check_", TEST_PREFIX + "check_"))}
+             if c.startswith(("check_", FINAL_PREFIX + "check_", TEST_PREFIX + "check_"))}
     return [c for c in CHECK_ORDER if c in found] + sorted(found - set(CHECK_ORDER))
 
 
@@ -121,7 +122,7 @@ def front_table(search: Search, *, final: bool) -> pd.DataFrame:
     """The front's members (validation numbers): searched parameters, objectives as
     'value [low, high]' and the attack's sanity checks ('pass', 'FAILED: ... (flagged)': only
     on a front the search kept flagged trials on, 'n/a')."""
-    prefix = "final_" if final else ""
+    prefix = profile_prefix(final)
     front = search.front(final=final)
     df = search.trials.loc[front]
     knee = search.knee(final=final)
@@ -212,7 +213,8 @@ def paired_table(paired: pd.DataFrame) -> pd.DataFrame:
 def _flags(df: pd.DataFrame) -> pd.Series:
     """Flagged in the search or the final profile's numbers (False where a table lacks the columns)."""
     none = pd.Series(False, index=df.index)
-    return df.get("flagged", none).fillna(False).astype(bool) | df.get("final_flagged", none).fillna(False).astype(bool)
+    return (df.get("flagged", none).fillna(False).astype(bool)
+            | df.get(FINAL_PREFIX + "flagged", none).fillna(False).astype(bool))
 
 
 def check_table(search: Search) -> pd.DataFrame:
@@ -234,7 +236,7 @@ def check_table(search: Search) -> pd.DataFrame:
     rows = []
     for tid in ids:
         row = df.loc[tid]
-        prefix = "final_" if row.get("rescored", False) else ""
+        prefix = profile_prefix(bool(row.get("rescored", False)))
         roles = [r for r, on in (("front", tid in front), ("baseline", tid == base),
                                  ("flagged", bool(is_flagged[tid]))) if on]
         entry = {"trial": tid, "role": ", ".join(roles),
@@ -249,7 +251,7 @@ def check_table(search: Search) -> pd.DataFrame:
 
 def location_table(search: Search, trial_ids: list[str], *, prefix: str = "") -> pd.DataFrame:
     """Clean accuracy per sensor location (columns, from the injection point to main power) of
-    `trial_ids`: validation numbers of the search profile, or with prefix "test_" the held-out ones."""
+    `trial_ids`: validation numbers of the search profile, or with prefix TEST_PREFIX the held-out ones."""
     from nsde.metrics.evaluate import LOCATION_PREFIX
 
     columns = [c for c in search.trials.columns if c.startswith(prefix + LOCATION_PREFIX)]
@@ -300,7 +302,7 @@ def _summary(page: _Page, search: Search) -> None:
         ("splits", f"{VALIDATION}: every trial, both fronts, the hypervolumes; {TEST}: "
                    + (f"the final front and the baseline, scored once ({seeds} training seed"
                       f"{'s' if seeds > 1 else ''} each)" if held else "not scored")),
-        ("trials", ", ".join(f"{counts.get(s, 0)} {s}" for s in ("complete", "pruned", "failed")) + f" of {len(df)}"),
+        ("trials", ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES) + f" of {len(df)}"),
         ("flagged trials (an attack sanity check failed)",
          f"{int(_flags(df).sum())}, "
          + ("kept on the fronts (--keep-flagged)" if search.keep_flagged else "kept off the fronts")),
@@ -328,7 +330,7 @@ def _summary(page: _Page, search: Search) -> None:
 def _constraints(search: Search) -> str:
     if not search.constraints:
         return "none"
-    complete = search.trials["status"] == "complete"
+    complete = search.trials["status"] == COMPLETE
     ok = search.feasible()[complete]
     n_unknown = int(ok.isna().sum())
     unknown = f" (a bound relative to the baseline could not be checked for {n_unknown})" if n_unknown else ""
@@ -492,7 +494,7 @@ def _front_figures(page: _Page, search: Search) -> None:
     knee = search.knee(final=final)
     picks = ([knee] if knee else []) + [t for t in chosen if t != knee]
     for tid in picks[:MAX_ATTRIBUTION_FIGURES]:
-        path = search.artifact(tid, "attributions.png")
+        path = search.artifact(tid, FIGURE_FILE)
         if path is not None:
             label = "baseline" if tid == base else "knee point" if tid == knee else "front"
             page.add(_img(base64.b64encode(path.read_bytes()).decode(), f"trial {tid} ({label})"))
@@ -506,7 +508,7 @@ def _front_figures(page: _Page, search: Search) -> None:
 def _trials(page: _Page, search: Search) -> None:
     """The failed trials with their errors, and every trial with its parameters, objectives and checks."""
     df, final = search.trials, search.has_final
-    failed = df[df["status"] == "failed"]
+    failed = df[df["status"] == FAILED]
     if len(failed):
         page.add("<h2>Failed trials</h2>" + _table(failed[["failure", "run_id"]]))
     page.add("<h2>All trials</h2>")
@@ -518,9 +520,9 @@ def _trials(page: _Page, search: Search) -> None:
         table["feasible"] = [{True: "yes", False: "NO"}.get(v, "unknown") for v in search.feasible()]
         cols.append("feasible")
     if final:
-        table["final attack checks"] = [_checks_cell(row, "final_", checks) if row["rescored"] else "-"
+        table["final attack checks"] = [_checks_cell(row, FINAL_PREFIX, checks) if row["rescored"] else "-"
                                         for _, row in df.iterrows()]
-        cols += [f"final_{n}" for n in search.objective_names] + ["final attack checks"]
+        cols += [FINAL_PREFIX + n for n in search.objective_names] + ["final attack checks"]
     page.add(_table(table[[c for c in cols if c in table]].rename(columns=lambda c: c.split("/")[-1]),
                     VALIDATION, "search profile; final_: final profile; flagged: an attack check failed"))
 
@@ -570,7 +572,7 @@ def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
     if search.space.get("designed") and search.has_test:
         _study(page, search)
     _deterministic_and_checks(page, search)
-    if (search.trials["status"] == "complete").any():  # the figures need at least one trial's objectives
+    if (search.trials["status"] == COMPLETE).any():  # the figures need at least one trial's objectives
         _objective_figures(page, search)
         _importance(page, search)
         _front_figures(page, search)

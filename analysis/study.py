@@ -26,6 +26,7 @@ SNR figure singles out are chosen on the validation numbers (the search profile'
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sys
@@ -40,14 +41,14 @@ import pandas as pd
 
 from analysis.compare import paired_test
 from analysis.load import Search
-from nsde.metrics.evaluate import FARTHEST, STUDY_METRICS
+from nsde.metrics.objectives import FARTHEST, LOCATION_PREFIX, STUDY_METRICS, sweep_kind_objective
+from nsde.noise import hurst_shapes
+from record import CHECKS_PASSED, COMPLETE, SEED_KEY, TEST_PREFIX
 
 __all__ = ["BASELINE", "FARTHEST", "METRICS", "PUBLISHED_LEVELS", "Study", "cell_of", "figures", "front_figure",
            "hurst_figure", "levels_markdown", "main", "markdown", "record", "snr_figure"]
 
 BASELINE = "baseline"  # the cell of the deterministic trials (noise shape "none")
-SEED = "train/seed"
-_H_SHAPES = ("fbm", "stationary")
 
 
 METRICS = STUDY_METRICS  # nsde.metrics.evaluate: clean, SNR and image sweeps, APGD, ABC AUROC, stability, far sensors
@@ -58,7 +59,7 @@ def cell_of(config: dict[str, Any]) -> str:
     shape = config.get("noise/shape", "none")
     if shape == "none" or not config.get("noise/sigma"):
         return BASELINE
-    hurst = f" H={float(config['noise/hurst']):g}" if shape in _H_SHAPES and "noise/hurst" in config else ""
+    hurst = f" H={float(config['noise/hurst']):g}" if shape in hurst_shapes() and "noise/hurst" in config else ""
     return f"{shape}{hurst} sigma={float(config['noise/sigma']):g}"
 
 
@@ -83,7 +84,7 @@ class Study:
             config = search.config(tid)
             rows.append({"trial_id": str(tid), "cell": cell_of(config), "shape": config.get("noise/shape", "none"),
                          "hurst": config.get("noise/hurst", math.nan), "sigma": config.get("noise/sigma", 0.0),
-                         "seed": config.get(SEED), "status": search.trials.loc[tid, "status"],
+                         "seed": config.get(SEED_KEY), "status": search.trials.loc[tid, "status"],
                          "tested": bool(search.trials.loc[tid, "tested"])})
         design = pd.DataFrame(rows).set_index("trial_id")
         reports = {}
@@ -147,12 +148,17 @@ class Study:
         df["significant"] = df["p_holm"] < alpha
         return df.set_index(["cell", "metric"])
 
+    def sweep_kinds(self) -> list[str]:
+        """The test reports' image-domain input noises (e.g. "gaussian", "fbm:0.1")."""
+        first = next(iter(self.reports.values()), None)
+        return [] if first is None else list(first["settings"]["sweep_kinds"])
+
     def input_noises(self) -> list[str]:
-        """The test reports' input noises: each sweep kind (`sweep_area@<kind>`), then the SNR sweep."""
+        """The test reports' input noises: each sweep kind's area (`sweep_area@<kind>`), then the SNR sweep."""
         first = next(iter(self.reports.values()), None)
         if first is None:
             return []
-        kinds = [f"sweep_area@{k}" for k in first["settings"]["sweep_kinds"]]
+        kinds = [sweep_kind_objective(k) for k in self.sweep_kinds()]
         return kinds + (["snr_accuracy"] if "snr" in first["per_example"] else [])
 
     def crossing(self, *, alpha: float = 0.05) -> pd.DataFrame:
@@ -169,7 +175,7 @@ class Study:
         from nsde.metrics import objective_samples, paired_difference
         from nsde.metrics.stats import holm
 
-        kinds = [n.split("@", 1)[1] for n in self.input_noises() if n.startswith("sweep_area@")]
+        kinds = self.sweep_kinds()
         rows = []
         for cell in self.cells()[1:]:
             matched = _matched_kind(self.design[self.design["cell"] == cell].iloc[0], kinds)
@@ -179,8 +185,8 @@ class Study:
             others = [k for k in kinds if k != matched]
 
             def contrast(report: dict) -> tuple[np.ndarray, np.ndarray]:
-                idx, match, _ = objective_samples(report["per_example"], f"sweep_area@{matched}")
-                rest = [objective_samples(report["per_example"], f"sweep_area@{k}")[1][:, 0] for k in others]
+                idx, match, _ = objective_samples(report["per_example"], sweep_kind_objective(matched))
+                rest = [objective_samples(report["per_example"], sweep_kind_objective(k))[1][:, 0] for k in others]
                 return idx, match[:, 0] - np.mean(rest, axis=0)
 
             a = [contrast(r) for r in member["reports"]]
@@ -230,7 +236,7 @@ class Study:
 
         from analysis.importance import param_importances
 
-        shaped = self.design.index[self.design["shape"].isin(_H_SHAPES)]
+        shaped = self.design.index[self.design["shape"].isin(hurst_shapes())]
         return {"all trials": param_importances(self.search),
                 "fbm and stationary trials": param_importances(
                     replace(self.search, trials=self.search.trials.loc[list(shaped)]))}
@@ -258,7 +264,7 @@ class Study:
         """The k cells with the best mean VALIDATION value of `metric` (the search profile's
         numbers; never the test split), for the figures."""
         df = self.search.trials.join(self.design[["cell"]])
-        df = df[(df["status"] == "complete") & (df["cell"] != BASELINE)]
+        df = df[(df["status"] == COMPLETE) & (df["cell"] != BASELINE)]
         if metric not in df:
             return []
         means = df.groupby("cell")[metric].mean().dropna()
@@ -269,7 +275,7 @@ def _matched_kind(row: pd.Series, kinds: Sequence[str]) -> str | None:
     """The input noise shaped like a cell's injected noise, when the sweep has it."""
     if row["shape"] == "white":
         return "gaussian" if "gaussian" in kinds else None
-    if row["shape"] in _H_SHAPES:
+    if row["shape"] in hurst_shapes():
         name = f"fbm:{float(row['hurst']):g}"
         return name if name in kinds else None
     return None
@@ -319,7 +325,7 @@ def hurst_figure(study: Study, paired: pd.DataFrame, metrics: Sequence[str] | No
     sigmas = sorted({float(s) for s in cells["sigma"] if s})
     for ax, metric in zip(axes, metrics):
         for j, sigma in enumerate(sigmas):
-            for shape, style in (("fbm", "o-"), ("stationary", "s--")):
+            for shape, style in zip(hurst_shapes(), itertools.cycle(("o-", "s--", "^:", "v-."))):
                 part = [(float(cells.loc[c, "hurst"]), paired.loc[(c, metric)]) for c in cells.index
                         if cells.loc[c, "shape"] == shape and float(cells.loc[c, "sigma"]) == sigma
                         and (c, metric) in paired.index]
@@ -394,8 +400,9 @@ def record(study: Study, *, paired: pd.DataFrame | None = None, crossing: pd.Dat
     parameter importance (validation numbers), and each trial's accuracy at every level (`levels`)."""
     s = study.search
     trials = s.trials.join(study.design[["cell", "seed"]])
-    keep = ["cell", "seed", "status", *s.objective_names, *(f"test_{m}" for m, _ in METRICS), "test_checks_passed"]
-    keep = list(dict.fromkeys(keep + [c for c in trials if c.startswith("test_location_acc_")]))
+    keep = ["cell", "seed", "status", *s.objective_names, *(TEST_PREFIX + m for m, _ in METRICS),
+            TEST_PREFIX + CHECKS_PASSED]
+    keep = list(dict.fromkeys(keep + [c for c in trials if c.startswith(TEST_PREFIX + LOCATION_PREFIX)]))
     return {
         "search": s.name, "source": s.source, "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         "design": {"cells": study.cells(), "seeds": sorted({x for x in study.design["seed"] if x is not None}),

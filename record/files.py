@@ -17,11 +17,14 @@ from typing import Any
 
 from record.objectives import OBJECTIVE_SPLIT, Objective
 
-__all__ = ["DATA_FILE", "FIGURE_FILE", "FINAL_FILE", "FINAL_REPORT_FILE", "FINAL_REPORTS", "MODEL_FILE", "REPORT_FILE",
-           "RUNGS_FILE", "SEARCH_FILE", "TEST_FILE", "TEST_REPORTS", "TIMING_FILE", "SearchFile"]
+__all__ = ["DATA_FILE", "FIGURE_FILE", "FINAL_EVAL_SECONDS", "FINAL_FILE", "FINAL_REPORT_FILE", "FINAL_REPORTS",
+           "MODEL_FILE", "REPORT_FILE", "RUNGS_FILE", "SEARCH_FILE", "TEST_EVAL_SECONDS", "TEST_FILE", "TEST_REPORTS",
+           "TIMING_FILE", "SearchFile"]
 
 SEARCH_FILE = "search.json"
-TIMING_FILE = "timing.json"
+TIMING_FILE = "timing.json"  # the search's steps in seconds (`<step>_s`), its trials' start and wall times
+FINAL_EVAL_SECONDS = "final_eval_s"  # TIMING_FILE: re-scoring the front with the final profile
+TEST_EVAL_SECONDS = "test_eval_s"  # TIMING_FILE: the held-out test scores
 RUNGS_FILE = "rungs.json"  # search.moasha.RungTables.to_dict()
 FINAL_REPORTS = "final_reports"
 TEST_REPORTS = "test_reports"

@@ -16,18 +16,19 @@ from typing import Any
 
 from record.objectives import CHECKS_PASSED, EVALUATED, Objective
 
-__all__ = ["SEED_KEY", "STATUSES", "TrialRecord", "config_differences", "failed_checks", "flatten", "from_result",
+__all__ = ["COMPLETE", "FAILED", "LOST", "PRUNED", "RUNNING", "SEED_KEY", "STATUSES", "TrialRecord", "config_differences", "failed_checks", "flatten", "from_result",
            "is_deterministic", "last_error_line", "trial_status", "unflatten"]
 
-STATUSES = ("complete", "pruned", "failed")  # MLflow adds "lost" (a run no Tune trial owns) and "running"
+COMPLETE, PRUNED, FAILED = STATUSES = ("complete", "pruned", "failed")
+LOST, RUNNING = "lost", "running"  # MLflow only: a run no Tune trial owns, a run not ended
 
 
 def trial_status(last_result: Mapping[str, Any] | None, *, errored: bool) -> str:
     """complete (its evaluation reported), pruned (a scheduler stopped it, or it ended before its
     evaluation) or failed (it raised, after its retries)."""
     if errored:
-        return "failed"
-    return "complete" if (last_result or {}).get(EVALUATED) else "pruned"
+        return FAILED
+    return COMPLETE if (last_result or {}).get(EVALUATED) else PRUNED
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -148,7 +149,7 @@ def from_result(result: Any, *, run_id: str | None = None) -> TrialRecord:
         config={k: tuple(v) if isinstance(v, list) else v for k, v in flatten(config).items()},
         metrics={k: float(v) for k, v in last.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
         run_id=run_id,
-        error=(last_error_line(result.error) or "unknown error") if status == "failed" else None,
+        error=(last_error_line(result.error) or "unknown error") if status == FAILED else None,
         checkpoint=result.checkpoint,
         started=first.get("timestamp", math.nan) - first.get("time_this_iter_s", 0.0) if first else math.nan,
         ended=float(last.get("timestamp", math.nan)) if "timestamp" in last else math.nan,

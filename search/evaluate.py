@@ -16,7 +16,7 @@ from tqdm import tqdm
 from nsde.data import load
 from nsde.metrics import evaluate
 from nsde.train import CHECKPOINT, load_checkpoint, train
-from record import MODEL_FILE, OBJECTIVE_SPLIT
+from record import MODEL_FILE, OBJECTIVE_SPLIT, SEED_KEY
 from search.config import trial_configs
 from search.trainable import evaluation_metrics, write_outputs
 
@@ -38,7 +38,7 @@ def evaluate_checkpoint(checkpoint, data_path: str, config: dict[str, Any], eval
     """
     torch.set_num_threads(max(1, threads))
     data = load(data_path)
-    model_cfg, train_cfg = trial_configs({**config, **({"train/seed": seed} if seed is not None else {})},
+    model_cfg, train_cfg = trial_configs({**config, **({SEED_KEY: seed} if seed is not None else {})},
                                          num_classes=len(data.class_names))
     if seed is not None:
         model = train(model_cfg, data, train_cfg, progress=False).model

@@ -20,7 +20,19 @@ from typing import Any
 import numpy as np
 
 from analysis import Search, baseline_id
-from record import FINAL_REPORTS, METRICS, TEST_PREFIX, TEST_REPORTS, Objective, TrialRecord
+from record import (
+    COMPLETE,
+    FINAL_EVAL_SECONDS,
+    FINAL_REPORTS,
+    METRICS,
+    SEED_KEY,
+    TEST_EVAL_SECONDS,
+    TEST_PREFIX,
+    TEST_REPORTS,
+    Objective,
+    TrialRecord,
+    estimate_metrics,
+)
 from search.evaluate import evaluate_checkpoint, run_tasks
 from search.settings import SearchContext
 from search.tracking import log_final, log_held_out
@@ -82,7 +94,7 @@ def held_out(ctx: SearchContext, records: Sequence[TrialRecord], *, seeds: int, 
     """
     task = evaluate_checkpoint.options(num_cpus=cpus, num_gpus=gpus)
     threads = int(max(1, cpus))
-    seed_lists = {r.trial_id: replicate_seeds(int(r.config.get("train/seed", 0)), seeds) for r in records}
+    seed_lists = {r.trial_id: replicate_seeds(int(r.config.get(SEED_KEY, 0)), seeds) for r in records}
     jobs = {(r.trial_id, k): task.remote(r.checkpoint, ctx.data_path, r.config, ctx.final_cfg, threads=threads,
                                          split="test", seed=None if k == 0 else s)
             for r in records for k, s in enumerate(seed_lists[r.trial_id])}
@@ -117,7 +129,7 @@ def _over_seeds(reports: list[dict], eval_cfg) -> dict[str, float]:
     parsed = [EvalReport.from_dict(d) for d in reports]
     flat: dict[str, float] = {}
     for name, est in seed_estimates(parsed, resamples=eval_cfg.resamples, seed=eval_cfg.seed).items():
-        flat.update({name: est.value, f"{name}_low": est.low, f"{name}_high": est.high, f"{name}_n": est.n})
+        flat.update(estimate_metrics(name, est))
     per_seed = [check_metrics(p) for p in parsed]
     for key in per_seed[0]:
         verdicts = [m[key] for m in per_seed if not math.isnan(m[key])]  # nan: applies to none
@@ -168,7 +180,7 @@ def finish(ctx: SearchContext, records: list[TrialRecord]) -> FrontChange | None
     front change to return."""
     if ctx.space.designed:
         if ctx.settings.final:
-            _score_design(ctx, [r for r in records if r.status == "complete"])
+            _score_design(ctx, [r for r in records if r.status == COMPLETE])
         return None
     front = front_ids(records, ctx.objectives, **ctx.rules())
     baseline = pick_baseline(records)
@@ -180,7 +192,7 @@ def finish(ctx: SearchContext, records: list[TrialRecord]) -> FrontChange | None
                 len(chosen), extra)
     by_id = {r.trial_id: r for r in records}
     gpus = min(ctx.settings.gpus_per_trial, 1.0)  # one model fits one GPU
-    with ctx.timed("final_eval_s"):
+    with ctx.timed(FINAL_EVAL_SECONDS):
         results = reevaluate(ctx, [by_id[t] for t in chosen], cpus=task_cpus(ctx, len(chosen)), gpus=gpus)
     (ctx.exp_dir / FINAL_REPORTS).mkdir(exist_ok=True)  # analysis.load_tune reads them there
     for tid, res in results.items():
@@ -234,7 +246,7 @@ def _write_held_out(ctx: SearchContext, held: list[TrialRecord], *, seeds: int) 
         log_held_out(ctx.client, r, record)
         (ctx.exp_dir / TEST_REPORTS / f"{tid}.json").write_text(json.dumps(record))
 
-    with ctx.timed("test_eval_s"):
+    with ctx.timed(TEST_EVAL_SECONDS):
         held_out(ctx, held, seeds=seeds, cpus=task_cpus(ctx, len(held) * seeds),
                  gpus=min(ctx.settings.gpus_per_trial, 1.0), on_record=keep)
 

@@ -24,7 +24,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from record import METRICS, OBJECTIVE_SPLIT, TIMING_FILE, SearchFile, TrialRecord, parse_constraints, parse_objectives
+from record import (
+    COMPLETE,
+    FAILED,
+    METRICS,
+    OBJECTIVE_SPLIT,
+    PRUNED,
+    SEED_KEY,
+    STATUSES,
+    TIMING_FILE,
+    SearchFile,
+    TrialRecord,
+    parse_constraints,
+    parse_objectives,
+)
+from record.schema import FINAL_EVAL_PARAM, SEARCH_EVAL_PARAM
 from search.config import trial_configs
 from search.final import FrontChange, as_search, finish, front_ids, pick_baseline
 from search.launch import max_epochs, tracker_state, tune_trials
@@ -92,21 +106,20 @@ def _check_ray_address(address: str | None) -> None:
 
 def _prepare(settings: SearchSettings) -> SearchContext:
     """Validate everything that can be validated before Ray or any trial starts."""
-    from nsde.data import PRESETS
+    from nsde.data import PRESET_RULE, PRESETS
     from nsde.metrics import eval_config
     from spaces import get_space
 
     space = get_space(settings.space)
     settings = replace(settings, num_samples=settings.trials(space))
-    seeded = "train/seed" in space.constants or any(p.target(n) == "train/seed" for n, p in space.params.items())
+    seeded = SEED_KEY in space.constants or any(p.target(n) == SEED_KEY for n, p in space.params.items())
     if not seeded:  # every trial trains with the search's seed
-        space = replace(space, constants={**space.constants, "train/seed": settings.seed})
+        space = replace(space, constants={**space.constants, SEED_KEY: settings.seed})
     if settings.final_seeds is not None:
         space = replace(space, final_seeds=settings.final_seeds)
     objectives = parse_objectives(settings.objectives)
     preset = settings.preset or space.preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown data preset {preset!r}; known presets: {sorted(PRESETS)}")
+    PRESET_RULE.check(preset, "--preset")
     for point in space.points:  # a starting point the nsde configs reject fails now, not in a trial
         trial_configs(space.config(point))
     if settings.scheduler in ("asha", "moasha") and settings.grace_period >= max_epochs(space):
@@ -233,7 +246,7 @@ def _start_tracking(ctx: SearchContext) -> None:
         return
     params = {**{k: v for k, v in asdict(s).items() if v is not None}, "name": ctx.name, "data_path": ctx.data_path,
               **({"warm_start_trials": len(ctx.prior)} if s.warm_start else {}),
-              "search_eval": json.dumps(asdict(ctx.search_cfg)), "final_eval": json.dumps(asdict(ctx.final_cfg))}
+              SEARCH_EVAL_PARAM: json.dumps(asdict(ctx.search_cfg)), FINAL_EVAL_PARAM: json.dumps(asdict(ctx.final_cfg))}
     ctx.experiment_id, ctx.parent_run_id = start_parent_run(ctx.client, s.experiment, ctx.name, params,
                                                             ctx.space.to_dict())
 
@@ -249,7 +262,7 @@ def _add_trial_timing(ctx: SearchContext, records: list[TrialRecord]) -> None:
         trials.append({"trial_id": r.trial_id, "status": r.status, "started_at": state["started"].get(r.trial_id),
                        "wall_s": wall, "train_s": r.metrics.get("train_seconds"),
                        "eval_s": r.metrics.get("eval_seconds_total"),
-                       "overhead_s": None if wall is None or r.status != "complete" else wall - work})
+                       "overhead_s": None if wall is None or r.status != COMPLETE else wall - work})
     ctx.timing.update(trials=trials, mlflow_callback_s=state["logging_seconds"],
                       recoveries=[tuple(x) for x in state["recoveries"]], restarts=[tuple(x) for x in state["restarts"]])
 
@@ -318,7 +331,7 @@ def format_front(outcome: SearchOutcome) -> str:
 def _format_flagged(outcome: SearchOutcome) -> str:
     from record import failed_checks
 
-    flagged = [r for r in outcome.rows if r.status == "complete" and r.flagged(final=True)]
+    flagged = [r for r in outcome.rows if r.status == COMPLETE and r.flagged(final=True)]
     if not flagged:
         return ""
     kept = "kept on the fronts (--keep-flagged)" if outcome.keep_flagged else "kept off the fronts"
@@ -403,11 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ConnectionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    counts = {s: sum(r.status == s for r in outcome.rows) for s in ("complete", "pruned", "failed")}
-    print(f"\nsearch {outcome.name}: {counts['complete']} complete, {counts['pruned']} stopped early, "
-          f"{counts['failed']} failed, in {outcome.timing['total_s'] / 60:.1f} min")
+    counts = {s: sum(r.status == s for r in outcome.rows) for s in STATUSES}
+    print(f"\nsearch {outcome.name}: {counts[COMPLETE]} complete, {counts[PRUNED]} stopped early, "
+          f"{counts[FAILED]} failed, in {outcome.timing['total_s'] / 60:.1f} min")
     for r in outcome.rows:
-        if r.status == "failed":
+        if r.status == FAILED:
             print(f"  trial {r.trial_id} failed: {r.error}")
     print(format_front(outcome))
     if outcome.change is not None:

@@ -33,42 +33,63 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from record import (
+    COMPLETE,
     FIGURE_FILE,
+    FINAL_PREFIX,
     FINAL_REPORT_FILE,
+    LOST,
     MODEL_FILE,
     OBJECTIVE_SPLIT,
+    PRUNED,
     REPORT_FILE,
     RUNG_PREFIX,
     STATUSES,
     TEST_FILE,
     TEST_PREFIX,
+    TIMING_FILE,
     TrialRecord,
     failed_checks,
     flatten,
     last_error_line,
     trial_status,
 )
+from record.schema import (
+    BASELINE_TAG,
+    ENDED_TAG,
+    FAILURE_TAG,
+    FRONT_CHANGE_FILE,
+    FRONT_CHANGE_TAG,
+    IMPORTANCE_FILE,
+    PARENT_TAG,
+    PARETO_FINAL_FILE,
+    PARETO_SEARCH_FILE,
+    PARETO_TAG,
+    ROLE_SEARCH,
+    ROLE_TAG,
+    SEARCH_TAG,
+    SPACE_FILE,
+    SPLIT_TAG,
+    STATUS_TAG,
+    STOP_REASON_TAG,
+    STOP_TAG,
+    TEST_ESTIMATES_FILE,
+    TRIAL_TAG,
+)
 from search.moasha import read_decisions
 
-__all__ = ["TRIAL_TAG", "TrialTracker", "check_mlflow", "child_run_ids", "close_lost_runs", "failure_reason",
+__all__ = ["TrialTracker", "check_mlflow", "child_run_ids", "close_lost_runs", "failure_reason",
            "find_parent_run", "front_records", "log_final", "log_held_out", "log_importance", "log_numbers",
            "log_parent", "log_pareto_model", "mlflow_ui_hint", "start_parent_run"]
 
 logger = logging.getLogger(__name__)
 
-TRIAL_TAG = "nsde.trial_id"
-STATUS_TAG = "nsde.status"  # complete | pruned | failed
-# Where a run's numbers come from: the objectives, their intervals and `final_*` on the
-# validation split (selection), `test_*` on the test split (the held-out estimates).
-SPLIT_TAG = "nsde.splits"
-SPLIT_NOTE = f"objectives and final_*: {OBJECTIVE_SPLIT}; {TEST_PREFIX}*: test (held out, final front and baseline)"
-ENDED_TAG = "nsde.ended"  # when the driver saw the trial end (seconds since the epoch)
+# Where a run's numbers come from (SPLIT_TAG): the objectives, their intervals and `final_*` on
+# the validation split (selection), `test_*` on the test split (the held-out estimates).
+SPLIT_NOTE = (f"objectives and {FINAL_PREFIX}*: {OBJECTIVE_SPLIT}; {TEST_PREFIX}*: test (held out, final front "
+              f"and baseline)")
 _EPOCH_KEYS = ("train_loss", "val_accuracy", "lr", "seconds", "examples_per_second")
 _EPOCH_PREFIX = "nsr_"  # the measured noise-to-signal ratio per stage (nsde.train.EpochMetrics.flat)
 
-
-STOP_TAG = "nsde.stopped_at_rung"  # a trial MOASHA stopped: the rung's epoch, and why (STOP_REASON_TAG)
-STOP_REASON_TAG = "nsde.stop_reason"
 
 
 def _is_epoch_key(key: str) -> bool:
@@ -100,10 +121,10 @@ def start_parent_run(client: MlflowClient, experiment: str, name: str, params: M
     """Create (or get) the experiment and the search's parent run; returns their ids."""
     exp = client.get_experiment_by_name(experiment)
     exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
-    run = client.create_run(exp_id, run_name=name, tags={"nsde.role": "search", "nsde.search": name,
+    run = client.create_run(exp_id, run_name=name, tags={ROLE_TAG: ROLE_SEARCH, SEARCH_TAG: name,
                                                          SPLIT_TAG: SPLIT_NOTE})
     client.log_batch(run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
-    client.log_dict(run.info.run_id, space, "space.json")
+    client.log_dict(run.info.run_id, space, SPACE_FILE)
     return exp_id, run.info.run_id
 
 
@@ -111,7 +132,7 @@ def find_parent_run(client: MlflowClient, experiment: str, name: str) -> tuple[s
     """The experiment and parent run ids of the search `name` (to resume it)."""
     exp = client.get_experiment_by_name(experiment)
     runs = [] if exp is None else client.search_runs(
-        [exp.experiment_id], filter_string=f"tags.`nsde.search` = '{name}' and tags.`nsde.role` = 'search'")
+        [exp.experiment_id], filter_string=f"tags.`{SEARCH_TAG}` = '{name}' and tags.`{ROLE_TAG}` = '{ROLE_SEARCH}'")
     if not runs:
         raise ValueError(f"no search named {name!r} in MLflow experiment {experiment!r} to resume")
     client.update_run(runs[0].info.run_id, status="RUNNING")
@@ -122,10 +143,10 @@ def close_lost_runs(client: MlflowClient, experiment_id: str, parent_run_id: str
     """Child runs still RUNNING for trials Tune no longer knows (started after the last experiment
     snapshot before a driver crash): mark them KILLED, tag nsde.status = lost. Returns their trial ids."""
     lost = []
-    for run in client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'"):
+    for run in client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'"):
         tid = run.data.tags.get(TRIAL_TAG)
         if run.info.status == "RUNNING" and tid not in known:
-            client.set_tag(run.info.run_id, STATUS_TAG, "lost")
+            client.set_tag(run.info.run_id, STATUS_TAG, LOST)
             client.set_terminated(run.info.run_id, "KILLED")
             lost.append(tid)
     return lost
@@ -179,7 +200,7 @@ class TrialTracker(Callback):
     def _find_or_create(self, trial) -> str:
         found = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{TRIAL_TAG}` = '{trial.trial_id}' and tags.`mlflow.parentRunId` = '{self.parent_run_id}'",
+            filter_string=f"tags.`{TRIAL_TAG}` = '{trial.trial_id}' and tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
         )
         if found:  # a retry, or a --resume: continue the trial's run, logging nothing twice
             run = found[0]
@@ -189,7 +210,7 @@ class TrialTracker(Callback):
                 self.evaluated.add(trial.trial_id)
             return run.info.run_id
         run = self.client.create_run(self.experiment_id, run_name=trial.trial_id, tags={
-            "mlflow.parentRunId": self.parent_run_id, TRIAL_TAG: trial.trial_id, "nsde.search": self.search_name,
+            PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial.trial_id, SEARCH_TAG: self.search_name,
             SPLIT_TAG: SPLIT_NOTE})
         params = [Param(k, _param_value(v)) for k, v in flatten(trial.config).items()]
         self.client.log_batch(run.info.run_id, params=params)
@@ -226,7 +247,7 @@ class TrialTracker(Callback):
             # (nsr_* are finite: a non-finite activation stops training with a non-finite loss)
             metrics = [Metric(k, float(v), ts, epoch) for k, v in result.items() if _is_epoch_key(k)]
             self.last_epoch[trial.trial_id] = epoch
-        if trial_status(result, errored=False) == "complete" and trial.trial_id not in self.evaluated:
+        if trial_status(result, errored=False) == COMPLETE and trial.trial_id not in self.evaluated:
             self.evaluated.add(trial.trial_id)
             skip = {"epoch", "training_iteration", "time_this_iter_s", "timestamp", "pid"}
             metrics += [Metric(k, float(v), ts, 0) for k, v in result.items()
@@ -238,9 +259,9 @@ class TrialTracker(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         run_id = self.run_id(trial)
         status = trial_status(trial.last_result, errored=False)  # pruned: stopped before its evaluation
-        if status == "complete":
+        if status == COMPLETE:
             self._log_outputs(run_id, trial)
-        tags = self._stop_tags(trial) if status == "pruned" else None
+        tags = self._stop_tags(trial) if status == PRUNED else None
         self._ended(trial, run_id, status, RunStatus.FINISHED, tags=tags)
 
     def _stop_tags(self, trial) -> dict[str, str]:
@@ -271,7 +292,7 @@ class TrialTracker(Callback):
     @_timed
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._ended(trial, self.run_id(trial), trial_status(None, errored=True), RunStatus.FAILED,
-                    {"nsde.failure": failure_reason(trial)[:4000]})
+                    {FAILURE_TAG: failure_reason(trial)[:4000]})
 
     def _log_outputs(self, run_id: str, trial) -> None:
         ckpt = trial.checkpoint
@@ -365,7 +386,7 @@ def _log_model(run_id: str, checkpoint) -> None:
 
 def child_run_ids(client: MlflowClient, experiment_id: str, parent_run_id: str) -> dict[str, str]:
     """Trial id -> its child run (every trial the tracker saw, this session or before a --resume)."""
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'")
     return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs if TRIAL_TAG in r.data.tags}
 
 
@@ -376,9 +397,9 @@ def log_numbers(client: MlflowClient, run_id: str, values: Mapping[str, float]) 
 
 def log_final(client: MlflowClient, record: TrialRecord, report: dict, *, baseline: bool) -> None:
     """A re-scored trial: its `final_` numbers, the final profile's report, whether it is the baseline."""
-    log_numbers(client, record.run_id, {f"final_{k}": v for k, v in record.final.items()})
+    log_numbers(client, record.run_id, {f"{FINAL_PREFIX}{k}": v for k, v in record.final.items()})
     client.log_dict(record.run_id, report, FINAL_REPORT_FILE)
-    client.set_tag(record.run_id, "nsde.baseline", str(baseline).lower())
+    client.set_tag(record.run_id, BASELINE_TAG, str(baseline).lower())
 
 
 def log_held_out(client: MlflowClient, record: TrialRecord, held: dict) -> None:
@@ -389,7 +410,7 @@ def log_held_out(client: MlflowClient, record: TrialRecord, held: dict) -> None:
 
 def front_records(records: Sequence[TrialRecord], front: Sequence[str], objectives, *, final: bool
                   ) -> list[dict[str, Any]]:
-    """The front's members as `pareto_search.json` / `pareto_final.json` hold them (validation numbers)."""
+    """The front's members as PARETO_SEARCH_FILE / PARETO_FINAL_FILE hold them (validation numbers)."""
     by_id = {r.trial_id: r for r in records}
     table = []
     for tid in front:
@@ -404,26 +425,26 @@ def front_records(records: Sequence[TrialRecord], front: Sequence[str], objectiv
 
 
 def log_importance(client: MlflowClient, parent_id: str, importance) -> None:
-    """`param_importance.json` on the parent run: fANOVA per objective (`analysis.importance`),
-    or why it was not computed."""
-    client.log_dict(parent_id, importance.to_dict(), "param_importance.json")
+    """IMPORTANCE_FILE on the parent run: fANOVA per objective (`analysis.importance`), or why it
+    was not computed."""
+    client.log_dict(parent_id, importance.to_dict(), IMPORTANCE_FILE)
 
 
 def log_parent(client: MlflowClient, parent_id: str, objectives, records: Sequence[TrialRecord],
                front: Sequence[str], change, timing: dict[str, Any]) -> None:
     """The search's own numbers: the fronts, how they moved, held-out estimates, timing, counts."""
     search_front = list(change.search_front) if change else list(front)
-    client.log_dict(parent_id, front_records(records, search_front, objectives, final=False), "pareto_search.json")
+    client.log_dict(parent_id, front_records(records, search_front, objectives, final=False), PARETO_SEARCH_FILE)
     if change is not None:
-        client.log_dict(parent_id, front_records(records, front, objectives, final=True), "pareto_final.json")
-        client.log_dict(parent_id, asdict(change), "front_change.json")
-        client.set_tag(parent_id, "nsde.front_change", change.summary()[:4000])
+        client.log_dict(parent_id, front_records(records, front, objectives, final=True), PARETO_FINAL_FILE)
+        client.log_dict(parent_id, asdict(change), FRONT_CHANGE_FILE)
+        client.set_tag(parent_id, FRONT_CHANGE_TAG, change.summary()[:4000])
     tested = {r.trial_id: r.test for r in records if r.test}
     if tested:
-        client.log_dict(parent_id, tested, "test_estimates.json")
-    client.log_dict(parent_id, timing, "timing.json")
+        client.log_dict(parent_id, tested, TEST_ESTIMATES_FILE)
+    client.log_dict(parent_id, timing, TIMING_FILE)
     counts = {s: sum(r.status == s for r in records) for s in STATUSES}
     ts = int(time.time() * 1000)
     client.log_batch(parent_id, metrics=[Metric(f"trials_{k}", v, ts, 0) for k, v in counts.items()]
                      + [Metric("pareto_size", len(front), ts, 0)])
-    client.set_tag(parent_id, "nsde.pareto_trials", ",".join(front))
+    client.set_tag(parent_id, PARETO_TAG, ",".join(front))

@@ -25,7 +25,7 @@ from ray import tune
 
 from nsde.data import load
 from nsde.metrics import EvalConfig, attribution_figure, evaluate
-from nsde.metrics.evaluate import LOCATION_PREFIX
+from nsde.metrics.objectives import location_objective
 from nsde.train import CHECKPOINT, EpochMetrics, load_checkpoint, train
 from record import (
     CHECKS_PASSED,
@@ -39,13 +39,13 @@ from record import (
     REPORT_FILE,
     RUNG_EPOCH,
     RUNG_PREFIX,
+    estimate_metrics,
 )
 from search.config import trial_configs
 
 __all__ = ["check_metrics", "epoch_result", "evaluation_metrics", "replay_if_finished", "report_final",
            "restore_checkpoint", "rung_result", "run_trial", "write_outputs"]
 
-_NAN_OBJECTIVES = {name: math.nan for name in METRICS if name != "val_accuracy"}
 
 
 def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, threads: int,
@@ -87,8 +87,10 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
 
 
 def epoch_result(m: EpochMetrics) -> dict[str, Any]:
-    """A per-epoch result: the epoch's numbers, every objective key NaN, not evaluated."""
-    return {**m.flat(), **_NAN_OBJECTIVES, EVALUATED: False}
+    """A per-epoch result: the epoch's numbers, every other metric's key NaN (the registered
+    objectives at the time of the result), not evaluated."""
+    epoch = m.flat()
+    return {**epoch, **{name: math.nan for name in METRICS if name not in epoch}, EVALUATED: False}
 
 
 def rung_result(ckpt_path: Path, data, rung_cfg: EvalConfig, epoch: int) -> dict[str, float]:
@@ -107,9 +109,9 @@ def evaluation_metrics(report) -> dict[str, float]:
     the sanity checks of the attack (1 passed, 0 failed, nan not applicable), costs."""
     out: dict[str, float] = {}
     for name, est in report.objective_estimates().items():
-        out.update({name: est.value, f"{name}_low": est.low, f"{name}_high": est.high, f"{name}_n": est.n})
+        out.update(estimate_metrics(name, est))
     out.update(check_metrics(report))
-    out.update({f"{LOCATION_PREFIX}{name}": est.value for name, est in report.per_location.items()})
+    out.update({location_objective(name): est.value for name, est in report.per_location.items()})
     out.update({f"eval_seconds_{k}": v for k, v in report.seconds.items()})
     return out
 
