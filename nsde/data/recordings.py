@@ -105,7 +105,8 @@ class Recordings:
     groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        # Other modules may build a Recordings directly; check the invariants they rely on.
+        # Other modules may build a Recordings directly; check the invariants they rely on. These
+        # are array invariants across fields (dtypes, one length N), not value rules (nsde.rules).
         w = self.waveforms
         if not isinstance(w, np.ndarray) or w.ndim != 2 or w.dtype != np.float32:
             raise ValueError(f"waveforms must be a 2-D float32 ndarray, got {_describe(w)}")

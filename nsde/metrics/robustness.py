@@ -242,10 +242,7 @@ def apgd_attack(
     """
     import torchattacks
 
-    if steps < 1:
-        raise ValueError(f"`steps >= 1` must hold, but got steps={steps}")
-    if any(e <= 0 for e in eps) or list(eps) != sorted(eps):
-        raise ValueError(f"`eps` must be positive and increasing, but got {list(eps)}")
+    _check_attack(steps, eps)
     model.eval()
     attacked = source if source is not None else model
     attacked.eval()
@@ -257,8 +254,7 @@ def apgd_attack(
     batches = [slice(s, s + batch_size) for s in range(0, len(x), batch_size)]
     rows, adversarial = [], {}
     with _attack_generator(attacked, device, seed + 31):
-        clean = np.concatenate([correct_predictions(model, x[sl], y[sl], batch_size, seed=judge.seed + b)
-                                for b, sl in enumerate(batches)]) if len(x) else np.zeros(0, bool)
+        clean = judge.clean(x, y, batches)
         still_robust = clean.copy()
         for e in eps:
             attack = torchattacks.APGD(attacked, norm="L2", eps=float(e), steps=steps, loss="ce", eot_iter=eot,
@@ -270,6 +266,13 @@ def apgd_attack(
                 adversarial[float(e)] = torch.cat([adv for _, adv in outcomes]) if outcomes else x[:0].clone()
     robust_matrix = np.stack(rows) if rows else np.zeros((0, len(x)), dtype=bool)
     return AttackResult(tuple(float(e) for e in eps), clean, robust_matrix, adversarial)
+
+
+def _check_attack(steps: int, eps: Sequence[float]) -> None:
+    if steps < 1:
+        raise ValueError(f"`steps >= 1` must hold, but got steps={steps}")
+    if any(e <= 0 for e in eps) or list(eps) != sorted(eps):
+        raise ValueError(f"`eps` must be positive and increasing, but got {list(eps)}")
 
 
 @contextlib.contextmanager
@@ -296,6 +299,13 @@ class _Verdict:
     seed: int  # the verdict's noise, seeded per batch (common random numbers)
     batch_size: int
     keep: bool  # keep the adversarial examples
+
+    def clean(self, x: torch.Tensor, y: torch.Tensor, batches: list[slice]) -> np.ndarray:
+        """(N,) the evaluation-mode prediction at x is correct, batch by batch as the attack judges."""
+        if not len(x):
+            return np.zeros(0, bool)
+        return np.concatenate([correct_predictions(self.model, x[sl], y[sl], self.batch_size, seed=self.seed + b)
+                               for b, sl in enumerate(batches)])
 
     def batch(self, attack, xb: torch.Tensor, yb: torch.Tensor, b: int, seed: int
               ) -> tuple[np.ndarray, torch.Tensor | None]:
