@@ -52,25 +52,36 @@ def paired_comparison(a_reports: list[dict], b_reports: list[dict], name: str, m
                       names: tuple[str, str] = ("member", "baseline"), resamples: int = 2000,
                       seed: int = 0) -> dict[str, Any]:
     """Metric `name` (direction `mode`) of `a_reports` against `b_reports` (one report a seed,
-    seed k against seed k, as many seeds as both have).
+    seed k against seed k, as many seeds as both have), example by example: what it says is
+    about *these trained models* (the examples resampled, the seeds as they are); the seeds'
+    own spread is `analysis.method`'s.
 
-    Returns {"member", "baseline" (the metric, mean over the paired seeds), "difference"
-    (member - baseline, negated for a minimised metric: positive = the member is better),
-    "low", "high" (paired-bootstrap 95 % interval), "p" (two-sided bootstrap), "mcnemar_p"
-    (a binary objective, clean and per-location accuracy: exact McNemar on the pooled
-    per-example correctness; NaN otherwise), "n" (paired examples), "seeds"}.
+    Returns {"member", "baseline" (the metric, mean over the paired seeds), "member_seeds",
+    "baseline_seeds" (the metric of each seed), "difference" (member - baseline, negated for a
+    minimised metric: positive = the member is better), "low", "high" (paired-bootstrap 95 %
+    interval), "p" (two-sided bootstrap; when no resample crossed 0 it is the bound 1 /
+    resamples and "p_bound" is True), "mcnemar_p_seeds" (a binary objective, clean and
+    per-location accuracy: the exact McNemar test of each seed's pair; [] otherwise),
+    "mcnemar_p" (that test for one seed; NaN for several, whose combination is
+    `analysis.compare`'s), "n" (paired examples), "seeds"}.
     """
     seeds = min(len(a_reports), len(b_reports))
     a_all, b_all, stat, width, n = paired_samples(a_reports[:seeds], b_reports[:seeds], name, names)
 
+    def per_seed(values: np.ndarray) -> list[float]:
+        return [float(stat(values[:, k * width:(k + 1) * width])) for k in range(seeds)]
+
     def over_seeds(values: np.ndarray) -> float:
-        return float(np.mean([stat(values[:, k * width:(k + 1) * width]) for k in range(seeds)]))
+        return float(np.mean(per_seed(values)))
 
     est, p = paired_difference(a_all, b_all, over_seeds, resamples=resamples, seed=seed)
     sign = 1.0 if mode == "max" else -1.0
     low, high = (est.low, est.high) if sign > 0 else (-est.high, -est.low)
-    binary = objective(name).binary
-    return {"member": over_seeds(a_all), "baseline": over_seeds(b_all), "difference": sign * est.value,
-            "low": low, "high": high, "p": p,
-            "mcnemar_p": mcnemar(a_all.ravel() > 0.5, b_all.ravel() > 0.5) if binary else math.nan,
-            "n": n, "seeds": seeds}
+    mcnemar_seeds = []
+    if objective(name).binary:
+        mcnemar_seeds = [mcnemar(a_all[:, k * width] > 0.5, b_all[:, k * width] > 0.5) for k in range(seeds)]
+    bound = p == 0.0  # no resample crossed 0: the p-value is below what `resamples` resolve
+    return {"member": over_seeds(a_all), "baseline": over_seeds(b_all), "member_seeds": per_seed(a_all),
+            "baseline_seeds": per_seed(b_all), "difference": sign * est.value, "low": low, "high": high,
+            "p": 1.0 / resamples if bound else p, "p_bound": bound, "mcnemar_p_seeds": mcnemar_seeds,
+            "mcnemar_p": mcnemar_seeds[0] if len(mcnemar_seeds) == 1 else math.nan, "n": n, "seeds": seeds}

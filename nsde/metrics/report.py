@@ -17,9 +17,14 @@ from typing import Any
 import numpy as np
 
 from nsde.metrics.objectives import list_objectives, objective, objective_samples
-from nsde.metrics.stats import Estimate, bootstrap_seeds
+from nsde.metrics.stats import Estimate, bootstrap_seeds, seed_mean
 
-__all__ = ["EvalReport", "seed_estimates"]
+__all__ = ["SEED_BOOTSTRAP_MIN", "EvalReport", "replicate_estimate", "seed_estimates"]
+
+# From this many training seeds on, an objective replicated over seeds gets the two-level
+# bootstrap (seeds, then examples); with fewer a bootstrap over seeds under-covers, and the
+# interval is Student's t on the seeds (`nsde.metrics.stats.seed_mean`).
+SEED_BOOTSTRAP_MIN = 5
 
 
 def _estimate(d: Any) -> Any:
@@ -126,10 +131,26 @@ class EvalReport:
 def seed_estimates(reports: list[EvalReport], names=None, *, resamples: int = 2000,
                    seed: int = 0) -> dict[str, Estimate]:
     """Objectives replicated over training seeds (one report a seed, same split and settings):
-    the mean over seeds, with a two-level bootstrap interval (seeds, then examples); n = seeds.
-    `names`: objectives or family members (default: every registered objective)."""
-    out = {}
-    for name in names or list_objectives():
-        parts = [objective_samples(r.per_example, name) for r in reports]
-        out[name] = bootstrap_seeds([p[1] for p in parts], parts[0][2], resamples=resamples, seed=seed)
-    return out
+    the mean over seeds with an interval that counts both the seeds and the examples, n =
+    seeds. From `SEED_BOOTSTRAP_MIN` seeds on, the two-level bootstrap (seeds, then examples);
+    with 2 to 4, Student's t on the seeds (`seed_mean`), kept inside the objective's bounds;
+    one seed is the example bootstrap. `names`: objectives or family members (default: every
+    registered objective)."""
+    return {name: replicate_estimate([r.per_example for r in reports], name, resamples=resamples, seed=seed)
+            for name in names or list_objectives()}
+
+
+def replicate_estimate(per_examples: list[dict], name: str, *, resamples: int = 2000, seed: int = 0) -> Estimate:
+    """`seed_estimates` of one objective from the reports' `per_example` parts (one a seed)."""
+    parts = [objective_samples(p, name) for p in per_examples]
+    values, stat = [p[1] for p in parts], parts[0][2]
+    if 2 <= len(values) < SEED_BOOTSTRAP_MIN:
+        return _within(seed_mean(values, stat, resamples=resamples, seed=seed), objective(name).bounds)
+    return bootstrap_seeds(values, stat, resamples=resamples, seed=seed)
+
+
+def _within(est: Estimate, bounds: tuple[float, float] | None) -> Estimate:
+    """`est` with its interval cut to `bounds` (a t-interval of an accuracy near 1 passes 1)."""
+    if bounds is None:
+        return est
+    return Estimate(est.value, est.n, max(est.low, bounds[0]), min(est.high, bounds[1]))

@@ -6,7 +6,9 @@ per-example values and for statistics such as the AUROC, and a two-level bootstr
 (seeds, then examples within each seed) for numbers replicated over training seeds.
 Comparisons with a baseline are paired (the same examples): `paired_difference` bootstraps
 the difference of a statistic on jointly resampled examples, `mcnemar` tests two
-classifiers' per-example correctness exactly.
+classifiers' per-example correctness exactly. All of these resample or count examples: about
+several training seeds of a method they describe the trained models; `seed_mean` (a few seeds)
+and `analysis.method` (comparisons of methods) count the seeds.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "mean_estimate",
     "paired_difference",
     "proportion",
+    "seed_mean",
 ]
 
 Z95 = 1.959963984540054
@@ -145,6 +148,44 @@ def bootstrap_seeds(per_seed: Sequence[np.ndarray], statistic: Callable[[np.ndar
     return _percentiles(samples, value, k)
 
 
+def seed_mean(per_seed: Sequence[np.ndarray], statistic: Callable[[np.ndarray], float] = np.mean, *,
+              resamples: int = RESAMPLES, seed: int = 0) -> Estimate:
+    """Mean over a few training seeds (2 to 4, where a bootstrap over seeds under-covers) of
+    `statistic(per-example values)`, with a Student-t interval on k - 1 degrees of freedom.
+
+    Its variance has two parts: the seeds' spread (the sample variance s^2 of the k statistics,
+    which holds the seed effect and each model's own example noise), and what the k models
+    share because they were scored on the same examples (the test set's own draw). The shared
+    part is the covariance between seeds of the statistics when the examples are resampled
+    jointly (the same resample in every seed): with v_joint the variance of their mean and v
+    the mean of their variances, shared = (k v_joint - v) / (k - 1). The standard error is
+    sqrt(s^2 / k + shared). Seeds scored on other examples (other lengths) share nothing.
+    `n` of the result is k.
+    """
+    arrays = [np.asarray(a, dtype=np.float64) for a in per_seed]
+    k = len(arrays)
+    if k < 2 or any(a.size == 0 for a in arrays):
+        raise ValueError(f"`seed_mean` needs at least 2 seeds, each with examples, but got {k}")
+    values = np.array([statistic(a) for a in arrays])
+    if not np.isfinite(values).all():
+        return Estimate(float(np.mean(values)), k, math.nan, math.nan)
+    shared = 0.0
+    n = len(arrays[0])
+    if all(len(a) == n for a in arrays):
+        rng = np.random.default_rng([seed, 109])
+        draws = np.empty((resamples, k))
+        for r in range(resamples):
+            idx = rng.integers(0, n, n)
+            draws[r] = [statistic(a[idx]) for a in arrays]
+        draws = draws[np.isfinite(draws).all(axis=1)]
+        if len(draws) > 1:
+            shared = max(0.0, (k * draws.mean(axis=1).var(ddof=1) - draws.var(axis=0, ddof=1).mean()) / (k - 1))
+    se = math.sqrt(values.var(ddof=1) / k + shared)
+    half = float(student_t.ppf(0.975, k - 1)) * se
+    m = float(values.mean())
+    return Estimate(m, k, m - half, m + half)
+
+
 def paired_difference(a: np.ndarray, b: np.ndarray, statistic: Callable[[np.ndarray], float] = np.mean, *,
                       resamples: int = RESAMPLES, seed: int = 0) -> tuple[Estimate, float]:
     """statistic(a) - statistic(b) on the same examples, its paired-bootstrap 95 % interval and a
@@ -186,7 +227,9 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     does not count toward m.
 
     The k-th smallest p-value (k = 1..m) is multiplied by m - k + 1, made non-decreasing in k
-    and capped at 1.
+    and capped at 1. Kept here rather than statsmodels' `multipletests(method="holm")`, which it
+    equals (tests/nsde/metrics/test_stats.py): nsde runs on machines without statsmodels (the GPU
+    image, bench/study_pairs.py).
     """
     p = np.asarray(p_values, dtype=np.float64)
     out = np.full(p.shape, np.nan)

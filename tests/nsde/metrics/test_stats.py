@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from nsde.metrics.stats import (
     auroc,
@@ -17,6 +18,7 @@ from nsde.metrics.stats import (
     mean_estimate,
     paired_difference,
     proportion,
+    seed_mean,
 )
 
 
@@ -108,3 +110,43 @@ def test_holm_matches_the_textbook_example_and_keeps_nan():
     assert adjusted[0] == 0.6 and np.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.04)
     assert holm([0.5, 0.7]).tolist() == [1.0, 1.0]
     assert holm([]).shape == (0,)
+
+
+def test_holm_is_statsmodels_multipletests():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.random.default_rng(3).random(14) ** 3
+    assert holm(p) == pytest.approx(multipletests(p, method="holm")[1])
+
+
+def test_a_mean_over_few_seeds_is_students_t_on_the_seeds_plus_the_shared_examples():
+    # seeds scored on other examples share nothing: the interval is the plain t-interval of the
+    # seeds' statistics
+    per_seed = [np.full(10, 0.6), np.full(12, 0.7), np.full(8, 0.8)]
+    est = seed_mean(per_seed)
+    half = stats.t.ppf(0.975, 2) * np.std([0.6, 0.7, 0.8], ddof=1) / np.sqrt(3)
+    assert est.value == pytest.approx(0.7) and est.n == 3
+    assert (est.low, est.high) == pytest.approx((0.7 - half, 0.7 + half))
+    # three identical models on the same examples: no seed spread, all of it the examples' draw
+    same = (np.arange(200) % 3 == 0).astype(float)
+    est = seed_mean([same, same, same], resamples=2000)
+    boot = bootstrap_mean(same, resamples=2000)
+    assert est.high - est.low > boot.high - boot.low  # Student's t on 2 df over the examples' sd
+    assert (est.high - est.low) / 2 == pytest.approx(stats.t.ppf(0.975, 2) * same.std() / np.sqrt(200), rel=0.1)
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        seed_mean([same])
+
+
+def test_seed_estimates_use_t_below_five_seeds_and_the_two_level_bootstrap_from_five():
+    from nsde.metrics.report import SEED_BOOTSTRAP_MIN, replicate_estimate
+
+    rng = np.random.default_rng(0)
+    parts = [{"clean": {"index": list(range(100)), "correct": (rng.random(100) < p).tolist(),
+                        "location": [""] * 100}} for p in (0.5, 0.6, 0.7, 0.8, 0.65)]
+    columns = [np.asarray(p["clean"]["correct"], float)[:, None] for p in parts]
+    three = replicate_estimate(parts[:3], "clean_accuracy", resamples=500)
+    t = seed_mean(columns[:3], lambda v: float(v[:, 0].mean()), resamples=500)
+    assert (three.value, three.n) == (t.value, 3) and three.low == max(t.low, 0.0) and three.high == min(t.high, 1.0)
+    assert 0.0 <= three.low < three.value < three.high <= 1.0  # kept inside the objective's bounds
+    five = replicate_estimate(parts, "clean_accuracy", resamples=500)
+    assert SEED_BOOTSTRAP_MIN == 5 and five == bootstrap_seeds(columns, lambda v: float(v[:, 0].mean()), resamples=500)
