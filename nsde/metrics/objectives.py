@@ -84,6 +84,8 @@ class ObjectiveSpec:
             stability's intervals follow their own subsets); None: `statistic` bootstrapped
             over examples.
         rows: (column, value): only the examples whose `column` equals `value` (a location's).
+        retention: the objectives that are this one relative to clean accuracy on the same
+            examples, which tables show beside it (absolute robustness is capped by clean accuracy).
         doc: one line for listings and tables.
     """
 
@@ -97,6 +99,7 @@ class ObjectiveSpec:
     binary: bool = False
     reported: Callable[[Any], Estimate] | None = None
     rows: tuple[str, str] | None = None
+    retention: tuple[str, ...] = ()
     doc: str = ""
 
     def __post_init__(self) -> None:
@@ -125,10 +128,12 @@ class ObjectiveSpec:
         """This objective of an `EvalReport`, with its sample size and 95 % interval: the
         report's own (`reported`), Wilson for a binary objective, else a seeded percentile
         bootstrap over examples (bounded by the statistic's range). NaN when its stage did not
-        run (a report without the SNR sweep)."""
+        run (a report without the SNR sweep) or wrote none of its columns (a report written
+        before the column existed)."""
         if self.reported is not None:
             return self.reported(report)
-        if self.stage not in report.per_example:
+        part = report.per_example.get(self.stage)
+        if part is None or any(c not in part for c in self.columns):
             return NAN_ESTIMATE
         _, values, stat = self.samples(report.per_example)
         resamples, seed = int(report.settings.get("resamples", 2000)), int(report.settings.get("seed", 0))
@@ -270,6 +275,13 @@ def _ratio(values: np.ndarray) -> float:
     return float(values[:, 0].mean() / den) if den > 0 else math.nan
 
 
+def _above_chance(values: np.ndarray) -> float:
+    """(robust - chance) / (clean - chance): the share of the above-chance accuracy that survives."""
+    chance = values[:, 2].mean()
+    den = values[:, 1].mean() - chance
+    return float((values[:, 0].mean() - chance) / den) if den > 0 else math.nan
+
+
 def _abc_auroc(values: np.ndarray) -> float:
     return auroc(values[:, 0], values[:, 1] > 0.5)
 
@@ -313,15 +325,24 @@ for _spec in (
     ObjectiveSpec("clean_accuracy", "max", "clean", ("correct",), bounds=UNIT, default=True, binary=True,
                   doc="accuracy on the whole split"),
     ObjectiveSpec("sweep_area", "max", "sweep", ("area",), bounds=UNIT, default=True,
+                  retention=("sweep_retention", "sweep_retention_cc"),
                   doc="area under accuracy vs input-noise intensity (<= sweep_area_max)"),
     ObjectiveSpec("sweep_retention", "max", "sweep", ("area", "clean"), _ratio,
                   doc="sweep_area / clean accuracy on the sweep's examples"),
-    ObjectiveSpec("snr_accuracy", "max", "snr", ("area",), bounds=UNIT,
+    ObjectiveSpec("sweep_retention_cc", "max", "sweep", ("area", "clean", "chance"), _above_chance,
+                  doc="sweep retention above chance: (sweep_area - 1/K) / (clean accuracy - 1/K)"),
+    ObjectiveSpec("snr_accuracy", "max", "snr", ("area",), bounds=UNIT, retention=("snr_retention", "snr_retention_cc"),
                   doc="area under accuracy vs SNR (noise in the waveform before the STFT)"),
+    ObjectiveSpec("snr_retention", "max", "snr", ("area", "clean"), _ratio,
+                  doc="snr_accuracy / clean accuracy on the sweep's examples"),
+    ObjectiveSpec("snr_retention_cc", "max", "snr", ("area", "clean", "chance"), _above_chance,
+                  doc="SNR retention above chance: (snr_accuracy - 1/K) / (clean accuracy - 1/K)"),
     ObjectiveSpec("apgd_accuracy", "max", "apgd", ("robust_mean",), bounds=UNIT, default=True,
-                  doc="APGD-CE L2 robust accuracy, mean over eps"),
+                  retention=("apgd_retention", "apgd_retention_cc"), doc="APGD-CE L2 robust accuracy, mean over eps"),
     ObjectiveSpec("apgd_retention", "max", "apgd", ("robust_mean", "clean"), _ratio, bounds=UNIT,
                   doc="apgd_accuracy / clean accuracy on the attacked examples"),
+    ObjectiveSpec("apgd_retention_cc", "max", "apgd", ("robust_mean", "clean", "chance"), _above_chance,
+                  doc="APGD retention above chance: (apgd_accuracy - 1/K) / (clean accuracy - 1/K)"),
     ObjectiveSpec("abc_auroc", "max", "abc", ("score", "correct"), _abc_auroc, bounds=UNIT, default=True,
                   reported=_reported_auroc, doc="AUROC of ABC as a predictor of a correct prediction"),
     ObjectiveSpec("abc_correct", "max", "abc", ("score", "correct"), _abc_correct, bounds=UNIT,
@@ -338,10 +359,12 @@ OBJECTIVES: tuple[str, ...] = tuple(s.name for s in _REGISTRY.items() if s.defau
 
 # What the designed study compares (docs/study.md, analysis.study), with the better direction:
 # clean accuracy, the SNR sweep's and the image-domain sweep's areas, APGD robust accuracy, ABC
-# as a predictor of correctness, attribution stability, and clean accuracy at the two sensors
-# farthest from the injection point (LOCATIONS run from the injection point outwards).
+# as a predictor of correctness, attribution stability, clean accuracy at the two sensors
+# farthest from the injection point (LOCATIONS run from the injection point outwards), and the
+# three robustness numbers as retention above chance (absolute robustness is capped by clean
+# accuracy; reports written before the chance column lack these).
 FARTHEST: tuple[str, ...] = tuple(loc.name for loc in LOCATIONS[-2:])
 STUDY_METRICS: tuple[tuple[str, str], ...] = tuple(
     (name, objective(name).direction) for name in (
         "clean_accuracy", "snr_accuracy", "sweep_area", "apgd_accuracy", "abc_auroc", "attribution_stability",
-        *(location_objective(n) for n in FARTHEST)))
+        *(location_objective(n) for n in FARTHEST), "snr_retention_cc", "sweep_retention_cc", "apgd_retention_cc"))

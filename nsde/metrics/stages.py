@@ -170,9 +170,11 @@ def _per_location(ev: Evaluation, idx: np.ndarray) -> None:
                                  if (locations == n).any()}
 
 
-def _clean_of(ev: Evaluation, idx: np.ndarray) -> list:
-    """The clean stage's per-example correctness of the examples `idx` (positions in the split)."""
-    return np.asarray(ev.per_example["clean"]["correct"], dtype=bool)[idx].tolist()
+def _clean_of(ev: Evaluation, idx: np.ndarray) -> Columns:
+    """The clean stage's per-example correctness of the examples `idx` (positions in the split),
+    and chance accuracy (1 / classes) for each: the columns a retention is computed from."""
+    return {"clean": np.asarray(ev.per_example["clean"]["correct"], dtype=bool)[idx].tolist(),
+            "chance": [1.0 / len(ev.data.class_names)] * len(idx)}
 
 
 def _sweep(ev: Evaluation, idx: np.ndarray) -> Columns:
@@ -184,7 +186,7 @@ def _sweep(ev: Evaluation, idx: np.ndarray) -> Columns:
     keep = [i for i, level in enumerate(cfg.sweep_intensities) if level <= cfg.sweep_area_max]
     levels = [cfg.sweep_intensities[i] for i in keep]
     areas = {kind: sweep_area(levels, rows[keep]) for kind, rows in ok.items()}
-    return {"area": np.mean(list(areas.values()), axis=0).tolist(), "clean": _clean_of(ev, idx),
+    return {"area": np.mean(list(areas.values()), axis=0).tolist(), **_clean_of(ev, idx),
             **{f"area_{kind}": a.tolist() for kind, a in areas.items()}}
 
 
@@ -196,7 +198,7 @@ def _snr(ev: Evaluation, idx: np.ndarray) -> Columns:
         rows.append(correct_predictions(ev.model, x, ev.y[idx], cfg.batch_size, seed=cfg.seed * 1000 + 500 + k))
     ok = np.stack(rows)
     ev.fields["snr"] = [(float(level), proportion(row)) for level, row in zip(cfg.snr_levels, ok)]
-    return {"area": sweep_area(cfg.snr_levels, ok).tolist(),
+    return {"area": sweep_area(cfg.snr_levels, ok).tolist(), **_clean_of(ev, idx),
             **{f"correct_{level:g}": row.tolist() for level, row in zip(cfg.snr_levels, ok)}}
 
 
@@ -206,7 +208,9 @@ def _apgd(ev: Evaluation, idx: np.ndarray) -> Columns:
                          eot_iter=cfg.eot_iter, seed=cfg.seed, batch_size=cfg.batch_size)
     ev.fields["apgd"] = attack.estimates()
     ev.scratch["attack"] = attack
+    # "clean": the attack's own verdict at x (its evaluation-mode prediction, as it judges the attack)
     return {"robust_mean": attack.robust.mean(0).tolist(), "clean": attack.clean.tolist(),
+            "chance": [1.0 / len(ev.data.class_names)] * len(idx),
             **{f"robust_{e:g}": row.tolist() for e, row in zip(attack.eps, attack.robust)}}
 
 
