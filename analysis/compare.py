@@ -8,7 +8,10 @@ intervals do not overlap. Both read the VALIDATION numbers the search selected o
 `paired_versus_baseline` is the held-out comparison: each member of the final front against
 the baseline on the TEST split, example by example (the two models were scored on the same
 examples), with a paired-bootstrap 95 % interval and p-value per objective and the exact
-McNemar test for clean accuracy; `paired_test` does the same for any two test records.
+McNemar test for clean accuracy; `paired_test` does the same for any two test records. Those
+describe *these trained models*. With several training seeds (`--final-seeds`) each row also
+carries the method-level comparison (`analysis.method`: the seeds are the replicates, the
+residual pooled over the front and the baseline) and its minimal detectable effect.
 """
 
 from __future__ import annotations
@@ -150,13 +153,15 @@ def paired_test(member: dict[str, Any], baseline: dict[str, Any], objectives: Se
         resamples, seed: of the paired bootstrap (default: the baseline report's settings).
 
     Returns:
-        One row an objective: `member` and `baseline` (the objective, mean over the paired
-        seeds), `difference` (member - baseline, negated for a minimised objective: positive =
-        the member is better) with its paired-bootstrap 95 % interval `low` / `high` (examples
-        resampled jointly, the same resample for every seed) and two-sided bootstrap `p`,
-        `mcnemar_p` (clean and per-location accuracy only: exact McNemar test on the
-        per-example correctness, pooled over the paired seeds; NaN for the others), `n`
-        (paired examples) and `seeds`.
+        One row an objective, about these trained models: `member` and `baseline` (the
+        objective, mean over the paired seeds), `difference` (member - baseline, negated for a
+        minimised objective: positive = the member is better) with its paired-bootstrap 95 %
+        interval `low` / `high` (examples resampled jointly, the same resample for every seed)
+        and two-sided bootstrap `p` (`p_bound`: no resample crossed 0, and `p` is the bound 1 /
+        resamples), `mcnemar_p_seeds` (binary objectives, clean and per-location accuracy: the
+        exact McNemar test of each seed's pair) and `mcnemar_p` (that test with one seed; with
+        several, the Cochran-Mantel-Haenszel test of accuracy against the arm, stratified by
+        seed; NaN for the other objectives), `n` (paired examples) and `seeds`.
 
     Raises:
         ValueError: the two were not scored on the same split or the same examples (naming
@@ -181,12 +186,33 @@ def paired_test(member: dict[str, Any], baseline: dict[str, Any], objectives: Se
     for name, mode in objectives:
         if not has_samples(name):  # not a statistic of per-example values: nothing to pair
             continue
-        rows.append({"objective": name, "direction": mode,
-                     **paired_comparison(a_reports[:seeds], b_reports[:seeds], name, mode, names=names,
-                                         resamples=resamples, seed=seed)})
-    columns = ["objective", "direction", "member", "baseline", "difference", "low", "high", "p", "mcnemar_p", "n",
-               "seeds"]
+        row = paired_comparison(a_reports[:seeds], b_reports[:seeds], name, mode, names=names, resamples=resamples,
+                                seed=seed)
+        if row["mcnemar_p_seeds"] and seeds > 1:
+            row["mcnemar_p"] = stratified_accuracy_test(a_reports[:seeds], b_reports[:seeds], name, names)
+        rows.append({"objective": name, "direction": mode, **row})
+    columns = ["objective", "direction", "member", "baseline", "difference", "low", "high", "p", "p_bound",
+               "mcnemar_p", "mcnemar_p_seeds", "n", "seeds", "member_seeds", "baseline_seeds"]
     return pd.DataFrame(rows, columns=columns).set_index("objective")
+
+
+def stratified_accuracy_test(a_reports: list[dict], b_reports: list[dict], name: str,
+                             names: tuple[str, str] = ("member", "baseline")) -> float:
+    """The Cochran-Mantel-Haenszel test (statsmodels' `StratifiedTable`) of the binary objective
+    `name`: is correctness associated with the model, in 2 x 2 tables (model x correct) one per
+    seed? It combines the seeds without pooling them into one table; like McNemar it treats the
+    examples as the replicates, so it speaks of these trained models (conservative, since it
+    ignores that the two models saw the same examples). 1.0 when the two never differ."""
+    from statsmodels.stats.contingency_tables import StratifiedTable
+
+    from nsde.metrics.paired import paired_samples
+
+    a, b, _, width, n = paired_samples(a_reports, b_reports, name, names)
+    right = [(int((a[:, k * width] > 0.5).sum()), int((b[:, k * width] > 0.5).sum())) for k in range(len(a_reports))]
+    if all(ra == rb for ra, rb in right):
+        return 1.0
+    tables = np.stack([[[ra, n - ra], [rb, n - rb]] for ra, rb in right], axis=-1).astype(float)
+    return float(StratifiedTable(tables).test_null_odds(correction=True).pvalue)
 
 
 def paired_versus_baseline(search: Search, *, resamples: int | None = None, seed: int | None = None) -> pd.DataFrame:
@@ -199,10 +225,13 @@ def paired_versus_baseline(search: Search, *, resamples: int | None = None, seed
     and for clean accuracy the exact McNemar p-value.
 
     Returns:
-        One row a (trial, objective) with the columns of `paired_test` plus `kind` (NSDE or
-        deterministic) and `knee`; the baseline itself is not compared with itself. Empty
-        when the search has no final front, no baseline or no test record of the baseline;
-        a front member without a test record is left out with a RuntimeWarning.
+        One row a (trial, objective) with the columns of `paired_test` (these trained models)
+        plus `kind` (NSDE or deterministic), `knee` and the method-level columns
+        (`analysis.method.METHOD_COLUMNS`: the seeds as replicates, the residual pooled over
+        the compared trials and the baseline; NaN with one seed); the baseline itself is not
+        compared with itself. Empty when the search has no final front, no baseline or no test
+        record of the baseline; a front member without a test record is left out with a
+        RuntimeWarning.
 
     Raises:
         ValueError: a member's test reports and the baseline's do not cover the same examples.
@@ -216,8 +245,10 @@ def paired_versus_baseline(search: Search, *, resamples: int | None = None, seed
     base_record = search.test_report(base)
     if base_record is None:
         return pd.DataFrame()
+    from analysis.method import method_level
+
     knee = search.knee(final=True)
-    parts = []
+    parts, records = [], {base: base_record}
     for tid in front:
         if tid == base:
             continue
@@ -226,6 +257,7 @@ def paired_versus_baseline(search: Search, *, resamples: int | None = None, seed
             warnings.warn(f"trial {tid} of the final front has no test record: left out of the paired comparison",
                           RuntimeWarning, stacklevel=2)
             continue
+        records[tid] = record
         table = paired_test(record, base_record, search.objectives, names=(tid, base), resamples=resamples,
                             seed=seed)
         table.insert(0, "knee", tid == knee)
@@ -234,4 +266,7 @@ def paired_versus_baseline(search: Search, *, resamples: int | None = None, seed
         parts.append(table.reset_index())
     if not parts:
         return pd.DataFrame()
-    return pd.concat(parts, ignore_index=True).set_index(["trial", "objective"])
+    # the blocks are the replicates by position, as the pairs are: seed k of one with seed k of the other
+    by_position = {tid: {"seeds": list(range(len(r["reports"]))), "reports": r["reports"]} for tid, r in records.items()}
+    method = method_level(by_position, base, search.objectives).drop(columns="seeds").rename_axis(["trial", "objective"])
+    return pd.concat(parts, ignore_index=True).set_index(["trial", "objective"]).join(method)

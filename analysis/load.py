@@ -470,10 +470,11 @@ def load_tune(path: str | Path) -> Search:
         timing=_read_json(folder / TIMING_FILE) or {}, fetch=fetch)
 
 
-def add_source_arguments(parser) -> None:
+def add_source_arguments(parser, *, required: bool = True) -> None:
     """The CLI options that name a search (`python -m analysis.report`, `analysis.study`):
-    --experiment [--search NAME] | --run-id | --tune-dir, and --tracking-uri."""
-    src = parser.add_mutually_exclusive_group(required=True)
+    --experiment [--search NAME] | --run-id | --tune-dir, and --tracking-uri (`required`: one
+    of the three must be given; a CLI with a source of its own checks that itself)."""
+    src = parser.add_mutually_exclusive_group(required=required)
     src.add_argument("--experiment", help="MLflow experiment: its latest search (or --search NAME)")
     src.add_argument("--run-id", help="MLflow run id of a search (its parent run, or one of its trials)")
     src.add_argument("--tune-dir", help="a search's Tune folder (<--storage-path>/<name>), without MLflow")

@@ -188,7 +188,8 @@ def test_a_minimised_objective_is_better_when_lower():
     table = paired_test(_record(member), _record(base), [("attribution_stability", "min")])
     row = table.loc["attribution_stability"]
     assert row["difference"] == pytest.approx(0.2) and row["low"] == pytest.approx(0.2)
-    assert row["high"] == pytest.approx(0.2) and row["p"] == 0.0
+    assert row["high"] == pytest.approx(0.2) and row["p_bound"]  # no resample crossed 0: p is the bound 1/B
+    assert row["p"] == pytest.approx(1 / 400)
     assert row["member"] == pytest.approx(0.3) and row["baseline"] == pytest.approx(0.5)
 
 
@@ -204,7 +205,9 @@ def test_seed_k_pairs_with_seed_k():
     row = table.loc["clean_accuracy"]
     assert row["seeds"] == 2 and row["n"] == 40
     assert row["difference"] == pytest.approx(0.0) and row["low"] < 0 < row["high"]
-    assert row["mcnemar_p"] == 1.0  # 4 discordant pairs each way, pooled over the seeds
+    # McNemar per seed: 4 discordant pairs, all one way (exact: 2 * 0.5^4); the seeds' differences
+    # run in opposite directions, so their combination (Cochran-Mantel-Haenszel) finds nothing
+    assert row["mcnemar_p_seeds"] == pytest.approx([2 * 0.5 ** 4, 2 * 0.5 ** 4]) and row["mcnemar_p"] > 0.5
     # a record with fewer seeds pairs only the seeds both have
     one = paired_test(_record(_report(CORRECT)), base, [("clean_accuracy", "max")]).loc["clean_accuracy"]
     assert one["seeds"] == 1 and one["difference"] == pytest.approx(4 / 40)
@@ -252,6 +255,33 @@ def test_paired_versus_baseline_compares_each_front_member_on_its_test_record(tm
     records["nsde_b"] = _record(_report(CORRECT, index=np.arange(40)))
     with pytest.raises(ValueError, match="trial nsde_b and trial det_a are not paired"):
         paired_versus_baseline(_tested_search(tmp_path, records))
+
+
+def test_with_several_seeds_the_front_is_also_compared_at_the_method_level(tmp_path):
+    """Three training seeds a trial: beside the examples-level interval, each member against the
+    baseline in the seed-blocked model over the three trials (residual pooled, df (3-1)(3-1) = 4),
+    with the minimal detectable effect; one seed has no method level (NaN)."""
+    def wrong(k: int) -> np.ndarray:
+        c = CORRECT.copy()
+        c[:k] = False
+        return c
+
+    records = {"det_a": _record(_report(wrong(10)), _report(wrong(12)), _report(wrong(8))),
+               "nsde_a": _record(_report(wrong(4)), _report(wrong(7)), _report(wrong(4))),  # +0.125 on average
+               "nsde_b": _record(_report(wrong(10)), _report(wrong(11)), _report(wrong(9)))}  # the baseline again
+    table = paired_versus_baseline(_tested_search(tmp_path, records)).xs("clean_accuracy", level="objective")
+    acc = {t: [(28 - k) / 40 for k in ks] for t, ks in (("det_a", (10, 12, 8)), ("nsde_a", (4, 7, 4)),
+                                                     ("nsde_b", (10, 11, 9)))}
+    y = np.array([acc["det_a"], acc["nsde_a"], acc["nsde_b"]])
+    resid = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
+    sigma = np.sqrt((resid ** 2).sum() / 4)
+    assert table.loc["nsde_a", "method_difference"] == pytest.approx(np.mean(np.subtract(acc["nsde_a"], acc["det_a"])))
+    assert table.loc["nsde_a", "method_df"] == 4 and table.loc["nsde_a", "sigma"] == pytest.approx(sigma)
+    assert table.loc["nsde_a", "method_low"] > 0 and table.loc["nsde_b", "method_low"] < 0 < table.loc["nsde_b", "method_high"]
+    assert table.loc["nsde_a", "mde"] > 0 and len(table.loc["nsde_a", "mcnemar_p_seeds"]) == 3
+    one = {t: _record(_report(wrong(k))) for t, k in (("det_a", 10), ("nsde_a", 4), ("nsde_b", 10))}
+    single = paired_versus_baseline(_tested_search(tmp_path, one)).xs("clean_accuracy", level="objective")
+    assert single["method_p"].isna().all() and single.loc["nsde_a", "method_difference"] == pytest.approx(0.15)
 
 
 def test_without_test_records_there_is_no_paired_comparison(tmp_path):
