@@ -45,6 +45,7 @@ from analysis.compare import (
 )
 from analysis.hypervolume import hypervolume
 from analysis.load import CHECKS, TEST_PREFIX, Search, add_source_arguments, search_from_arguments
+from nsde.metrics import OBJECTIVE_METRICS
 from record import COMPLETE, FAILED, FIGURE_FILE, FINAL_PREFIX, STATUSES, profile_prefix
 
 __all__ = ["check_table", "front_table", "held_out_table", "main", "paired_table", "render_report", "write_report"]
@@ -167,9 +168,12 @@ def _examples(search: Search, tid: str, name: str, seeds: float) -> float:
 
 def held_out_table(search: Search) -> pd.DataFrame:
     """The held-out TEST estimates of the final front and the baseline: per objective
-    'value [low, high]' (with several training seeds: the mean over seeds and a two-level
-    bootstrap interval) and `n` (examples), the training seeds and the attack checks on test.
+    'value [low, high]' (with several training seeds: the mean over seeds, with Student's t on
+    the seeds for 2-4 and a two-level bootstrap from 5) and `n` (examples), beside each
+    robustness objective its retention above chance (`ObjectiveSpec.retention`: absolute
+    robustness is capped by clean accuracy), the training seeds and the attack checks on test.
     Empty when the search scored nothing on test."""
+    from nsde.metrics import objective
     ids = _held_out_ids(search)
     if not ids:
         return pd.DataFrame()
@@ -187,13 +191,25 @@ def held_out_table(search: Search) -> pd.DataFrame:
         out[f"{name} ({mode})"] = [_interval(v, lo, hi) for v, lo, hi in
                                    zip(df[t], df.get(f"{t}_low", np.nan), df.get(f"{t}_high", np.nan))]
         out[f"{name} n"] = [_examples(search, tid, name, k) for tid, k in zip(df.index, seeds)]
+        spec = objective(name) if name in OBJECTIVE_METRICS else None
+        for retained in (spec.retention[-1:] if spec else ()):  # the chance-corrected one
+            r = TEST_PREFIX + retained
+            if r in df and df[r].notna().any():
+                out[retained] = [_interval(v, lo, hi) for v, lo, hi in
+                                 zip(df[r], df.get(f"{r}_low", np.nan), df.get(f"{r}_high", np.nan))]
     out["seeds"] = seeds.astype(int)
     out["attack checks (test)"] = [_checks_cell(row, TEST_PREFIX, checks) for _, row in df.iterrows()]
     return out
 
 
+def _signed_interval(d: float, lo: float, hi: float) -> str:
+    return f"{d:+.4g} [{lo:+.4g}, {hi:+.4g}]" if math.isfinite(d) and math.isfinite(lo) else "-"
+
+
 def paired_table(paired: pd.DataFrame) -> pd.DataFrame:
-    """`paired_versus_baseline`'s frame for reading: the difference with its interval, p and McNemar p."""
+    """`paired_versus_baseline`'s frame for reading: the difference with its interval and p for
+    these trained models (examples resampled; McNemar), and at the method level (seeds as
+    replicates) with the minimal detectable effect, where there are seeds to say it."""
     if paired.empty:
         return paired
     out = pd.DataFrame(index=paired.index)
@@ -201,12 +217,18 @@ def paired_table(paired: pd.DataFrame) -> pd.DataFrame:
     out["knee"] = np.where(paired["knee"], "*", "")
     out["member"] = paired["member"]
     out["baseline"] = paired["baseline"]
-    out["difference [95 % interval]"] = [f"{d:+.4g} [{lo:+.4g}, {hi:+.4g}]" if math.isfinite(d) else "-"
-                                         for d, lo, hi in zip(paired["difference"], paired["low"], paired["high"])]
-    out["p (bootstrap)"] = paired["p"]
+    out["these models: difference [95 % interval]"] = [
+        _signed_interval(d, lo, hi) for d, lo, hi in zip(paired["difference"], paired["low"], paired["high"])]
+    out["p (bootstrap)"] = [f"< {p:.2g}" if bound else p for p, bound in zip(paired["p"], paired["p_bound"])]
     out["p (McNemar)"] = paired["mcnemar_p"]
     out["n"] = paired["n"]
     out["seeds"] = paired["seeds"]
+    if "method_p" in paired and paired["method_p"].notna().any():
+        out["the method: difference [95 % interval]"] = [
+            _signed_interval(d, lo, hi) for d, lo, hi in
+            zip(paired["method_difference"], paired["method_low"], paired["method_high"])]
+        out["p (method)"] = paired["method_p"]
+        out["minimal detectable effect"] = paired["mde"]
     return out
 
 
@@ -382,10 +404,15 @@ def _held_out(page: _Page, search: Search) -> None:
     page.add("<h2>Paired comparison with the baseline (test split)</h2>",
              "<p class='note'>Each final-front member against the baseline on the same test examples "
              "(seed k against seed k with several seeds): the difference member - baseline, signed so that "
-             "positive is better for the member whatever the direction, with its paired-bootstrap 95 % "
-             "interval and two-sided p-value, and for clean accuracy the exact McNemar p-value on the "
-             "examples where the two models disagree. Pairing removes the variation the two models share, "
-             "so it tells smaller differences apart than comparing two intervals does.</p>")
+             "positive is better for the member whatever the direction. <i>These models</i>: its "
+             "paired-bootstrap 95 % interval and two-sided p-value over the test examples (a p that no "
+             "resample reached is a bound, '&lt; 1/B'), and for clean accuracy the exact McNemar p-value on "
+             "the examples where the two models disagree (several seeds: combined by Cochran-Mantel-Haenszel). "
+             "That describes the trained models, not the training method: with one training seed a retrained "
+             "model may land elsewhere. With several seeds (<code>--final-seeds</code>), <i>the method</i>: the "
+             "seeds as replicates in a seed-blocked linear model, with Student-t intervals and the smallest "
+             "difference the design detects with 80 % power; a difference below it is not evidence of no "
+             "effect.</p>")
     try:
         paired = paired_versus_baseline(search)
         page.add(_table(paired_table(paired), TEST, "held out, paired with the baseline")
@@ -456,7 +483,8 @@ def _importance(page: _Page, search: Search) -> None:
              "<p class='note'>fANOVA (Optuna's importance evaluator) per objective over the complete trials' "
              "search-profile numbers: each parameter's share of the objective's variance. Only parameters "
              "every trial has are rated (a conditional one, such as the Hurst exponent, counts through its "
-             "parent, the noise shape).</p>")
+             "parent, the noise shape). It is descriptive: it depends on the ranges searched and tests "
+             "nothing (a designed study's factor tests are in its section).</p>")
     if imp.reason:
         page.add(f"<p class='note'>{html.escape(imp.reason)}.</p>")
     else:
@@ -542,20 +570,39 @@ def _study(page: _Page, search: Search) -> None:
     if paired.empty:
         page.add("<p>none: no cell shares a tested seed with the baseline</p>")
         return
-    page.add("<p class='note'>Each cell (a configuration without its seed) against the deterministic baseline, "
-             "seed k against seed k on the same test examples: the difference (positive = better than the "
-             "baseline) with its paired-bootstrap 95 % interval; <i>Holm p</i>: Holm's correction over the "
-             "cells, one family per metric; * = Holm p &lt; 0.05. docs/study.md explains the design.</p>")
-    table = pd.DataFrame({"difference [95 % interval]": [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" if math.isfinite(d)
-                                                         else "-" for d, lo, hi in zip(paired["difference"],
-                                                                                       paired["low"], paired["high"])],
-                          "Holm p": paired["p_holm"], "significant": np.where(paired["significant"], "*", ""),
-                          "seeds": paired["seeds"]}, index=paired.index)
-    page.add(_table(table, TEST, "final profile; paired with the baseline"))
+    page.add("<p class='note'>Each cell (a configuration without its seed) against the deterministic baseline "
+             "(positive = better than the baseline). <i>The method</i>: every trained model's test number is one "
+             "observation, the cells are compared in a seed-blocked linear model (value ~ cell + seed, the "
+             "residual pooled over the cells) with Student-t intervals; <i>Holm p</i> corrects over the cells, one "
+             "family per metric, * = Holm p &lt; 0.05; a difference below the <i>minimal detectable effect</i> "
+             "(80 % power at Holm's first step) is not evidence of no effect. <i>These models</i>: seed k against "
+             "seed k on the same test examples, the paired bootstrap over the examples: it describes the trained "
+             "models, not the method. Every family is exploratory unless the study names it confirmatory. "
+             "docs/study.md explains the design.</p>")
+    table = pd.DataFrame({
+        "the method: difference [95 % interval]": [_signed_interval(d, lo, hi) for d, lo, hi in zip(
+            paired["method_difference"], paired["method_low"], paired["method_high"])],
+        "Holm p (method)": paired["method_p_holm"], "significant": np.where(paired["significant"], "*", ""),
+        "minimal detectable effect": paired["mde"],
+        "these models: difference [95 % interval]": [_signed_interval(d, lo, hi) for d, lo, hi in zip(
+            paired["difference"], paired["low"], paired["high"])],
+        "Holm p (models)": paired["p_holm"], "seeds": paired["seeds"], "family": paired["family"]},
+        index=paired.index)
+    page.add(_table(table, TEST, "final profile; the method and these models"))
+    power, factors = study.power(), study.factor_tests()
+    if not power.empty:
+        page.add("<p class='note'>What the design can detect, per metric: the seeds' residual standard deviation, "
+                 "the minimal detectable effect, and the seeds per cell that would detect a difference of 0.02 "
+                 "and 0.05.</p>", _table(power, TEST, "the method"))
+    if not factors.empty:
+        page.add("<p class='note'>Each design factor in a seed-blocked factorial ANOVA on the test numbers (type II, "
+                 "p-values): the test of a factor. The importance section below describes the validation numbers "
+                 "and tests nothing.</p>", _table(factors[["F", "df", "df_resid", "p"]], TEST, "the method"))
     if not match.empty:
         page.add("<p class='note'>Is the protection shape-matched? The gain under the input noise shaped like the "
                  "injected one, minus the mean gain under the other input noises.</p>",
-                 _table(match[["matched", "contrast", "low", "high", "p_holm", "significant"]], TEST, "paired"))
+                 _table(match[["matched", "contrast", "method_low", "method_high", "method_p_holm", "significant",
+                               "low", "high", "p_holm"]], TEST, "the method and these models"))
     captions = {"study_snr": "Test accuracy against SNR: the baseline and the three cells best on validation",
                 "study_hurst": "Each metric's difference from the baseline against H",
                 "study_front": "Cell means (test) with their intervals; front labelled"}

@@ -6,18 +6,31 @@ the figures; and every number as one JSON record.
     from analysis import load_search
     from analysis.study import Study
     study = Study.of(load_search(experiment="nsde-study"))
-    study.paired()              # (cell, metric): difference [low, high], p, Holm p, significant
+    study.paired()              # (cell, metric): the difference at the method and the models' level
+    study.power()               # per metric: the seeds' residual, the minimal detectable effect
+    study.factor_tests()        # each design factor in a seed-blocked ANOVA, per metric
     study.crossing()            # the gain of each cell under each input noise
     study.shape_match()         # gain at the matched input noise minus the mean gain at the others
     study.levels()              # each trial's accuracy at every noise level and attack eps
     python -m analysis.study --experiment nsde-study --out bench/results/study-cpu.json --figures docs/img
+    python -m analysis.study --from-record bench/results/study-cpu.json --markdown tables.md
 
 A cell is one configuration of the design without its seed (e.g. "fbm H=0.5 sigma=0.1"); its
-trials are its seeds. Seed k of a cell is paired with seed k of the baseline (both trained
-with the same seed, scored on the same test examples), and each difference is the mean over
-the paired seeds of the per-seed statistic, with a paired-bootstrap interval (examples
-resampled jointly in every seed; `analysis.compare.paired_test`). The family of a Holm
-correction is one metric's comparisons over all cells.
+trials are its seeds. Every comparison with the baseline is made at two levels:
+
+- **the method** (`analysis.method`): each trained model's test statistic is one observation,
+  and the cells are compared with the baseline in the seed-blocked linear model value ~ cell +
+  seed, the residual pooled over all cells; Student-t intervals and p-values, the minimal
+  detectable effect of the design, and `significant` (Holm over the cells). This is what a
+  claim about training with a noise rests on.
+- **these trained models** (`analysis.compare.paired_test`): seed k of a cell against seed k
+  of the baseline (the same training seed, the same test examples), the mean over the paired
+  seeds of the per-seed statistic, with a paired-bootstrap interval (examples resampled jointly
+  in every seed): `low`, `high`, `p`, `p_holm`, `significant_models`.
+
+The family of a Holm correction is one metric's comparisons over all cells; every family is
+exploratory unless `paired(confirmatory=...)` names its metric. `--from-record` re-analyses a
+stored record at the method level from its per-trial test numbers (no per-example values).
 
 Nothing here selects on test numbers: the cells are fixed by the design, and the cells the
 SNR figure singles out are chosen on the validation numbers (the search profile's).
@@ -41,14 +54,24 @@ import pandas as pd
 
 from analysis.compare import paired_test
 from analysis.load import Search
+from analysis.method import (
+    METHOD_NOTE,
+    blocked_contrasts,
+    factor_tests,
+    minimal_detectable_effect,
+    seeds_needed,
+    statistic_of,
+)
 from nsde.metrics.objectives import FARTHEST, LOCATION_PREFIX, STUDY_METRICS, sweep_kind_objective
 from nsde.noise import hurst_shapes
 from record import CHECKS_PASSED, COMPLETE, SEED_KEY, TEST_PREFIX
 
-__all__ = ["BASELINE", "FARTHEST", "METRICS", "PUBLISHED_LEVELS", "Study", "cell_of", "figures", "front_figure",
-           "hurst_figure", "levels_markdown", "main", "markdown", "record", "snr_figure"]
+__all__ = ["BASELINE", "FARTHEST", "METRICS", "PUBLISHED_LEVELS", "Study", "cell_of", "factor_table", "figures",
+           "front_figure", "hurst_figure", "levels_markdown", "main", "markdown", "method_table", "parse_cell",
+           "power_table", "record", "record_values", "snr_figure"]
 
 BASELINE = "baseline"  # the cell of the deterministic trials (noise shape "none")
+MODELS_NOTE = "these trained models: paired bootstrap over the test examples, seed k against seed k"
 
 
 METRICS = STUDY_METRICS  # nsde.metrics.evaluate: clean, SNR and image sweeps, APGD, ABC AUROC, stability, far sensors
@@ -61,6 +84,15 @@ def cell_of(config: dict[str, Any]) -> str:
         return BASELINE
     hurst = f" H={float(config['noise/hurst']):g}" if shape in hurst_shapes() and "noise/hurst" in config else ""
     return f"{shape}{hurst} sigma={float(config['noise/sigma']):g}"
+
+
+def parse_cell(cell: str) -> dict[str, Any]:
+    """`cell_of`'s label back to its factors: {"shape", "hurst" (NaN without one), "sigma"}."""
+    if cell == BASELINE:
+        return {"shape": "none", "hurst": math.nan, "sigma": 0.0}
+    shape, *rest = cell.split()
+    factors = dict(part.split("=", 1) for part in rest)
+    return {"shape": shape, "hurst": float(factors.get("H", "nan")), "sigma": float(factors["sigma"])}
 
 
 @dataclass
@@ -122,14 +154,55 @@ class Study:
         checks = [self.reports[t].get("checks", {}) for t in self.seeds(cell).values()]
         return any(c.get("passed") is False for report in checks for c in report.values())
 
-    def paired(self, metrics: Sequence[tuple[str, str]] = METRICS, *, alpha: float = 0.05) -> pd.DataFrame:
-        """Every cell against the baseline, per metric (`paired_test`), with `p_holm` (Holm over
-        the cells, one family a metric), `significant` (p_holm < alpha) and `checks_failed`
-        (an attack sanity check failed on test for the cell or the baseline: the APGD rows are
-        suspect). A cell without a seed in common with the baseline is left out. Rows: (cell,
-        metric)."""
+    def available(self, metrics: Sequence[tuple[str, str]] = METRICS) -> list[tuple[str, str]]:
+        """The metrics the test reports hold per-example values of (a report written before a
+        column existed, e.g. the retentions' chance, lacks that metric)."""
+        from nsde.metrics import objective_samples
+
+        first = next(iter(self.reports.values()), None)
+        out = []
+        for name, mode in metrics:
+            try:
+                if first is not None:
+                    objective_samples(first["per_example"], name)
+                    out.append((name, mode))
+            except (KeyError, ValueError):
+                continue
+        return out
+
+    def values(self, metrics: Sequence[tuple[str, str]] = METRICS) -> pd.DataFrame:
+        """One row a tested trial: its cell, seed and factors (shape, hurst, sigma) and each
+        metric's statistic on its test report (NaN where the report lacks the metric): the
+        observations of the method-level analysis (`method_table`, `power_table`, `factor_table`)."""
+        names = [m for m, _ in self.available(metrics)]
+        rows = []
+        for tid, report in self.reports.items():
+            design = self.design.loc[tid]
+            row = {"trial_id": tid, "cell": design["cell"], "seed": design["seed"], "shape": design["shape"],
+                   "hurst": design["hurst"], "sigma": design["sigma"]}
+            row.update({n: statistic_of(report, n) for n in names})
+            rows.append(row)
+        return pd.DataFrame(rows, columns=["trial_id", "cell", "seed", "shape", "hurst", "sigma", *names]
+                            ).set_index("trial_id")
+
+    def paired(self, metrics: Sequence[tuple[str, str]] = METRICS, *, alpha: float = 0.05,
+               confirmatory: Sequence[str] = ()) -> pd.DataFrame:
+        """Every cell against the baseline, per metric the reports hold (`available`), at both
+        levels (module docstring). Rows: (cell, metric).
+
+        The method (`method_table`): `method_difference`, `method_low` / `method_high`,
+        `method_p`, `method_df`, `sigma` (the seeds' residual), `mde` (the smallest difference
+        the design detects with 80 % power at Holm's first step), `method_p_holm`,
+        `significant` (method_p_holm < alpha) and `family` (confirmatory or exploratory).
+        These trained models (`paired_test`): `difference`, `low` / `high`, `p` (`p_bound`: a
+        bound, no resample crossed 0), `p_holm`, `significant_models`, `mcnemar_p` (per seed in
+        `mcnemar_p_seeds`, combined by Cochran-Mantel-Haenszel), `n` and `seeds`.
+        `checks_failed`: an attack sanity check failed on test for the cell or the baseline (the
+        APGD rows are suspect). A cell without a seed in common with the baseline is left out.
+        """
         from nsde.metrics.stats import holm
 
+        metrics = self.available(metrics)
         parts = []
         for cell in self.cells()[1:]:
             member, base, seeds = self.pair(cell)
@@ -145,8 +218,18 @@ class Study:
         df["p_holm"] = np.nan
         for _, rows in df.groupby("metric", sort=False):
             df.loc[rows.index, "p_holm"] = holm(rows["p"].to_numpy())
-        df["significant"] = df["p_holm"] < alpha
-        return df.set_index(["cell", "metric"])
+        df["significant_models"] = df["p_holm"] < alpha
+        method = method_table(self.values(metrics), metrics, alpha=alpha, confirmatory=confirmatory)
+        return df.set_index(["cell", "metric"]).join(method.drop(columns="seeds"))
+
+    def power(self, metrics: Sequence[tuple[str, str]] = METRICS, *, alpha: float = 0.05,
+              effects: Sequence[float] = (0.02, 0.05)) -> pd.DataFrame:
+        """Per metric, what the design can detect (`power_table` on `values`)."""
+        return power_table(self.values(metrics), self.available(metrics), alpha=alpha, effects=effects)
+
+    def factor_tests(self, metrics: Sequence[tuple[str, str]] = METRICS) -> pd.DataFrame:
+        """Each design factor per metric in a seed-blocked ANOVA on the test numbers (`factor_table`)."""
+        return factor_table(self.values(metrics), self.available(metrics))
 
     def sweep_kinds(self) -> list[str]:
         """The test reports' image-domain input noises (e.g. "gaussian", "fbm:0.1")."""
@@ -169,9 +252,13 @@ class Study:
         """Does the gain follow the injected shape? For each noisy cell whose shape has a
         matching input noise (white -> `gaussian`, fBm or its stationary control at H ->
         `fbm:<H>`): the gain (vs the baseline) under the matched input noise minus the mean gain
-        under the other image-domain input noises, per example and seed, with its paired
-        bootstrap interval and p-value, and Holm over the cells. Positive: the protection is
-        largest against the noise the model was trained with."""
+        under the other image-domain input noises, per example and seed. Positive: the
+        protection is largest against the noise the model was trained with.
+
+        Two levels, as in `paired`: these trained models (`contrast`, `low`, `high`, `p` with
+        `p_bound`: the paired bootstrap over examples, `p_holm`) and the method (`method_low`,
+        `method_high`, `method_p`, `method_df`: each seed's contrast is one observation, a
+        paired t-test over the seeds, `method_p_holm`, `significant`)."""
         from nsde.metrics import objective_samples, paired_difference
         from nsde.metrics.stats import holm
 
@@ -193,37 +280,38 @@ class Study:
             b = [contrast(r) for r in base["reports"]]
             if any(not np.array_equal(x[0], y[0]) for x, y in zip(a, b)):
                 raise ValueError(f"cell {cell!r} and the baseline were swept on different examples")
+            resamples = int(base["reports"][0]["settings"].get("resamples", 2000))
             est, p = paired_difference(np.column_stack([x[1] for x in a]), np.column_stack([y[1] for y in b]),
-                                       np.mean, resamples=int(base["reports"][0]["settings"].get("resamples", 2000)))
+                                       np.mean, resamples=resamples)
             rows.append({"cell": cell, "matched": matched, "others": ", ".join(others), "contrast": est.value,
-                         "low": est.low, "high": est.high, "p": p, "n": est.n, "seeds": len(seeds)})
+                         "low": est.low, "high": est.high, "p": 1 / resamples if p == 0 else p, "p_bound": p == 0,
+                         "n": est.n, "seeds": len(seeds)})
         df = pd.DataFrame(rows)
         if df.empty:
             return df
         df["p_holm"] = holm(df["p"].to_numpy())
-        df["significant"] = df["p_holm"] < alpha
-        return df.set_index("cell")
+        method = shape_match_table(self.values([(sweep_kind_objective(k), "max") for k in kinds]), kinds, alpha=alpha)
+        return df.set_index("cell").join(method.drop(columns=["matched", "seeds"]))
 
     # ------------------------------------------------------------------ summaries
 
     def cell_means(self, metrics: Sequence[tuple[str, str]] = METRICS) -> pd.DataFrame:
-        """Each cell's test numbers: the mean over its seeds with a two-level bootstrap interval
-        (seeds, then examples: `nsde.metrics.stats.bootstrap_seeds`). Rows: cell; columns: metric,
-        metric_low, metric_high, seeds."""
-        from nsde.metrics.evaluate import objective_samples
-        from nsde.metrics.stats import bootstrap_seeds
+        """Each cell's test numbers: the mean over its seeds with an interval that counts the
+        seeds and the examples (`nsde.metrics.seed_estimates`: Student's t with 2 to 4 seeds, the
+        two-level bootstrap from 5). Rows: cell; columns: metric, metric_low, metric_high, seeds."""
+        from nsde.metrics.report import replicate_estimate
 
+        names = [name for name, _ in self.available(metrics)]
         rows = []
         for cell in self.cells():
             ids = list(self.seeds(cell).values())
             if not ids:
                 continue
             row: dict[str, Any] = {"cell": cell, "seeds": len(ids)}
-            reports = [self.reports[t] for t in ids]
-            for name, _ in metrics:
-                parts = [objective_samples(r["per_example"], name) for r in reports]
-                est = bootstrap_seeds([p[1] for p in parts], parts[0][2],
-                                      resamples=int(reports[0]["settings"].get("resamples", 2000)))
+            parts = [self.reports[t]["per_example"] for t in ids]
+            resamples = int(self.reports[ids[0]]["settings"].get("resamples", 2000))
+            for name in names:
+                est = replicate_estimate(parts, name, resamples=resamples)
                 row.update({name: est.value, f"{name}_low": est.low, f"{name}_high": est.high})
             rows.append(row)
         return pd.DataFrame(rows).set_index("cell")
@@ -262,13 +350,181 @@ class Study:
 
     def best_cells(self, metric: str = "snr_accuracy", k: int = 3) -> list[str]:
         """The k cells with the best mean VALIDATION value of `metric` (the search profile's
-        numbers; never the test split), for the figures."""
+        numbers; never the test split), for the figures (`validation_ranking` holds the numbers)."""
+        return list(self.validation_ranking(metric).index[:k])
+
+    def validation_ranking(self, metric: str = "snr_accuracy") -> pd.Series:
+        """Every noisy cell's mean VALIDATION value of `metric` over its complete trials, best
+        first: what `best_cells` chooses by, kept in the record."""
         df = self.search.trials.join(self.design[["cell"]])
         df = df[(df["status"] == COMPLETE) & (df["cell"] != BASELINE)]
         if metric not in df:
-            return []
-        means = df.groupby("cell")[metric].mean().dropna()
-        return list(means.sort_values(ascending=False).index[:k])
+            return pd.Series(dtype=float, name=metric)
+        return df.groupby("cell")[metric].mean().dropna().sort_values(ascending=False).rename(metric)
+
+
+# ------------------------------------------------------------- the method level
+
+
+def method_table(values: pd.DataFrame, metrics: Sequence[tuple[str, str]], *, alpha: float = 0.05,
+                 confirmatory: Sequence[str] = ()) -> pd.DataFrame:
+    """Every cell against the baseline at the method level: per metric, `blocked_contrasts` over
+    every cell at once (the residual pooled over them), with the minimal detectable effect (80 %
+    power at Holm's first step over the cells) and Holm's correction over the cells.
+
+    Args:
+        values: one row a trained model with `cell`, `seed` and a column per metric
+            (`Study.values`, `record_values`).
+
+    Returns:
+        Rows (cell, metric): `method_difference`, `method_se`, `method_df`, `method_low`,
+        `method_high`, `method_p`, `sigma`, `mde`, `method_p_holm`, `significant`, `family`, `seeds`.
+    """
+    from nsde.metrics.stats import holm
+
+    parts = []
+    for name, mode in metrics:
+        if name not in values:
+            continue
+        table = blocked_contrasts(values[["cell", "seed", name]].set_axis(["arm", "seed", "value"], axis=1), BASELINE,
+                                  direction=mode, alpha=alpha)
+        if table.empty:
+            continue
+        table["mde"] = [minimal_detectable_effect(r.sigma, r.seeds, df=r.df, alpha=alpha, comparisons=len(table))
+                        for r in table.itertuples()]
+        table = table.rename(columns={c: f"method_{c}" for c in ("difference", "se", "df", "low", "high", "p")})
+        table["method_p_holm"] = holm(table["method_p"].to_numpy())
+        table["significant"] = table["method_p_holm"] < alpha
+        table["family"] = "confirmatory" if name in confirmatory else "exploratory"
+        parts.append(table.assign(metric=name).reset_index().rename(columns={"arm": "cell"}))
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True).set_index(["cell", "metric"])
+
+
+def power_table(values: pd.DataFrame, metrics: Sequence[tuple[str, str]], *, alpha: float = 0.05,
+                effects: Sequence[float] = (0.02, 0.05), power: float = 0.8) -> pd.DataFrame:
+    """What the design can detect, per metric: the seeds' residual standard deviation `sigma`
+    (the seed-blocked model over every cell), its `df`, the `seeds` per cell, the `cells`
+    compared with the baseline (Holm's family), the minimal detectable effect `mde` of this
+    design at `power`, and `seeds_for_<effect>`: the seeds per cell at which the same design
+    (as many cells) detects a difference of that size. Rows: metric."""
+    cells = sorted(set(values["cell"]) - {BASELINE})
+    rows = []
+    for name, _ in metrics:
+        if name not in values:
+            continue
+        fit = blocked_contrasts(values[["cell", "seed", name]].set_axis(["arm", "seed", "value"], axis=1), BASELINE)
+        if fit.empty:
+            continue
+        sigma, df, seeds = float(fit["sigma"].iloc[0]), float(fit["df"].iloc[0]), int(fit["seeds"].min())
+        row = {"metric": name, "sigma": sigma, "df": df, "seeds": seeds, "cells": len(cells),
+               "mde": minimal_detectable_effect(sigma, seeds, df=df, alpha=alpha, comparisons=len(cells), power=power)}
+        for effect in effects:
+            row[f"seeds_for_{effect:g}"] = seeds_needed(sigma, effect, arms=len(cells) + 1, alpha=alpha,
+                                                        comparisons=len(cells), power=power)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("metric") if rows else pd.DataFrame()
+
+
+FACTOR_FAMILIES = {  # which trials, and the design factors tested among them
+    "noisy cells": (lambda shape: shape != "none", ("shape", "sigma")),
+    "H-shape cells": (lambda shape: shape in hurst_shapes(), ("shape", "hurst", "sigma")),
+}
+
+
+def factor_table(values: pd.DataFrame, metrics: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Each design factor and interaction, per metric, in the seed-blocked factorial ANOVA
+    (`analysis.method.factor_tests`) on the test numbers: over every noisy cell (shape, sigma)
+    and over the cells of the shapes with a Hurst exponent (shape, H, sigma). A factor with one
+    level among those trials is left out. This is the test of a factor; the fANOVA importance of
+    a search (`analysis.importance`) describes the validation numbers and is not one. Rows:
+    (trials, metric, term): `F`, `df`, `df_resid`, `p`."""
+    parts = []
+    for family, (keep, factors) in FACTOR_FAMILIES.items():
+        part = values[values["shape"].map(keep)]
+        varied = [f for f in factors if part[f].nunique() > 1]
+        if not varied:
+            continue
+        for name, _ in metrics:
+            if name not in part:
+                continue
+            table = factor_tests(part, varied, value=name)
+            parts.append(table.reset_index().assign(trials=family, metric=name))
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True).set_index(["trials", "metric", "term"])
+
+
+def record_values(rec: dict) -> pd.DataFrame:
+    """`Study.values` from a stored record (`record`, e.g. bench/results/study-cpu.json): each
+    trial's cell, seed, factors and its test numbers (`test_<metric>`), for the method-level
+    tables without the test reports, and each sweep kind's area (`sweep_area@<kind>`) from its
+    accuracy at every intensity (`levels`: the area is linear in the per-example outcomes, so
+    the mean accuracy per level gives it exactly). The factors come from the cell's label where
+    the record predates their columns."""
+    trials = pd.DataFrame(rec["trials"]).set_index("trial_id")
+    trials = trials[trials[[c for c in trials if c.startswith(TEST_PREFIX)]].notna().any(axis=1)]
+    factors = ["shape", "hurst", "sigma"]
+    if set(factors) <= set(trials):
+        out = trials[["cell", "seed", *factors]]
+    else:
+        out = trials[["cell", "seed"]].join(pd.DataFrame([parse_cell(c) for c in trials["cell"]], index=trials.index))
+    metrics = {c[len(TEST_PREFIX):]: trials[c] for c in trials if c.startswith(TEST_PREFIX)}
+    return out.join(pd.DataFrame(metrics)).join(_kind_areas(rec))
+
+
+def _kind_areas(rec: dict) -> pd.DataFrame:
+    """Each trial's area under each sweep kind (intensities <= the study profile's area bound)."""
+    from nsde.metrics import EVAL_PROFILES, EvalConfig
+    from nsde.metrics.robustness import sweep_area
+
+    if not rec.get("levels"):
+        return pd.DataFrame()
+    levels = pd.DataFrame(rec["levels"]).set_index("trial_id")
+    bound = EvalConfig(**EVAL_PROFILES["study"]).sweep_area_max
+    out = {}
+    for kind in rec["design"].get("input_noises", []):
+        if not kind.startswith(sweep_kind_objective("")):
+            continue
+        name = kind[len(sweep_kind_objective("")):]
+        columns = sorted((c for c in levels if c.startswith(name + "@") and float(c.split("@")[1]) <= bound),
+                         key=lambda c: float(c.split("@")[1]))
+        at = [float(c.split("@")[1]) for c in columns]
+        out[kind] = [float(sweep_area(at, row[:, None])[0]) for row in levels[columns].to_numpy()]
+    return pd.DataFrame(out, index=levels.index)
+
+
+def shape_match_table(values: pd.DataFrame, kinds: Sequence[str], *, alpha: float = 0.05) -> pd.DataFrame:
+    """The shape match at the method level: for each noisy cell whose injected shape has a
+    matching input noise among `kinds` (`_matched_kind`), each trained model's area under the
+    matched kind minus its mean area under the others, the cell against the baseline in a paired
+    t-test over the seeds (`blocked_contrasts` of the two), Holm over the cells. Rows: cell:
+    `matched`, `method_contrast`, `method_low`, `method_high`, `method_p`, `method_df`,
+    `method_p_holm`, `significant`."""
+    from nsde.metrics.stats import holm
+
+    rows = []
+    for cell, part in values[values["cell"] != BASELINE].groupby("cell", sort=False):
+        matched = _matched_kind(part.iloc[0], kinds)
+        if matched is None or len(kinds) < 2:
+            continue
+        others = [sweep_kind_objective(k) for k in kinds if k != matched]
+        both = values[values["cell"].isin([cell, BASELINE])]
+        contrast = both[sweep_kind_objective(matched)] - both[others].mean(axis=1)
+        fit = blocked_contrasts(pd.DataFrame({"arm": both["cell"], "seed": both["seed"], "value": contrast}),
+                                BASELINE, alpha=alpha)
+        if fit.empty:
+            continue
+        r = fit.iloc[0]
+        rows.append({"cell": cell, "matched": matched, "method_contrast": r["difference"], "method_low": r["low"],
+                     "method_high": r["high"], "method_p": r["p"], "method_df": r["df"], "seeds": r["seeds"]})
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["method_p_holm"] = holm(df["method_p"].to_numpy())
+    df["significant"] = df["method_p_holm"] < alpha
+    return df.set_index("cell")
 
 
 def _matched_kind(row: pd.Series, kinds: Sequence[str]) -> str | None:
@@ -399,24 +655,49 @@ def record(study: Study, *, paired: pd.DataFrame | None = None, crossing: pd.Dat
     and test numbers, the paired table, the crossing, the shape match, the cell means and the
     parameter importance (validation numbers), and each trial's accuracy at every level (`levels`)."""
     s = study.search
-    trials = s.trials.join(study.design[["cell", "seed"]])
-    keep = ["cell", "seed", "status", *s.objective_names, *(TEST_PREFIX + m for m, _ in METRICS),
-            TEST_PREFIX + CHECKS_PASSED]
+    trials = s.trials.join(study.design[["cell", "seed", "shape", "hurst", "sigma"]])
+    keep = ["cell", "seed", "shape", "hurst", "sigma", "status", *s.objective_names,
+            *(TEST_PREFIX + m for m, _ in METRICS), TEST_PREFIX + CHECKS_PASSED]
     keep = list(dict.fromkeys(keep + [c for c in trials if c.startswith(TEST_PREFIX + LOCATION_PREFIX)]))
+    ranking = study.validation_ranking()
     return {
         "search": s.name, "source": s.source, "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         "design": {"cells": study.cells(), "seeds": sorted({x for x in study.design["seed"] if x is not None}),
                    "space": s.space, "settings": s.settings, "metrics": [list(m) for m in METRICS],
-                   "input_noises": study.input_noises(), "correction": "Holm over the cells, one family per metric"},
+                   "input_noises": study.input_noises(),
+                   "correction": "Holm over the cells, one family per metric; every family exploratory",
+                   "levels": {"method": METHOD_NOTE, "models": MODELS_NOTE}},
         "timing": {k: v for k, v in s.timing.items() if k.endswith("_s")},
         "trials": _rows(trials[[c for c in keep if c in trials]]),
         "paired": _rows(study.paired() if paired is None else paired),
+        "power": _rows(study.power()),
+        "factor_tests": _rows(study.factor_tests()),
         "crossing": _rows(study.crossing() if crossing is None else crossing),
         "shape_match": _rows(study.shape_match() if match is None else match),
         "cell_means": _rows(study.cell_means() if means is None else means),
         "levels": _rows(study.levels() if levels is None else levels),
         "importance": {k: v.to_dict() for k, v in study.importance().items()},
+        "validation_ranking": {"metric": ranking.name, "split": "val", "cells": ranking.to_dict(),
+                               "chosen": list(ranking.index[:3])},
     }
+
+
+def reanalysis(rec: dict, *, alpha: float = 0.05) -> dict:
+    """The method-level tables of a stored record (`record`), from its per-trial test numbers
+    alone (`record_values`): every metric of its design against the baseline, the power of the
+    design and the factor tests. What needs per-example values (the models-level intervals, the
+    retentions of a record written before them) is not in it."""
+    values = record_values(rec)
+    metrics = [tuple(m) for m in rec["design"]["metrics"] if m[0] in values]
+    noises = [(n, "max") for n in rec["design"].get("input_noises", []) if n in values]
+    kinds = [n[len(sweep_kind_objective("")):] for n, _ in noises if n.startswith(sweep_kind_objective(""))]
+    return {"source": rec.get("search"), "written": time.strftime("%Y-%m-%d %H:%M:%S"), "level": METHOD_NOTE,
+            "metrics": [list(m) for m in metrics],
+            "method": _rows(method_table(values, metrics, alpha=alpha)),
+            "power": _rows(power_table(values, metrics, alpha=alpha)),
+            "factor_tests": _rows(factor_table(values, metrics)),
+            "crossing": _rows(method_table(values, noises, alpha=alpha)),
+            "shape_match": _rows(shape_match_table(values, kinds, alpha=alpha))}
 
 
 def _ci(value: float, low: float, high: float, digits: int = 3) -> str:
@@ -425,32 +706,89 @@ def _ci(value: float, low: float, high: float, digits: int = 3) -> str:
     return f"{value:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
+def _p_text(p: float, bound: bool = False) -> str:
+    """A p-value; a bootstrap p that no resample crossed is a bound, printed '< 1/B'."""
+    return f"< {p:.2g}" if bound else f"{p:.3g}"
+
+
+def difference_table(paired: pd.DataFrame, *, level: str = "method") -> str:
+    """One Markdown table, a row a cell and a column a metric, of the differences from the
+    baseline with their 95 % intervals at one `level`: "method" (the seeds as replicates; a star
+    where Holm's p < 0.05; the last row the minimal detectable effect) or "models" (these
+    trained models, the examples resampled; a star where the examples-level Holm p < 0.05).
+    APGD differences whose attack failed a sanity check are marked."""
+    if paired.empty:
+        return ""
+    method = level == "method"
+    diff, low, high, star = (("method_difference", "method_low", "method_high", "significant") if method
+                             else ("difference", "low", "high", "significant_models"))
+    metrics = list(dict.fromkeys(paired.index.get_level_values("metric")))
+    out = ["| cell | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for cell in dict.fromkeys(paired.index.get_level_values("cell")):
+        cells = []
+        for m in metrics:
+            r = paired.loc[(cell, m)] if (cell, m) in paired.index else None
+            cells.append("" if r is None else _ci(r[diff], r[low], r[high]) + (" *" if r[star] else "") +
+                         (" (attack check failed)" if m.startswith("apgd") and r.get("checks_failed") else ""))
+        out.append(f"| {cell} | " + " | ".join(cells) + " |")
+    if method and "mde" in paired:
+        mde = paired.groupby(level="metric", sort=False)["mde"].max()
+        out.append("| *minimal detectable effect (80 % power)* | " + " | ".join(f"{mde[m]:.3f}" for m in metrics) + " |")
+    return "\n".join(out) + "\n"
+
+
+def power_markdown(power: pd.DataFrame) -> str:
+    """The power table (`power_table`) as Markdown."""
+    if power.empty:
+        return ""
+    effects = [c for c in power.columns if c.startswith("seeds_for_")]
+    out = ["| metric | seeds' residual sd | df | seeds | cells | minimal detectable effect | "
+           + " | ".join(f"seeds to detect {c[len('seeds_for_'):]}" for c in effects) + " |",
+           "|---|---|---|---|---|---|" + "---|" * len(effects)]
+    for metric, r in power.iterrows():
+        need = ["more than 1000" if pd.isna(r[c]) else str(int(r[c])) for c in effects]
+        out.append(f"| {metric} | {r['sigma']:.4f} | {r['df']:.0f} | {int(r['seeds'])} | {int(r['cells'])} | "
+                   f"{r['mde']:.3f} | " + " | ".join(need) + " |")
+    return "\n".join(out) + "\n"
+
+
+def factor_markdown(factors: pd.DataFrame) -> str:
+    """The factor tests (`factor_table`) as Markdown: the p-value of each term, a row a metric."""
+    if factors.empty:
+        return ""
+    out = []
+    for trials, part in factors.groupby(level="trials", sort=False):
+        part = part.droplevel("trials")
+        terms = [t for t in dict.fromkeys(part.index.get_level_values("term")) if t != "seed"]
+        out += [f"{trials}: p of each term (seed-blocked ANOVA, type II)", "",
+                "| metric | " + " | ".join(terms) + " |", "|---|" + "---|" * len(terms)]
+        for metric in dict.fromkeys(part.index.get_level_values("metric")):
+            ps = [part.loc[(metric, t), "p"] for t in terms]
+            out.append(f"| {metric} | " + " | ".join("< 1e-15" if p < 1e-15 else f"{p:.3g}" for p in ps) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def markdown(paired: pd.DataFrame, match: pd.DataFrame, means: pd.DataFrame) -> str:
-    """The study's tables as Markdown (docs/study.md): differences from the baseline with 95 %
-    intervals, a star where Holm's p < 0.05 (and APGD differences whose attack failed a sanity
-    check marked); the shape-match contrasts; the cell means."""
+    """The study's tables as Markdown (docs/study.md): the differences from the baseline at the
+    method level (stars: Holm's p < 0.05) with the minimal detectable effect, then for these
+    trained models; the shape-match contrasts; the cell means."""
     out = []
     if not paired.empty:
-        metrics = list(dict.fromkeys(paired.index.get_level_values("metric")))
-        out.append("| cell | " + " | ".join(metrics) + " |")
-        out.append("|---|" + "---|" * len(metrics))
-        for cell in dict.fromkeys(paired.index.get_level_values("cell")):
-            cells = []
-            for m in metrics:
-                r = paired.loc[(cell, m)] if (cell, m) in paired.index else None
-                cells.append("" if r is None else _ci(r["difference"], r["low"], r["high"]) +
-                             (" *" if r["significant"] else "") +
-                             (" (attack check failed)" if m.startswith("apgd") and r.get("checks_failed") else ""))
-            out.append(f"| {cell} | " + " | ".join(cells) + " |")
+        out += ["The method (seeds as replicates):", "", difference_table(paired, level="method"),
+                "These trained models (examples resampled):", "", difference_table(paired, level="models")]
     if not match.empty:
-        out += ["", "| cell | matched input noise | gain there minus mean gain at the others | Holm p |", "|---|---|---|---|"]
+        out += ["| cell | matched input noise | gain there minus mean gain at the others: the method | "
+                "Holm p (method) | these models | Holm p (models) |", "|---|---|---|---|---|---|"]
         for cell, r in match.iterrows():
-            p_text = "< 1/resamples" if r["p_holm"] == 0 else f"{r['p_holm']:.3g}"  # no resample crossed 0
-            out.append(f"| {cell} | {r['matched']} | {_ci(r['contrast'], r['low'], r['high'])}"
-                       f"{' *' if r['significant'] else ''} | {p_text} |")
+            out.append(f"| {cell} | {r['matched']} | {_ci(r['contrast'], r['method_low'], r['method_high'])}"
+                       f"{' *' if r['significant'] else ''} | {_p_text(r['method_p_holm'])} | "
+                       f"{_ci(r['contrast'], r['low'], r['high'])} | "
+                       f"{_p_text(r['p_holm'], bool(r.get('p_bound', False)))} |")
+        out.append("")
     if not means.empty:
         metrics = [c for c in means.columns if not c.endswith(("_low", "_high")) and c != "seeds"]
-        out += ["", "| cell | seeds | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
+        out += ["| cell | seeds | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
         for cell, r in means.iterrows():
             out.append(f"| {cell} | {int(r['seeds'])} | " + " | ".join(
                 f"{r[m]:.3f} [{r[m + '_low']:.3f}, {r[m + '_high']:.3f}]" for m in metrics) + " |")
@@ -480,11 +818,21 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m analysis.study", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_source_arguments(p)
-    p.add_argument("--out", default="bench/results/study-cpu.json", help="the JSON record of every number")
+    add_source_arguments(p, required=False)
+    p.add_argument("--from-record", default=None, metavar="JSON",
+                   help="instead of a search: re-analyse a stored record (e.g. bench/results/study-cpu.json) at the "
+                        "method level from its per-trial test numbers; --out then names the re-analysis' JSON")
+    p.add_argument("--out", default=None, help="the JSON record of every number (default: "
+                   "bench/results/study-cpu.json, or <record>-method.json with --from-record)")
     p.add_argument("--figures", default=None, help="write study_snr.png, study_hurst.png, study_front.png here")
     p.add_argument("--markdown", default=None, help="write the tables as Markdown to this file")
     args = p.parse_args(argv)
+    sources = [x for x in (args.experiment, args.run_id, args.tune_dir, args.from_record) if x]
+    if len(sources) != 1:
+        print("error: name one source: --experiment, --run-id, --tune-dir or --from-record", file=sys.stderr)
+        return 2
+    if args.from_record:
+        return _reanalyse(Path(args.from_record), args)
     try:
         study = Study.of(search_from_arguments(args))
     except ValueError as err:
@@ -492,15 +840,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     paired, crossing, match, means = study.paired(), study.crossing(), study.shape_match(), study.cell_means()
     levels = study.levels()
-    out = Path(args.out)
+    out = Path(args.out or "bench/results/study-cpu.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record(study, paired=paired, crossing=crossing, match=match, means=means,
-                                     levels=levels), indent=1))
+    rec = record(study, paired=paired, crossing=crossing, match=match, means=means, levels=levels)
+    out.write_text(json.dumps(rec, indent=1))
     print(f"wrote {out}")
     if args.markdown:
-        Path(args.markdown).write_text(markdown(paired, match, means) + "\n" + markdown(crossing, match.iloc[:0],
-                                                                                       means.iloc[:0, :0])
-                                       + "\n" + levels_markdown(levels))
+        Path(args.markdown).write_text("\n".join([
+            markdown(paired, match, means), power_markdown(pd.DataFrame(rec["power"]).set_index("metric")),
+            factor_markdown(study.factor_tests()), "The input noises (crossing):", "",
+            difference_table(crossing), levels_markdown(levels)]))
         print(f"wrote {args.markdown}")
     if args.figures:
         folder = Path(args.figures)
@@ -508,6 +857,37 @@ def main(argv: list[str] | None = None) -> int:
         for name, fig in figures(study, paired, means).items():
             fig.savefig(folder / f"{name}.png", dpi=110)
             print(f"wrote {folder / name}.png")
+    return 0
+
+
+def _reanalyse(path: Path, args) -> int:
+    """`--from-record`: the method-level tables of a stored record."""
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        print(f"error: --from-record {path}: {err}", file=sys.stderr)
+        return 2
+    if "trials" not in rec or "design" not in rec:
+        print(f"error: --from-record {path} is not a study record (python -m analysis.study --out ...)", file=sys.stderr)
+        return 2
+    result = reanalysis(rec)
+    out = Path(args.out or path.with_name(f"{path.stem}-method.json"))
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+    if args.markdown:
+        method = pd.DataFrame(result["method"]).set_index(["cell", "metric"])
+        crossing = pd.DataFrame(result["crossing"]).set_index(["cell", "metric"])
+        match = pd.DataFrame(result["shape_match"])
+        lines = ["| cell | matched input noise | gain there minus mean gain at the others | Holm p |", "|---|---|---|---|"]
+        lines += [f"| {r['cell']} | {r['matched']} | {_ci(r['method_contrast'], r['method_low'], r['method_high'])}"
+                  f"{' *' if r['significant'] else ''} | {_p_text(r['method_p_holm'])} |" for _, r in match.iterrows()]
+        Path(args.markdown).write_text("\n".join([
+            "The method (seeds as replicates):", "", difference_table(method),
+            power_markdown(pd.DataFrame(result["power"]).set_index("metric")),
+            factor_markdown(pd.DataFrame(result["factor_tests"]).set_index(["trials", "metric", "term"])),
+            "The input noises (crossing), the method:", "", difference_table(crossing),
+            "The shape match, the method:", "", *lines, ""]))
+        print(f"wrote {args.markdown}")
     return 0
 
 

@@ -26,6 +26,7 @@ def _report(correct: np.ndarray, areas: dict[str, float]) -> dict:
     locations = [FARTHEST[i % 2] if i % 3 else "panel" for i in range(N)]
     sweep = {f"area_{k}": [areas[k]] * N for k in KINDS}
     accuracy = {"value": float(correct.mean())}
+    chance = [1 / 16] * N
     return {
         "split": "test",
         "clean": accuracy,
@@ -38,9 +39,9 @@ def _report(correct: np.ndarray, areas: dict[str, float]) -> dict:
         "per_example": {
             "clean": {"index": idx, "correct": c, "location": locations},
             "sweep": {"index": idx, "area": np.mean([sweep[f"area_{k}"] for k in KINDS], axis=0).tolist(),
-                      "clean": c, **sweep},
-            "snr": {"index": idx, "area": c, **{f"correct_{lv:g}": c for lv in LEVELS}},
-            "apgd": {"index": idx, "robust_mean": c, "clean": c},
+                      "clean": c, "chance": chance, **sweep},
+            "snr": {"index": idx, "area": c, "clean": c, "chance": chance, **{f"correct_{lv:g}": c for lv in LEVELS}},
+            "apgd": {"index": idx, "robust_mean": c, "clean": c, "chance": chance},
             "abc": {"index": idx, "score": np.linspace(0, 1, N).tolist(), "correct": c},
             "stability": {"index": idx, "value": [0.5] * N},
         },
@@ -94,10 +95,15 @@ def test_each_cell_is_paired_with_the_baseline_seed_by_seed(study):
     # every fbm prediction is right, half the baseline's: +0.5, significant after Holm over 2 cells
     row = paired.loc[("fbm H=0.5 sigma=0.1", "clean_accuracy")]
     assert row["difference"] == pytest.approx(0.5) and row["low"] > 0.3 and row["seeds"] == 2
-    assert row["significant"] and row["p_holm"] >= row["p"] and row["mcnemar_p"] < 1e-6
-    # the white cell is the baseline again: no difference, nothing significant
+    assert row["significant_models"] and row["p_holm"] >= row["p"] and row["mcnemar_p"] < 1e-6
+    assert row["p_bound"] and row["p"] == pytest.approx(1 / 400)  # no resample crossed 0: a bound, 1/B
+    assert len(row["mcnemar_p_seeds"]) == 2 and max(row["mcnemar_p_seeds"]) < 1e-6
+    # ... and at the method level: the seeds agree exactly, so the residual is 0 and the 0.5 certain
+    assert row["method_difference"] == pytest.approx(0.5) and row["significant"] and row["family"] == "exploratory"
+    assert row["method_low"] == pytest.approx(0.5) and row["sigma"] < 1e-12 and row["mde"] < 1e-9
+    # the white cell is the baseline again: no difference, nothing significant at either level
     same = paired.loc["white sigma=0.1"]
-    assert (same["difference"] == 0).all() and not same["significant"].any()
+    assert (same["difference"] == 0).all() and not same["significant"].any() and not same["significant_models"].any()
     assert not paired["checks_failed"].any()  # the hand-made reports ran no attack check
     # a location's accuracy is over that location's examples only
     loc = paired.loc[("fbm H=0.5 sigma=0.1", f"location_acc_{FARTHEST[0]}")]
@@ -130,6 +136,10 @@ def test_cell_means_best_cells_record_tables_and_figures(study):
     assert imp["all trials"].reason.startswith("not computed: 6 complete trials")
     rec = record(study)
     assert len(rec["trials"]) == 6 and {r["cell"] for r in rec["trials"]} == set(study.cells())
+    # what the figures chose by is kept, with its split; the method-level tables are in it
+    assert rec["validation_ranking"]["cells"] == {"fbm H=0.5 sigma=0.1": 0.9, "white sigma=0.1": 0.5}
+    assert rec["validation_ranking"]["split"] == "val" and rec["validation_ranking"]["chosen"][0] == "fbm H=0.5 sigma=0.1"
+    assert {r["metric"] for r in rec["power"]} >= {"clean_accuracy"} and rec["trials"][0]["shape"] in ("none", "fbm", "white")
     assert json.loads(json.dumps(rec))["paired"][0]["cell"] == "fbm H=0.5 sigma=0.1"
     text = markdown(study.paired(), study.shape_match(), means)
     assert "| fbm H=0.5 sigma=0.1 | +0.500 [" in text and " *" in text
