@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["METHOD_COLUMNS", "METHOD_NOTE", "blocked_contrasts", "factor_tests", "method_level",
+__all__ = ["METHOD_COLUMNS", "METHOD_NOTE", "blocked_contrasts", "contrast_table", "factor_tests", "method_level",
            "minimal_detectable_effect", "seed_values", "seeds_needed", "statistic_of"]
 
 METHOD_NOTE = ("the method: seed-blocked linear model value ~ arm + seed, residual pooled over the arms, "
@@ -115,6 +115,18 @@ def blocked_contrasts(values: pd.DataFrame, baseline: str, *, direction: str = "
     return pd.DataFrame(rows, columns=["arm", *_COLUMNS]).set_index("arm")
 
 
+def contrast_table(values: pd.DataFrame, baseline: str, *, direction: str = "max", alpha: float = 0.05,
+                   comparisons: int | None = None) -> pd.DataFrame:
+    """`blocked_contrasts` with the columns named for the method level (`method_difference`,
+    `method_se`, `method_df`, `method_low`, `method_high`, `method_p`; `sigma`, `seeds`) and each
+    arm's minimal detectable effect `mde` at level alpha / comparisons (default: the arms compared)."""
+    table = blocked_contrasts(values, baseline, direction=direction, alpha=alpha)
+    m = comparisons or len(table)
+    table["mde"] = [minimal_detectable_effect(r.sigma, r.seeds, df=r.df, alpha=alpha, comparisons=m)
+                    for r in table.itertuples()]
+    return table.rename(columns={c: f"method_{c}" for c in ("difference", "se", "df", "low", "high", "p")})
+
+
 def method_level(records: Mapping[str, Mapping[str, Any]], baseline: str, objectives: Sequence[tuple[str, str]], *,
                  alpha: float = 0.05, comparisons: int | None = None) -> pd.DataFrame:
     """Every arm against `baseline` at the method level, per objective (`blocked_contrasts` on
@@ -138,11 +150,7 @@ def method_level(records: Mapping[str, Mapping[str, Any]], baseline: str, object
             continue
         values = pd.DataFrame([{"arm": arm, "seed": seed, "value": value} for arm, record in records.items()
                                for seed, value in seed_values(record, name).items()], columns=["arm", "seed", "value"])
-        table = blocked_contrasts(values, baseline, direction=mode, alpha=alpha)
-        m = comparisons or len(table)
-        table["mde"] = [minimal_detectable_effect(r.sigma, r.seeds, df=r.df, alpha=alpha, comparisons=m)
-                        for r in table.itertuples()]
-        table = table.rename(columns={c: f"method_{c}" for c in ("difference", "low", "high", "p", "df")})
+        table = contrast_table(values, baseline, direction=mode, alpha=alpha, comparisons=comparisons)
         parts.append(table[[*METHOD_COLUMNS, "seeds"]].assign(objective=name).reset_index())
     if not parts:
         return pd.DataFrame(columns=["arm", "objective", *METHOD_COLUMNS, "seeds"]).set_index(["arm", "objective"])

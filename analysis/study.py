@@ -57,6 +57,7 @@ from analysis.load import Search
 from analysis.method import (
     METHOD_NOTE,
     blocked_contrasts,
+    contrast_table,
     factor_tests,
     minimal_detectable_effect,
     seeds_needed,
@@ -386,13 +387,10 @@ def method_table(values: pd.DataFrame, metrics: Sequence[tuple[str, str]], *, al
     for name, mode in metrics:
         if name not in values:
             continue
-        table = blocked_contrasts(values[["cell", "seed", name]].set_axis(["arm", "seed", "value"], axis=1), BASELINE,
-                                  direction=mode, alpha=alpha)
+        table = contrast_table(values[["cell", "seed", name]].set_axis(["arm", "seed", "value"], axis=1), BASELINE,
+                               direction=mode, alpha=alpha)
         if table.empty:
             continue
-        table["mde"] = [minimal_detectable_effect(r.sigma, r.seeds, df=r.df, alpha=alpha, comparisons=len(table))
-                        for r in table.itertuples()]
-        table = table.rename(columns={c: f"method_{c}" for c in ("difference", "se", "df", "low", "high", "p")})
         table["method_p_holm"] = holm(table["method_p"].to_numpy())
         table["significant"] = table["method_p_holm"] < alpha
         table["family"] = "confirmatory" if name in confirmatory else "exploratory"
@@ -848,7 +846,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         Path(args.markdown).write_text("\n".join([
             markdown(paired, match, means), power_markdown(pd.DataFrame(rec["power"]).set_index("metric")),
-            factor_markdown(study.factor_tests()), "The input noises (crossing):", "",
+            factor_markdown(pd.DataFrame(rec["factor_tests"]).set_index(["trials", "metric", "term"])),
+            "The input noises (crossing):", "",
             difference_table(crossing), levels_markdown(levels)]))
         print(f"wrote {args.markdown}")
     if args.figures:

@@ -74,6 +74,7 @@ def paired_comparison(a_reports: list[dict], b_reports: list[dict], name: str, m
     def over_seeds(values: np.ndarray) -> float:
         return float(np.mean(per_seed(values)))
 
+    member_seeds, baseline_seeds = per_seed(a_all), per_seed(b_all)
     est, p = paired_difference(a_all, b_all, over_seeds, resamples=resamples, seed=seed)
     sign = 1.0 if mode == "max" else -1.0
     low, high = (est.low, est.high) if sign > 0 else (-est.high, -est.low)
@@ -81,7 +82,7 @@ def paired_comparison(a_reports: list[dict], b_reports: list[dict], name: str, m
     if objective(name).binary:
         mcnemar_seeds = [mcnemar(a_all[:, k * width] > 0.5, b_all[:, k * width] > 0.5) for k in range(seeds)]
     bound = p == 0.0  # no resample crossed 0: the p-value is below what `resamples` resolve
-    return {"member": over_seeds(a_all), "baseline": over_seeds(b_all), "member_seeds": per_seed(a_all),
-            "baseline_seeds": per_seed(b_all), "difference": sign * est.value, "low": low, "high": high,
+    return {"member": float(np.mean(member_seeds)), "baseline": float(np.mean(baseline_seeds)),
+            "member_seeds": member_seeds, "baseline_seeds": baseline_seeds, "difference": sign * est.value, "low": low, "high": high,
             "p": 1.0 / resamples if bound else p, "p_bound": bound, "mcnemar_p_seeds": mcnemar_seeds,
             "mcnemar_p": mcnemar_seeds[0] if len(mcnemar_seeds) == 1 else math.nan, "n": n, "seeds": seeds}
