@@ -461,7 +461,7 @@ def record_values(rec: dict) -> pd.DataFrame:
     accuracy at every intensity (`levels`: the area is linear in the per-example outcomes, so
     the mean accuracy per level gives it exactly). The factors come from the cell's label where
     the record predates their columns."""
-    trials = pd.DataFrame(rec["trials"]).set_index("trial_id")
+    trials = _frame(rec["trials"], "trial_id")
     trials = trials[trials[[c for c in trials if c.startswith(TEST_PREFIX)]].notna().any(axis=1)]
     factors = ["shape", "hurst", "sigma"]
     if set(factors) <= set(trials):
@@ -479,7 +479,7 @@ def _kind_areas(rec: dict) -> pd.DataFrame:
 
     if not rec.get("levels"):
         return pd.DataFrame()
-    levels = pd.DataFrame(rec["levels"]).set_index("trial_id")
+    levels = _frame(rec["levels"], "trial_id")
     bound = EvalConfig(**EVAL_PROFILES["study"]).sweep_area_max
     out = {}
     for kind in rec["design"].get("input_noises", []):
@@ -640,6 +640,11 @@ def figures(study: Study, paired: pd.DataFrame, means: pd.DataFrame) -> dict:
 
 
 # ------------------------------------------------------------------------ records
+
+
+def _frame(rows: list[dict], index) -> pd.DataFrame:
+    """`_rows`' records back to a frame indexed by `index` (empty when there are none)."""
+    return pd.DataFrame(rows).set_index(index) if rows else pd.DataFrame()
 
 
 def _rows(df: pd.DataFrame) -> list[dict]:
@@ -845,8 +850,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out}")
     if args.markdown:
         Path(args.markdown).write_text("\n".join([
-            markdown(paired, match, means), power_markdown(pd.DataFrame(rec["power"]).set_index("metric")),
-            factor_markdown(pd.DataFrame(rec["factor_tests"]).set_index(["trials", "metric", "term"])),
+            markdown(paired, match, means), power_markdown(_frame(rec["power"], "metric")),
+            factor_markdown(_frame(rec["factor_tests"], ["trials", "metric", "term"])),
             "The input noises (crossing):", "",
             difference_table(crossing), levels_markdown(levels)]))
         print(f"wrote {args.markdown}")
@@ -874,16 +879,16 @@ def _reanalyse(path: Path, args) -> int:
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")
     if args.markdown:
-        method = pd.DataFrame(result["method"]).set_index(["cell", "metric"])
-        crossing = pd.DataFrame(result["crossing"]).set_index(["cell", "metric"])
+        method = _frame(result["method"], ["cell", "metric"])
+        crossing = _frame(result["crossing"], ["cell", "metric"])
         match = pd.DataFrame(result["shape_match"])
         lines = ["| cell | matched input noise | gain there minus mean gain at the others | Holm p |", "|---|---|---|---|"]
         lines += [f"| {r['cell']} | {r['matched']} | {_ci(r['method_contrast'], r['method_low'], r['method_high'])}"
                   f"{' *' if r['significant'] else ''} | {_p_text(r['method_p_holm'])} |" for _, r in match.iterrows()]
         Path(args.markdown).write_text("\n".join([
             "The method (seeds as replicates):", "", difference_table(method),
-            power_markdown(pd.DataFrame(result["power"]).set_index("metric")),
-            factor_markdown(pd.DataFrame(result["factor_tests"]).set_index(["trials", "metric", "term"])),
+            power_markdown(_frame(result["power"], "metric")),
+            factor_markdown(_frame(result["factor_tests"], ["trials", "metric", "term"])),
             "The input noises (crossing), the method:", "", difference_table(crossing),
             "The shape match, the method:", "", *lines, ""]))
         print(f"wrote {args.markdown}")
