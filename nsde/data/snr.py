@@ -39,7 +39,7 @@ from nsde.data.dataset import (
 )
 from nsde.data.spectrogram import spectrogram
 
-__all__ = ["SNR_LEVELS_DB", "snr_spectrograms", "split_waveforms", "add_white_noise"]
+__all__ = ["SNR_LEVELS_DB", "snr_spectrograms", "split_waveforms", "waveform_sample_rate", "add_white_noise"]
 
 SNR_LEVELS_DB: tuple[float, ...] = (20.0, 10.0, 5.0, 0.0, -5.0, -10.0)
 _NOISE_STREAM = 2  # seeds [seed, 2, index, snr]: apart from the split's [seed, 1]
@@ -77,6 +77,12 @@ def split_waveforms(data: SpectrogramData, split: str, *, progress: bool = False
         waves, power, sample_rate = _recover(data, index, progress)
         write_folder_atomically(folder, {"waveforms.npy": waves, "power.npy": power}, {"sample_rate": sample_rate})
     return np.load(folder / "waveforms.npy", mmap_mode="r"), np.load(folder / "power.npy")
+
+
+def waveform_sample_rate(data: SpectrogramData, split: str) -> float:
+    """The sample rate of `split_waveforms(data, split)` (which it caches first if need be)."""
+    split_waveforms(data, split)
+    return json.loads((_cache_folder(data) / f"{split}_waveforms" / "meta.json").read_text())["sample_rate"]
 
 
 def add_white_noise(
@@ -169,8 +175,7 @@ def _noisy_spectrograms(
     progress: bool,
 ) -> np.ndarray:
     cfg = data_config_from_dict(data.meta["config"])
-    meta = json.loads((_cache_folder(data) / f"{split}_waveforms" / "meta.json").read_text())
-    stft = cfg.stft(meta["sample_rate"])
+    stft = cfg.stft(waveform_sample_rate(data, split))
     x = np.empty((len(index), 1, cfg.image_size, cfg.image_size), dtype=np.float16)
     for start in tqdm(range(0, len(index), _BATCH), desc=f"{split} at {snr_db:+} dB", disable=not progress):
         sl = slice(start, start + _BATCH)

@@ -35,10 +35,23 @@ from nsde.data import SpectrogramData
 from nsde.models import ModelConfig, NSDEModel, build_model, model_config_from_dict, recalibrate_batchnorm
 from nsde.predict import accuracy, predict
 from nsde.rules import Rule, check_fields, ruled
+from nsde.train.augment import (
+    AdversarialConfig,
+    Adversary,
+    Augmenter,
+    AugmentConfig,
+    adversarial_config_from_dict,
+    augment_config_from_dict,
+)
+from nsde.train.convergence import ConvergenceRule, diagnose
 
 __all__ = [
     "CHECKPOINT",
     "TrainConfig",
+    "AugmentConfig",
+    "AdversarialConfig",
+    "ConvergenceRule",
+    "diagnose",
     "EpochMetrics",
     "TrainResult",
     "NonFiniteLossError",
@@ -74,9 +87,15 @@ class TrainConfig:
     # After the last epoch, BatchNorm statistics of a model evaluated with noise off are
     # recomputed on up to this many training batches without noise (0 = never).
     bn_recalibration: int = ruled(64, Rule(int, 0))
+    # what a practitioner tries instead of an NSDE (nsde.train.augment): off by default, and off draws nothing
+    augment: AugmentConfig = AugmentConfig()
+    adversarial: AdversarialConfig = AdversarialConfig()
 
     def __post_init__(self) -> None:
         check_fields(self)
+        # a checkpoint, MLflow or JSON gives the nested configs as dicts
+        object.__setattr__(self, "augment", augment_config_from_dict(self.augment))
+        object.__setattr__(self, "adversarial", adversarial_config_from_dict(self.adversarial))
 
 
 @dataclass(frozen=True)
@@ -224,6 +243,9 @@ def _train(model_cfg, data, cfg, device, callback, checkpoint_dir, resume_from, 
     model = build_model(model_cfg).to(device, memory_format=fmt)
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1 + 1000 * rank)  # other noise per rank
     model.set_noise_generator(noise_gen)
+    # the input noise's own stream (CPU: the batches are perturbed before they move), apart from the model's
+    aug_gen = torch.Generator().manual_seed(cfg.seed + 2 + 1000 * rank + 7_919)
+    perturb = _Perturb(cfg, data, aug_gen, model)
     train_split, val_split = data.split("train"), data.split("val")
     if cfg.batch_size < 2 * world:
         raise ValueError(f"`batch_size >= 2 * ranks` must hold for data-parallel training, but got "
@@ -235,7 +257,7 @@ def _train(model_cfg, data, cfg, device, callback, checkpoint_dir, resume_from, 
     history: list[EpochMetrics] = []
     start_epoch = 0
     if resume_from is not None:
-        start_epoch, history = _restore(Path(resume_from), model, opt, sched, noise_gen, model_cfg, cfg)
+        start_epoch, history = _restore(Path(resume_from), model, opt, sched, noise_gen, model_cfg, cfg, aug_gen)
         if world > 1:  # the checkpoint holds rank 0's noise state: give every rank its own again
             noise_gen.manual_seed(cfg.seed + 1 + 1000 * rank + 100_003 * start_epoch)
     step_model = model
@@ -248,17 +270,34 @@ def _train(model_cfg, data, cfg, device, callback, checkpoint_dir, resume_from, 
         ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = None
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        metrics = _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, device, fmt, epoch, progress)
+        metrics = _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, device, fmt, epoch,
+                               progress, perturb)
         history.append(metrics)
         if ckpt_dir is not None:  # rank 0 only
             ckpt_path = ckpt_dir / CHECKPOINT
-            _save_atomic(_checkpoint(model, opt, sched, noise_gen, model_cfg, cfg, data, epoch, history), ckpt_path)
+            _save_atomic(_checkpoint(model, opt, sched, noise_gen, model_cfg, cfg, data, epoch, history, aug_gen),
+                         ckpt_path)
         if callback is not None:
             callback(metrics, ckpt_path)
     return TrainResult(model=model, history=history, checkpoint=ckpt_path)
 
 
-def _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, device, fmt, epoch, progress):
+class _Perturb:
+    """A training batch's input perturbation: the augmentation, then the adversary (either may be off)."""
+
+    def __init__(self, cfg: TrainConfig, data: SpectrogramData, generator: torch.Generator, model) -> None:
+        self.augment = Augmenter(cfg.augment, data, generator) if cfg.augment.active else None
+        self.adversary = Adversary(cfg.adversarial, model) if cfg.adversarial.active else None
+
+    def inputs(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return self.augment(x, idx) if self.augment is not None else x
+
+    def attack(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> torch.Tensor:
+        return self.adversary(x, y, epoch) if self.adversary is not None else x
+
+
+def _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, device, fmt, epoch, progress,
+                 perturb: _Perturb):
     model.train()
     start = time.perf_counter()
     rank, world = _distributed()
@@ -268,8 +307,9 @@ def _train_epoch(step_model, model, opt, sched, train_split, val_split, cfg, dev
     seen = 0
     bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not progress)
     for step, idx in enumerate(bar, start=1):
-        x = train_split.x[idx].to(device, non_blocking=True).contiguous(memory_format=fmt)
+        x = perturb.inputs(train_split.x[idx], idx).to(device, non_blocking=True).contiguous(memory_format=fmt)
         y = train_split.y[idx].to(device, non_blocking=True)
+        x = perturb.attack(x, y, epoch)  # back in train mode after (torchattacks restores the mode)
         with _autocast(cfg, device):
             logits = step_model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
@@ -320,7 +360,7 @@ def _recalibrate(model, train_split, cfg, device, fmt) -> int:
 # ------------------------------------------------------------------------ checkpoints
 
 
-def _checkpoint(model, opt, sched, noise_gen, model_cfg, cfg, data, epoch, history) -> dict:
+def _checkpoint(model, opt, sched, noise_gen, model_cfg, cfg, data, epoch, history, aug_gen) -> dict:
     return {
         "epoch": epoch,
         "model": model.state_dict(),
@@ -330,6 +370,7 @@ def _checkpoint(model, opt, sched, noise_gen, model_cfg, cfg, data, epoch, histo
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "noise": noise_gen.get_state(),
+            "augment": aug_gen.get_state(),
         },
         "model_config": dataclasses.asdict(model_cfg),
         "train_config": dataclasses.asdict(cfg),
@@ -338,7 +379,7 @@ def _checkpoint(model, opt, sched, noise_gen, model_cfg, cfg, data, epoch, histo
     }
 
 
-def _restore(path, model, opt, sched, noise_gen, model_cfg, cfg) -> tuple[int, list[EpochMetrics]]:
+def _restore(path, model, opt, sched, noise_gen, model_cfg, cfg, aug_gen) -> tuple[int, list[EpochMetrics]]:
     path = path / CHECKPOINT if path.is_dir() else path
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint to resume from at {path}")
@@ -346,8 +387,10 @@ def _restore(path, model, opt, sched, noise_gen, model_cfg, cfg) -> tuple[int, l
     if ckpt["model_config"] != dataclasses.asdict(model_cfg):
         raise ValueError(f"checkpoint {path} was written for another model config: {ckpt['model_config']}")
     # The schedule and data order depend on these: resuming under others would not continue the run.
-    changed = {k: (ckpt["train_config"][k], v) for k, v in dataclasses.asdict(cfg).items()
-               if k not in _RESUMABLE_CHANGES and ckpt["train_config"].get(k) != v}
+    # (a checkpoint from before a setting existed was written with its default)
+    saved = {**dataclasses.asdict(TrainConfig()), **ckpt["train_config"]}
+    changed = {k: (saved[k], v) for k, v in dataclasses.asdict(cfg).items()
+               if k not in _RESUMABLE_CHANGES and saved.get(k) != v}
     if changed:
         raise ValueError(f"checkpoint {path} was written with other training settings (saved, asked): {changed}")
     model.load_state_dict(ckpt["model"])
@@ -357,6 +400,8 @@ def _restore(path, model, opt, sched, noise_gen, model_cfg, cfg) -> tuple[int, l
     if ckpt["rng"]["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
     noise_gen.set_state(ckpt["rng"]["noise"])
+    if "augment" in ckpt["rng"]:
+        aug_gen.set_state(ckpt["rng"]["augment"])
     return ckpt["epoch"], [EpochMetrics(**m) for m in ckpt["history"]]
 
 

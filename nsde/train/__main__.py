@@ -20,7 +20,8 @@ from nsde.metrics import EVAL_PROFILES, eval_config, evaluate
 from nsde.metrics.__main__ import comparison_tables
 from nsde.models import EVAL_MODES, SIGMA_MODES, ModelConfig, NoiseConfig, list_backbones, parse_depth
 from nsde.noise import ANCHORS
-from nsde.train import CHECKPOINT, EpochMetrics, TrainConfig, accuracy, train
+from nsde.train import CHECKPOINT, EpochMetrics, TrainConfig, accuracy, diagnose, train
+from nsde.train.augment import AUGMENT_KINDS, AdversarialConfig, AugmentConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Train and evaluate one baseline (sigma 0) or NSDE classifier on the spectrogram data set.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    d, m, n, t = DataConfig(), ModelConfig(), NoiseConfig(), TrainConfig()
+    d, m, n, t, a, v = DataConfig(), ModelConfig(), NoiseConfig(), TrainConfig(), AugmentConfig(), AdversarialConfig()
     g = p.add_argument_group("data")
     g.add_argument("--preset", choices=sorted(PRESETS), default="default", help="data preset to start from")
     g.add_argument("--examples-per-class", type=int, default=None, help="override the preset's count (synthetic)")
@@ -69,6 +70,20 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--bn-recalibration", type=int, default=t.bn_recalibration,
                    help="training batches to recompute BatchNorm statistics on without noise after the last "
                         "epoch, for a model evaluated with noise off (0: keep the statistics training collected)")
+    g = p.add_argument_group("what a practitioner tries instead (nsde.train.augment)")
+    g.add_argument("--augment", choices=AUGMENT_KINDS, default=a.kind,
+                   help="noise on the training inputs: gaussian or fbm on the spectrogram, signal on the waveform")
+    g.add_argument("--augment-low", type=float, default=a.low, help="lowest image-noise intensity (per-pixel std)")
+    g.add_argument("--augment-high", type=float, default=a.high, help="highest image-noise intensity")
+    g.add_argument("--augment-hurst", type=float, default=a.hurst, help="Hurst exponent of --augment fbm")
+    g.add_argument("--augment-snr", type=float, nargs=2, default=(a.snr_low, a.snr_high), metavar=("LOW", "HIGH"),
+                   help="SNR range in dB of --augment signal")
+    g.add_argument("--augment-color", type=float, default=a.color, help="--augment signal: power ~ 1/f^color")
+    g.add_argument("--adv-eps", type=float, default=v.eps, help="PGD-L2 adversarial training radius (0: off)")
+    g.add_argument("--adv-steps", type=int, default=v.steps, help="PGD steps per batch")
+    g.add_argument("--adv-alpha", type=float, default=v.alpha, help="PGD step size (default 2.5 eps / steps)")
+    g.add_argument("--adv-ramp-epochs", type=int, default=v.ramp_epochs, help="epochs eps ramps up over")
+    g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help="output folder (default: runs/train-<time>)")
     g.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -123,6 +138,11 @@ def configs_from_args(args: argparse.Namespace) -> tuple[DataConfig, ModelConfig
         device=args.device,
         compile=args.compile,
         bn_recalibration=args.bn_recalibration,
+        augment=AugmentConfig(kind=args.augment, low=args.augment_low, high=args.augment_high,
+                              hurst=args.augment_hurst, snr_low=args.augment_snr[0], snr_high=args.augment_snr[1],
+                              color=args.augment_color),
+        adversarial=AdversarialConfig(eps=args.adv_eps, steps=args.adv_steps, alpha=args.adv_alpha,
+                                      ramp_epochs=args.adv_ramp_epochs),
     )
     return data, model, run
 
@@ -148,10 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         "data": {"path": str(data.path), "counts": data.meta["counts"], "config": data.meta["config"]},
         "history": [dataclasses.asdict(m) for m in result.history],
         "val_accuracy": result.history[-1].val_accuracy if result.history else None,
+        "convergence": diagnose([m.val_accuracy for m in result.history]) if result.history else None,
         "test_accuracy": test_acc,
         "checkpoint": str(result.checkpoint) if result.checkpoint else None,
     }
     print(f"test accuracy {test_acc:.4f} (n={len(data.indices('test'))})")
+    if summary["convergence"]:
+        c = summary["convergence"]
+        print(f"convergence: validation slope {100 * c['val_slope']:+.2f} points/epoch over the last {c['tail_epochs']} "
+              f"epochs, best epoch {c['best_epoch']}, {'converged' if c['converged'] else 'NOT converged'} "
+              f"(rule: |slope| <= 0.1 point/epoch; nsde.train.convergence)")
     if args.evaluate:
         summary.update(_evaluate(result.model, data, args, out))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

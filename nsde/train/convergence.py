@@ -1,0 +1,96 @@
+"""Has a run converged? The rule the convergence benchmark applies, and each run's diagnostics.
+
+Two checks, one per run and one across budgets (docs/benchmarks.md, "Convergence"):
+
+- **flat tail** (`diagnose`, per run): the least-squares slope of validation accuracy over
+  the last `tail` fraction of the epochs (at least `min_tail_epochs`) is within
+  `max_slope` per epoch (0.001 = 0.1 point). Under a schedule that decays the learning rate
+  to zero the tail flattens by construction, so this is necessary, not sufficient;
+- **doubling** (`budget_rule`, across runs): training twice as long changes an arm's mean
+  final validation accuracy by less than `max_budget_change` (1 point), for every arm.
+  The budget the rule picks is the smallest at which both hold for every arm.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from nsde.rules import Rule, check_fields, ruled
+
+__all__ = ["ConvergenceRule", "diagnose", "convergence_metrics", "budget_rule", "CONVERGENCE_KEYS"]
+
+# the diagnostics every trial records (MLflow metrics, the record's columns)
+CONVERGENCE_KEYS = ("val_slope", "best_epoch", "best_val_accuracy", "converged")
+
+
+@dataclass(frozen=True)
+class ConvergenceRule:
+    tail: float = ruled(0.2, Rule(float, 0.0, 1.0, open_low=True, doc="fraction of the last epochs the slope is fit on"))
+    min_tail_epochs: int = ruled(3, Rule(int, 2, doc="the fewest epochs a slope is fit on"))
+    max_slope: float = ruled(0.001, Rule(float, 0.0, doc="flat: |slope| per epoch at most this (0.001 = 0.1 point)"))
+    max_budget_change: float = ruled(0.01, Rule(float, 0.0, doc="doubling the budget changes the mean by less"))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def tail_epochs(self, epochs: int) -> int:
+        return max(self.min_tail_epochs, math.ceil(self.tail * epochs))
+
+
+def diagnose(val_accuracy: Sequence[float], rule: ConvergenceRule = ConvergenceRule()) -> dict:
+    """A run's convergence diagnostics from its per-epoch validation accuracy (epoch 1 first).
+
+    Returns `val_slope` (accuracy per epoch over the tail; NaN when the run has fewer epochs
+    than `min_tail_epochs`), `best_epoch` (1-based, the first at the maximum), its
+    `best_val_accuracy`, `tail_epochs` and `converged` (the slope is within `max_slope`;
+    False for a run too short to tell).
+    """
+    acc = np.asarray(val_accuracy, dtype=np.float64)
+    if acc.ndim != 1 or not len(acc):
+        raise ValueError(f"diagnose needs a non-empty sequence of per-epoch accuracies, but got {val_accuracy!r}")
+    k = rule.tail_epochs(len(acc))
+    slope = float("nan")
+    if len(acc) >= k and np.isfinite(acc[-k:]).all():
+        slope = float(np.polyfit(np.arange(k, dtype=np.float64), acc[-k:], 1)[0])
+    best = int(np.nanargmax(acc)) if np.isfinite(acc).any() else 0
+    return {"val_slope": slope, "best_epoch": best + 1, "best_val_accuracy": float(acc[best]), "tail_epochs": k,
+            "converged": bool(math.isfinite(slope) and abs(slope) <= rule.max_slope)}
+
+
+def convergence_metrics(val_accuracy: Sequence[float], rule: ConvergenceRule = ConvergenceRule()) -> dict[str, float]:
+    """`diagnose` as the scalars a trial reports (MLflow metrics, the record): CONVERGENCE_KEYS,
+    `converged` 1.0 / 0.0."""
+    d = diagnose(val_accuracy, rule)
+    return {k: float(d[k]) for k in CONVERGENCE_KEYS}
+
+
+def budget_rule(curves: Mapping[str, Mapping[int, Sequence[Sequence[float]]]],
+                rule: ConvergenceRule = ConvergenceRule()) -> dict:
+    """Apply both checks to learning curves `{arm: {budget: [curve of each seed]}}`.
+
+    Returns `{"arms": {arm: {budget: {...}}}, "budget": B or None}`: per arm and budget the
+    mean final accuracy, its change at twice the budget (`doubled_change`, None where that
+    budget was not run), how many seeds' tails are flat, and whether the budget passes
+    (`passes`: every tail flat and |doubled_change| < max_budget_change); `budget` is the
+    smallest budget that passes for every arm (None: none does yet).
+    """
+    out: dict = {}
+    for arm, by_budget in curves.items():
+        rows = {}
+        for budget, seeds in sorted(by_budget.items()):
+            finals = [float(c[-1]) for c in seeds]
+            flat = [diagnose(c, rule)["converged"] for c in seeds]
+            rows[budget] = {"mean_final": float(np.mean(finals)), "seeds": len(finals), "flat": int(sum(flat))}
+        for budget, row in rows.items():
+            twice = rows.get(2 * budget)
+            row["doubled_change"] = None if twice is None else twice["mean_final"] - row["mean_final"]
+            row["passes"] = bool(row["flat"] == row["seeds"] and row["doubled_change"] is not None
+                                 and abs(row["doubled_change"]) < rule.max_budget_change)
+        out[arm] = rows
+    budgets = sorted({b for rows in out.values() for b in rows})
+    chosen = next((b for b in budgets if all(rows.get(b, {}).get("passes") for rows in out.values())), None)
+    return {"arms": out, "budget": chosen}

@@ -1,0 +1,73 @@
+"""nsde.train.convergence: the flat-tail diagnostic and the doubling rule on curves whose answer is known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from nsde.train.convergence import ConvergenceRule, budget_rule, convergence_metrics, diagnose
+
+
+def test_the_tail_slope_is_the_least_squares_slope_of_the_last_fifth():
+    # 20 epochs: the tail is the last 4; rising 0.5 point an epoch there, flat before
+    curve = [0.5] * 16 + [0.5 + 0.005 * k for k in range(1, 5)]
+    d = diagnose(curve)
+    assert d["tail_epochs"] == 4
+    assert d["val_slope"] == pytest.approx(0.005)
+    assert not d["converged"]
+    assert d["best_epoch"] == 20 and d["best_val_accuracy"] == pytest.approx(0.52)
+
+
+def test_a_flat_or_slowly_moving_tail_converges_and_the_first_best_epoch_is_named():
+    flat = [0.1, 0.4, 0.6, 0.7, 0.71, 0.71, 0.7095, 0.71, 0.7095, 0.71]
+    d = diagnose(flat)
+    assert d["tail_epochs"] == 3 and d["converged"] and abs(d["val_slope"]) <= 0.001
+    assert d["best_epoch"] == 5  # the first epoch at the maximum
+    # a falling tail (over-fitting) is not flat either: more training would change the number
+    assert not diagnose([0.5, 0.6, 0.7, 0.68, 0.66, 0.64])["converged"]
+
+
+def test_a_run_shorter_than_the_tail_cannot_tell():
+    d = diagnose([0.2, 0.3])
+    assert math.isnan(d["val_slope"]) and not d["converged"]
+    assert convergence_metrics([0.2, 0.3])["converged"] == 0.0
+    with pytest.raises(ValueError, match="non-empty"):
+        diagnose([])
+
+
+def test_the_budget_rule_picks_the_smallest_budget_that_doubling_no_longer_changes():
+    def curve(final: float, epochs: int) -> list[float]:
+        flat = epochs // 4  # longer than the tail the slope is fit on (a fifth)
+        return list(np.linspace(0.1, final, epochs - flat)) + [final] * flat
+
+    curves = {
+        "plain": {10: [curve(0.70, 10), curve(0.72, 10)], 20: [curve(0.75, 20), curve(0.77, 20)],
+                  40: [curve(0.755, 40), curve(0.765, 40)]},
+        "nsde": {10: [curve(0.60, 10), curve(0.62, 10)], 20: [curve(0.74, 20), curve(0.76, 20)],
+                 40: [curve(0.80, 40), curve(0.82, 40)]},
+    }
+    verdict = budget_rule(curves)
+    plain, nsde = verdict["arms"]["plain"], verdict["arms"]["nsde"]
+    assert plain[10]["doubled_change"] == pytest.approx(0.05) and not plain[10]["passes"]
+    assert plain[20]["doubled_change"] == pytest.approx(0.0) and plain[20]["passes"]
+    assert nsde[20]["doubled_change"] == pytest.approx(0.06) and not nsde[20]["passes"]
+    assert plain[40]["doubled_change"] is None and not plain[40]["passes"]  # nothing to double against
+    assert verdict["budget"] is None  # the noise arm still gains from 20 to 40: no budget passes for every arm
+    curves["nsde"][80] = [curve(0.805, 80), curve(0.815, 80)]
+    curves["plain"][80] = [curve(0.76, 80), curve(0.76, 80)]
+    assert budget_rule(curves)["budget"] == 40
+
+
+def test_a_tail_that_still_moves_fails_the_budget_even_when_the_means_agree():
+    rising = list(np.linspace(0.1, 0.7, 10))
+    verdict = budget_rule({"a": {10: [rising], 20: [list(np.linspace(0.1, 0.7, 20))]}})
+    assert verdict["arms"]["a"][10]["flat"] == 0 and not verdict["arms"]["a"][10]["passes"]
+
+
+def test_rule_settings_are_checked():
+    with pytest.raises(ValueError, match="tail"):
+        ConvergenceRule(tail=0.0)
+    with pytest.raises(ValueError, match="max_slope"):
+        ConvergenceRule(max_slope=-1.0)
