@@ -57,6 +57,12 @@ class EvalConfig:
         checks: run the adaptive-attack sanity checks (`adaptive_checks`) on the attacked subset.
         check_small_eps / check_large_rms / check_eot_factor: their settings (eps -> 0; a large
             eps as an RMS change per pixel; the larger EOT as a multiple of eot_iter).
+        smoothing_sigma / smoothing_n0 / smoothing_n / smoothing_alpha: randomized smoothing
+            certification (`nsde.metrics.smoothing`, Cohen et al. 2019): the Gaussian noise's
+            sigma (0 = not run), the selection and estimation draws, the failure probability.
+        smoothing_radii: the L2 radii the report gives certified accuracy at; the objective
+            `certified_accuracy` is the one at `smoothing_radius`.
+        smoothing_subset: examples certified (seeded subset; 0 = the whole split).
         resamples: bootstrap resamples of every interval.
         seed: seeds the subsets, the sweep noise, the attack, the ABC sampling, the bootstrap.
     """
@@ -82,6 +88,13 @@ class EvalConfig:
     check_small_eps: float = ruled(1e-4, Rule(float, 0, open_low=True))
     check_large_rms: float = ruled(0.25, Rule(float, 0, open_low=True))
     check_eot_factor: int = ruled(4, _COUNT)
+    smoothing_sigma: float = ruled(0.0, Rule(float, 0.0, doc="randomized smoothing noise; 0 = off"))
+    smoothing_n0: int = ruled(100, _COUNT)
+    smoothing_n: int = ruled(1000, _COUNT)
+    smoothing_alpha: float = ruled(0.001, Rule(float, 0.0, 0.5, open_low=True, open_high=True))
+    smoothing_radii: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
+    smoothing_radius: float = ruled(0.25, Rule(float, 0.0, doc="radius of the objective certified_accuracy"))
+    smoothing_subset: int = ruled(64, _SUBSET)
     resamples: int = ruled(2000, _COUNT)
     batch_size: int = ruled(128, _COUNT)
     seed: int = 0
@@ -133,6 +146,11 @@ EVAL_PROFILES: dict[str, dict] = {
     # feeds the report, the importance and the choice of the cells a figure singles out
     "study-val": dict(sweep_subset=128, apgd_steps=10, eot_iter=1, attack_subset=16, checks=False, abc_subset=32,
                       abc_samples=8, ig_steps=8, stability_subset=8, stability_draws=1, resamples=200),
+    # randomized smoothing certification on top of the fast profile (Cohen et al.'s CERTIFY at
+    # sigma 0.25 with n0 = 100, n = 1000, alpha = 0.001 on 64 examples): the certified reference a
+    # model trained with Gaussian input noise at the same sigma is meant for
+    "certify": dict(apgd_steps=20, eot_iter=2, attack_subset=64, abc_subset=64, abc_samples=32, ig_steps=16,
+                    stability_subset=16, stability_draws=2, smoothing_sigma=0.25),
     # MOASHA's rung evaluation (--scheduler moasha): a ranking signal part-way through
     # training, not a number to report: 10 APGD steps without EOT or sanity checks on 32
     # examples, ABC 64 x 16, the sweeps on 128 examples, few bootstrap resamples

@@ -99,4 +99,4 @@ def _report(ev: Evaluation) -> EvalReport:
                       attribution_stability=f.get("attribution_stability", NAN_ESTIMATE), checks=f.get("checks", {}),
                       per_example=ev.per_example, stochastic=is_stochastic(ev.model),
                       settings=dataclasses.asdict(ev.cfg), seconds=seconds, snr=f.get("snr", []),
-                      per_location=f.get("per_location", {}))
+                      per_location=f.get("per_location", {}), smoothing=f.get("smoothing", {}))

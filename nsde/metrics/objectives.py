@@ -351,6 +351,8 @@ for _spec in (
                   reported=_reported_abc_incorrect, doc="mean ABC on incorrect predictions (the study's Table 4)"),
     ObjectiveSpec("attribution_stability", "min", "stability", ("value",), _nanmean, reported=_reported_stability,
                   doc="L1 change of IG under small input noise / L1 of IG"),
+    ObjectiveSpec("certified_accuracy", "max", "smoothing", ("certified",), bounds=UNIT, binary=True,
+                  doc="randomized smoothing: correct and certified at L2 radius smoothing_radius (Cohen et al.)"),
 ):
     register_objective(_spec)
 

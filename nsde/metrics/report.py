@@ -65,6 +65,7 @@ class EvalReport:
     seconds: dict[str, float] = field(default_factory=dict)
     snr: list[tuple[float, Estimate]] = field(default_factory=list)
     per_location: dict[str, Estimate] = field(default_factory=dict)
+    smoothing: dict[float, Estimate] = field(default_factory=dict)  # L2 radius -> certified accuracy
 
     @property
     def objectives(self) -> dict[str, float]:
@@ -125,6 +126,7 @@ class EvalReport:
             seconds=d.get("seconds", {}),
             snr=[(float(level), _estimate(e)) for level, e in d.get("snr", [])],
             per_location={k: _estimate(e) for k, e in d.get("per_location", {}).items()},
+            smoothing={float(k): _estimate(e) for k, e in d.get("smoothing", {}).items()},
         )
 
 

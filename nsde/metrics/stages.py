@@ -18,6 +18,7 @@ The stages run in registration order, each only when the config enables it:
     checks         the attack's adaptive sanity checks (the attacked examples)
     abc            attribution-based confidence (abc_subset)
     stability      attribution stability under small input noise (stability_subset)
+    smoothing      randomized smoothing certification (smoothing_subset; when smoothing_sigma > 0)
 
 A new objective that needs new per-example values adds one stage (`register_stage`) and one
 spec; docs/extending.md walks through it.
@@ -37,6 +38,7 @@ from nsde.data import SpectrogramData
 from nsde.data.snr import snr_spectrograms
 from nsde.metrics.explain import abc_scores, abc_summary, attribution_stability
 from nsde.metrics.robustness import adaptive_checks, apgd_attack, correct_predictions, sweep_area, sweep_correct
+from nsde.metrics.smoothing import certified_accuracy, certify
 from nsde.metrics.stats import proportion
 from nsde.registry import Registry
 
@@ -240,6 +242,15 @@ def _stability(ev: Evaluation, idx: np.ndarray) -> Columns:
     return {"value": np.asarray(values).tolist()}
 
 
+def _smoothing(ev: Evaluation, idx: np.ndarray) -> Columns:
+    cfg = ev.cfg
+    cert = certify(ev.model, ev.x[idx], ev.y[idx], sigma=cfg.smoothing_sigma, n0=cfg.smoothing_n0, n=cfg.smoothing_n,
+                   alpha=cfg.smoothing_alpha, batch_size=cfg.batch_size, seed=cfg.seed + 11)
+    ev.fields["smoothing"] = {r: proportion(cert.certified(r)) for r in certified_accuracy(cert, cfg.smoothing_radii)}
+    return {"certified": cert.certified(cfg.smoothing_radius).tolist(), "radius": cert.radius.tolist(),
+            "prediction": cert.prediction.tolist(), "p_lower": cert.p_lower.tolist()}
+
+
 for _stage in (
     Stage("clean", _clean),
     Stage("per_location", _per_location, timer="clean"),  # counted in clean's seconds
@@ -249,5 +260,6 @@ for _stage in (
     Stage("checks", _checks, subset="attack_subset", enabled=lambda cfg: cfg.checks),
     Stage("abc", _abc, subset="abc_subset", salt=1),
     Stage("stability", _stability, subset="stability_subset", salt=2, timer="attribution_stability"),
+    Stage("smoothing", _smoothing, subset="smoothing_subset", salt=4, enabled=lambda cfg: cfg.smoothing_sigma > 0),
 ):
     register_stage(_stage)
