@@ -328,6 +328,7 @@ def _summary(page: _Page, search: Search) -> None:
         ("flagged trials (an attack sanity check failed)",
          f"{int(_flags(df).sum())}, "
          + ("kept on the fronts (--keep-flagged)" if search.keep_flagged else "kept off the fronts")),
+        ("converged trials (validation flat over the last 20 % of epochs)", _converged(df)),
         ("wall time", f"{seconds / 60:.1f} min" if seconds else "-"),
         (f"hypervolume ({VALIDATION}, search profile, all complete trials)", _fmt(hv_search)),
         (f"hypervolume ({VALIDATION}, final profile, re-scored trials)", _fmt(hv_final) if final else "not re-scored"),
@@ -347,6 +348,15 @@ def _summary(page: _Page, search: Search) -> None:
              "objective is rescaled to the front's range. The search chooses everything on the validation "
              "split; the test split is touched once, at the end, for what it chose, so the held-out numbers "
              "below are unbiased estimates.</p>")
+
+
+def _converged(df: pd.DataFrame) -> str:
+    known = df["converged"].dropna() if "converged" in df else pd.Series(dtype=float)
+    if known.empty:
+        return "not recorded"
+    n = int((known == 1).sum())
+    return (f"{n} of {len(known)}" + (f"; the other {len(known) - n} are marked NO in the trials table: their "
+                                      "numbers measure a run still learning, not the method" if n < len(known) else ""))
 
 
 def _constraints(search: Search) -> str:
@@ -544,6 +554,9 @@ def _trials(page: _Page, search: Search) -> None:
     table = df.copy()
     table["attack checks"] = [_checks_cell(row, "", checks) for _, row in df.iterrows()]
     cols = ["status", "deterministic"] + search.varied_params + search.objective_names + ["attack checks"]
+    if "converged" in df:
+        table["converged"] = [{1.0: "yes", 0.0: "NO"}.get(v, "-") for v in df["converged"]]
+        cols.append("converged")
     if search.constraints:
         table["feasible"] = [{True: "yes", False: "NO"}.get(v, "unknown") for v in search.feasible()]
         cols.append("feasible")
@@ -589,6 +602,12 @@ def _study(page: _Page, search: Search) -> None:
         "Holm p (models)": paired["p_holm"], "seeds": paired["seeds"], "family": paired["family"]},
         index=paired.index)
     page.add(_table(table, TEST, "final profile; the method and these models"))
+    convergence = study.convergence()
+    if not convergence.empty:
+        page.add("<p class='note'>How many of each cell's trials converged (validation accuracy flat within 0.1 "
+                 "point per epoch over the last 20 % of epochs, <code>nsde.train.convergence</code>): a cell whose "
+                 "trials did not is compared while still learning, and its difference measures speed, not the "
+                 "method.</p>", _table(convergence, VALIDATION, "training"))
     power, factors = study.power(), study.factor_tests()
     if not power.empty:
         page.add("<p class='note'>What the design can detect, per metric: the seeds' residual standard deviation, "

@@ -65,6 +65,7 @@ from analysis.method import (
 )
 from nsde.metrics.objectives import FARTHEST, LOCATION_PREFIX, STUDY_METRICS, sweep_kind_objective
 from nsde.noise import hurst_shapes
+from nsde.train.convergence import CONVERGENCE_KEYS
 from record import CHECKS_PASSED, COMPLETE, SEED_KEY, TEST_PREFIX
 
 __all__ = ["BASELINE", "FARTHEST", "METRICS", "PUBLISHED_LEVELS", "Study", "cell_of", "factor_table", "figures",
@@ -79,12 +80,19 @@ METRICS = STUDY_METRICS  # nsde.metrics.evaluate: clean, SNR and image sweeps, A
 
 
 def cell_of(config: dict[str, Any]) -> str:
-    """A trial's cell: its noise shape, H (for the shapes that have one) and sigma."""
+    """A trial's cell: its noise shape, H (for the shapes that have one) and sigma, then the
+    input augmentation and adversarial training when it has them ("none augment=signal" is a
+    practitioner's arm without an NSDE; the plain model is the baseline)."""
     shape = config.get("noise/shape", "none")
+    extra = ""
+    if config.get("augment/kind", "none") != "none":
+        extra += f" augment={config['augment/kind']}"
+    if float(config.get("adversarial/eps") or 0) > 0:
+        extra += f" adv={float(config['adversarial/eps']):g}"
     if shape == "none" or not config.get("noise/sigma"):
-        return BASELINE
+        return f"none{extra}" if extra else BASELINE
     hurst = f" H={float(config['noise/hurst']):g}" if shape in hurst_shapes() and "noise/hurst" in config else ""
-    return f"{shape}{hurst} sigma={float(config['noise/sigma']):g}"
+    return f"{shape}{hurst} sigma={float(config['noise/sigma']):g}{extra}"
 
 
 def parse_cell(cell: str) -> dict[str, Any]:
@@ -93,7 +101,7 @@ def parse_cell(cell: str) -> dict[str, Any]:
         return {"shape": "none", "hurst": math.nan, "sigma": 0.0}
     shape, *rest = cell.split()
     factors = dict(part.split("=", 1) for part in rest)
-    return {"shape": shape, "hurst": float(factors.get("H", "nan")), "sigma": float(factors["sigma"])}
+    return {"shape": shape, "hurst": float(factors.get("H", "nan")), "sigma": float(factors.get("sigma", 0.0))}
 
 
 @dataclass
@@ -222,6 +230,24 @@ class Study:
         df["significant_models"] = df["p_holm"] < alpha
         method = method_table(self.values(metrics), metrics, alpha=alpha, confirmatory=confirmatory)
         return df.set_index(["cell", "metric"]).join(method.drop(columns="seeds"))
+
+    def convergence(self) -> pd.DataFrame:
+        """Per cell: its trials with convergence diagnostics, how many converged under the rule
+        (`nsde.train.convergence`: validation flat over the last 20 % of epochs), the median best
+        epoch and validation slope (points per epoch). Empty when no trial recorded them."""
+        trials = self.search.trials
+        if "converged" not in trials:
+            return pd.DataFrame()
+        df = self.design.join(trials[["converged", "best_epoch", "val_slope"]])
+        df = df[df["converged"].notna()]
+        if df.empty:
+            return pd.DataFrame()
+        order = [c for c in self.cells() if c in set(df["cell"])]
+        out = df.groupby("cell").agg(trials=("converged", "size"), converged=("converged", "sum"),
+                                     median_best_epoch=("best_epoch", "median"),
+                                     median_slope_points=("val_slope", lambda v: 100 * v.median()))
+        out["converged"] = out["converged"].astype(int)
+        return out.loc[order]
 
     def power(self, metrics: Sequence[tuple[str, str]] = METRICS, *, alpha: float = 0.05,
               effects: Sequence[float] = (0.02, 0.05)) -> pd.DataFrame:
@@ -659,7 +685,7 @@ def record(study: Study, *, paired: pd.DataFrame | None = None, crossing: pd.Dat
     parameter importance (validation numbers), and each trial's accuracy at every level (`levels`)."""
     s = study.search
     trials = s.trials.join(study.design[["cell", "seed", "shape", "hurst", "sigma"]])
-    keep = ["cell", "seed", "shape", "hurst", "sigma", "status", *s.objective_names,
+    keep = ["cell", "seed", "shape", "hurst", "sigma", "status", *s.objective_names, *CONVERGENCE_KEYS,
             *(TEST_PREFIX + m for m, _ in METRICS), TEST_PREFIX + CHECKS_PASSED]
     keep = list(dict.fromkeys(keep + [c for c in trials if c.startswith(TEST_PREFIX + LOCATION_PREFIX)]))
     ranking = study.validation_ranking()
@@ -675,6 +701,7 @@ def record(study: Study, *, paired: pd.DataFrame | None = None, crossing: pd.Dat
         "paired": _rows(study.paired() if paired is None else paired),
         "power": _rows(study.power()),
         "factor_tests": _rows(study.factor_tests()),
+        "convergence": _rows(study.convergence()),
         "crossing": _rows(study.crossing() if crossing is None else crossing),
         "shape_match": _rows(study.shape_match() if match is None else match),
         "cell_means": _rows(study.cell_means() if means is None else means),

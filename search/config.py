@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nsde.models import ModelConfig, NoiseConfig, model_config_from_dict
-from nsde.train import TrainConfig
+from nsde.train import AdversarialConfig, AugmentConfig, TrainConfig
 from record import flatten
 from spaces import KEYS
 
@@ -25,10 +25,12 @@ def trial_configs(config: Mapping[str, Any], *, num_classes: int | None = None) 
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; known keys: {list(KEYS)}")
     flat = {k: KEYS[k].coerce(v) for k, v in flat.items()}  # YAML may give 8.0 for an integer key
-    model, noise, train = ({k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(group + "/")}
-                           for group in ("model", "noise", "train"))
+    model, noise, train, augment, adversarial = (
+        {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(group + "/")}
+        for group in ("model", "noise", "train", "augment", "adversarial"))
     if noise.get("shape", NoiseConfig().shape) == "none":  # the deterministic baseline: no hooks, sigma 0
         noise = {"shape": "white", "hurst": None, "sigma": 0.0}
     if num_classes is not None:
         model["num_classes"] = num_classes
-    return model_config_from_dict({**model, "noise": noise}), TrainConfig(**train)
+    return model_config_from_dict({**model, "noise": noise}), TrainConfig(
+        **train, augment=AugmentConfig(**augment), adversarial=AdversarialConfig(**adversarial))

@@ -28,7 +28,8 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from nsde.data import load
 from nsde.metrics import EvalConfig
-from nsde.train import EpochMetrics, train
+from nsde.train import CHECKPOINT, EpochMetrics, train
+from nsde.train.convergence import convergence_metrics
 from record import EVALUATED
 from search.config import trial_configs
 from search.evaluate import evaluate_checkpoint
@@ -52,6 +53,14 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         ray_train.report(metrics, checkpoint=checkpoint)
 
     train(model_cfg, data, train_cfg, callback=report, checkpoint_dir=work, resume_from=resume, progress=False)
+
+
+def _val_curve(checkpoint) -> list[float]:
+    """Every epoch's validation accuracy, from the last checkpoint's history (which a retried
+    trial's metrics, reported only after its restart, would not all hold)."""
+    with checkpoint.as_directory() as folder:
+        history = torch.load(Path(folder) / CHECKPOINT, map_location="cpu", weights_only=False)["history"]
+    return [h["val_accuracy"] for h in history]
 
 
 def ddp_trainable(*, workers: int, use_gpu: bool, storage_path: str):
@@ -96,7 +105,8 @@ def _run_ddp_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConf
         for name, content in out["files"].items():
             (work / name).write_bytes(content)
         last = {k: v for k, v in result.metrics.items() if k != "checkpoint_path"}
-        final = {**last, **out["metrics"], EVALUATED: True, "train_seconds": train_seconds, "ddp_workers": workers}
+        final = {**last, **out["metrics"], EVALUATED: True, "train_seconds": train_seconds, "ddp_workers": workers,
+                 **convergence_metrics(_val_curve(result.checkpoint))}
         report_final(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -325,7 +325,21 @@ def format_front(outcome: SearchOutcome) -> str:
         held = held[[c for c in held.columns if not c.endswith(" n")]]  # the HTML report gives the counts
         text += (f"\n\nHeld-out TEST estimates of the final front and the baseline (scored once; value [95 % "
                  f"interval], {seeds} training seed{'s' if seeds > 1 else ''} each):\n" + _text_table(held))
-    return text + _format_flagged(outcome)
+    return text + _format_convergence(outcome, list(table.index)) + _format_flagged(outcome)
+
+
+def _format_convergence(outcome: SearchOutcome, front: list) -> str:
+    """A plain warning when front members had not converged (nsde.train.convergence): such a
+    front ranks speed of learning, not the methods."""
+    rows = {r.trial_id: r for r in outcome.rows if r.status == COMPLETE}
+    known = [t for t in front if t in rows and "converged" in rows[t].metrics]
+    short = [t for t in known if rows[t].metrics["converged"] != 1.0]
+    if not short:
+        return ""
+    return (f"\n\nNOT CONVERGED: {len(short)} of the {len(known)} front trials were still learning at their last "
+            f"epoch (validation accuracy not flat within 0.1 point/epoch over the last 20 % of epochs). This is a "
+            f"smoke run at a fraction of convergence; its front is not an answer about the methods "
+            f"(docs/benchmarks.md, 'Convergence', gives the budget the study preset needs).")
 
 
 def _format_flagged(outcome: SearchOutcome) -> str:

@@ -27,6 +27,7 @@ from nsde.data import load
 from nsde.metrics import EvalConfig, attribution_figure, evaluate
 from nsde.metrics.objectives import location_objective
 from nsde.train import CHECKPOINT, EpochMetrics, load_checkpoint, train
+from nsde.train.convergence import convergence_metrics
 from record import (
     CHECKS_PASSED,
     DATA_FILE,
@@ -80,7 +81,7 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
         report = evaluate(result.model, data, eval_cfg, split=OBJECTIVE_SPLIT)  # selection never sees test
         write_outputs(work, result.model, model_cfg, report, data)
         final = {**result.history[-1].flat(), **evaluation_metrics(report), EVALUATED: True,
-                 "train_seconds": train_seconds}
+                 "train_seconds": train_seconds, **convergence_metrics([m.val_accuracy for m in result.history])}
         report_final(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -22,6 +22,7 @@ from nsde.models import ModelConfig, NoiseConfig, check_depth
 from nsde.noise import list_noises
 from nsde.rules import Rule, rules_of
 from nsde.train import TrainConfig
+from nsde.train.augment import AdversarialConfig, AugmentConfig
 
 __all__ = ["KEYS", "NOISE_SHAPES", "Param", "SearchSpace", "replicate"]
 
@@ -41,6 +42,9 @@ _SEARCHABLE = {
                             "mc_samples")),
     "train": (TrainConfig, ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing",
                             "grad_clip", "seed")),
+    # the practitioner's alternatives (nsde.train.augment): they cross with any noise shape
+    "augment": (AugmentConfig, tuple(rules_of(AugmentConfig))),
+    "adversarial": (AdversarialConfig, tuple(rules_of(AdversarialConfig))),
 }
 KEYS: dict[str, Rule] = {f"{group}/{name}": rules_of(config)[name]
                          for group, (config, names) in _SEARCHABLE.items() for name in names}

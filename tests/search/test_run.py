@@ -88,6 +88,10 @@ def _check_tracking(outcome, uri: str, expected_seeds: int = 1) -> None:
     for r in table:
         line = next(line for line in printed.splitlines() if line.startswith(r["trial_id"]))
         assert f"{r['clean_accuracy']:.4g}" in line and f"{r['abc_auroc']:.4g}" in line
+    # every trial's convergence diagnostics are MLflow metrics; 2 epochs are too few to tell, so
+    # the printed front says plainly that it did not converge
+    assert all(by_trial[r.trial_id].data.metrics["converged"] == r.metrics["converged"] == 0.0 for r in outcome.rows)
+    assert f"NOT CONVERGED: {len(table)} of the {len(table)} front trials" in printed
 
     # Selection never sees the test split: every trial's objectives and every final number come
     # from validation examples only; the final front and the baseline, and only they, are scored
@@ -294,13 +298,20 @@ def test_a_designed_space_runs_its_points_and_scores_each_on_test(local_ray, tmp
     tests = sorted((outcome.experiment_dir / "test_reports").glob("*.json"))
     assert len(tests) == 4
     # the study's analysis pairs the noisy cell with the baseline seed by seed, from MLflow
-    study = Study.of(load_search(run_id=outcome.parent_run_id, tracking_uri=uri))
-    assert study.cells() == [BASELINE, "white sigma=0.3"] and study.pair("white sigma=0.3")[2] == [0, 1]
+    # (the noisy cell is crossed with input-noise augmentation: a cell of its own)
+    cell = "white sigma=0.3 augment=gaussian"
+    search = load_search(run_id=outcome.parent_run_id, tracking_uri=uri)
+    study = Study.of(search)
+    assert study.cells() == [BASELINE, cell] and study.pair(cell)[2] == [0, 1]
     paired = study.paired()
-    assert paired.loc[("white sigma=0.3", "clean_accuracy")]["seeds"] == 2
-    assert len(paired.loc["white sigma=0.3"]) == len(paired.index.get_level_values("metric").unique())
+    assert paired.loc[(cell, "clean_accuracy")]["seeds"] == 2
+    assert len(paired.loc[cell]) == len(paired.index.get_level_values("metric").unique())
+    # every trial recorded its convergence diagnostics in MLflow (1 epoch: too short to tell)
+    assert (search.trials["converged"] == 0.0).all() and (search.trials["best_epoch"] == 1.0).all()
+    assert study.convergence()["trials"].tolist() == [2, 2]
     html = outcome.report.read_text()  # the report shows the study beside its usual sections
-    assert "The designed study: each cell against the baseline" in html and "white sigma=0.3" in html
+    assert "The designed study: each cell against the baseline" in html and cell in html
+    assert "How many of each cell's trials converged" in html and "converged trials" in html
     assert "Every complete trial of the design, scored once on the test split" in html
 
 

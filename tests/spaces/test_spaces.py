@@ -9,7 +9,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from nsde.models import ModelConfig, NoiseConfig
 from nsde.rules import rules_of
-from nsde.train import TrainConfig
+from nsde.train import AdversarialConfig, AugmentConfig, TrainConfig
 from spaces import KEYS, Param, SearchSpace, get_space, list_spaces, load_space, replicate, space_from_dict
 from spaces.builtin import STUDY_HURST, STUDY_SEEDS, STUDY_SIGMA
 
@@ -30,7 +30,8 @@ def test_named_space_round_trips_through_its_dict_form(name):
 
 def test_keys_take_the_nsde_configs_own_rules():
     """One rule per value: a space checks a key with its nsde config field's rule, no copy."""
-    configs = {"model": ModelConfig, "noise": NoiseConfig, "train": TrainConfig}
+    configs = {"model": ModelConfig, "noise": NoiseConfig, "train": TrainConfig, "augment": AugmentConfig,
+               "adversarial": AdversarialConfig}
     for key, rule in KEYS.items():
         group, name = key.split("/")
         if key not in ("noise/shape", "train/seed"):  # the search adds 'none' and a note on the seed
@@ -41,6 +42,12 @@ def test_keys_take_the_nsde_configs_own_rules():
     with pytest.raises(ValueError, match=message):
         SearchSpace(name="x", params={"train/lr": Param(FloatDistribution(0.001, 0.01))},
                     constants={"train/grad_clip": -1.0})
+    # the practitioner's alternatives are keys too, checked by their own configs' rules
+    with pytest.raises(ValueError, match=r"augment/kind: 'speckle' is not allowed: unknown augmentation kind 'speckle'"):
+        SearchSpace(name="x", params={"augment/kind": Param(CategoricalDistribution(["none", "speckle"]))})
+    with pytest.raises(ValueError, match=r"adversarial/eps: `0.0 <= value` must hold, but got -0.5"):
+        SearchSpace(name="x", params={"train/lr": Param(FloatDistribution(0.001, 0.01))},
+                    constants={"adversarial/eps": -0.5})
 
 
 def test_conditions_hurst_only_for_fbm_and_depth_per_backbone():
