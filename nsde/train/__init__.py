@@ -38,8 +38,8 @@ from nsde.rules import Rule, check_fields, ruled
 from nsde.train.augment import (
     AdversarialConfig,
     Adversary,
-    Augmenter,
     AugmentConfig,
+    Augmenter,
     adversarial_config_from_dict,
     augment_config_from_dict,
 )

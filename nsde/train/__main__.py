@@ -174,15 +174,21 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"test accuracy {test_acc:.4f} (n={len(data.indices('test'))})")
     if summary["convergence"]:
-        c = summary["convergence"]
-        print(f"convergence: validation slope {100 * c['val_slope']:+.2f} points/epoch over the last {c['tail_epochs']} "
-              f"epochs, best epoch {c['best_epoch']}, {'converged' if c['converged'] else 'NOT converged'} "
-              f"(rule: |slope| <= 0.1 point/epoch; nsde.train.convergence)")
+        print(_convergence_line(summary["convergence"]))
     if args.evaluate:
         summary.update(_evaluate(result.model, data, args, out))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"summary: {out / 'summary.json'}")
     return 0
+
+
+def _convergence_line(c: dict) -> str:
+    rule = "rule: |slope| <= 0.1 point/epoch over the last 20 % of epochs; docs/training.md"
+    if c["val_slope"] != c["val_slope"]:  # NaN: fewer epochs than the tail needs
+        return f"convergence: too few epochs to tell (the slope needs {c['tail_epochs']}); {rule}"
+    verdict = "converged" if c["converged"] else "NOT converged (still learning: compare at convergence)"
+    return (f"convergence: validation slope {100 * c['val_slope']:+.2f} points/epoch over the last "
+            f"{c['tail_epochs']} epochs, best epoch {c['best_epoch']}, {verdict}; {rule}")
 
 
 def _print_epoch(m: EpochMetrics, _checkpoint) -> None:

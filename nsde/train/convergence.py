@@ -29,7 +29,9 @@ CONVERGENCE_KEYS = ("val_slope", "best_epoch", "best_val_accuracy", "converged")
 
 @dataclass(frozen=True)
 class ConvergenceRule:
-    tail: float = ruled(0.2, Rule(float, 0.0, 1.0, open_low=True, doc="fraction of the last epochs the slope is fit on"))
+    """The two checks' thresholds (module docstring)."""
+
+    tail: float = ruled(0.2, Rule(float, 0.0, 1.0, open_low=True, doc="share of the last epochs the slope is fit on"))
     min_tail_epochs: int = ruled(3, Rule(int, 2, doc="the fewest epochs a slope is fit on"))
     max_slope: float = ruled(0.001, Rule(float, 0.0, doc="flat: |slope| per epoch at most this (0.001 = 0.1 point)"))
     max_budget_change: float = ruled(0.01, Rule(float, 0.0, doc="doubling the budget changes the mean by less"))

@@ -16,8 +16,8 @@ from nsde.data.snr import split_waveforms
 from nsde.models import ModelConfig, NoiseConfig
 from nsde.noise import estimate_hurst
 from nsde.train import AdversarialConfig, AugmentConfig, TrainConfig, train
-from nsde.train.augment import Augmenter, colored_noise
 from nsde.train.__main__ import main
+from nsde.train.augment import Augmenter, colored_noise
 
 
 @pytest.fixture(scope="module")
