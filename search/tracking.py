@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import mlflow
+import numpy as np
 import requests
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
@@ -320,24 +321,23 @@ def _millis(result: Mapping[str, Any]) -> int:
 # ------------------------------------------------------------------------ models
 
 
-with warnings.catch_warnings():  # MLflow asks for type hints on predict; inputs are plain arrays
-    warnings.simplefilter("ignore", UserWarning)
+class NSDEPyfunc(mlflow.pyfunc.PythonModel):
+    """An NSDE classifier as an MLflow model: spectrograms (N, 1, S, S) in [0, 1] -> class probabilities.
 
-    class NSDEPyfunc(mlflow.pyfunc.PythonModel):
-        """An NSDE classifier as an MLflow model: spectrograms (N, 1, S, S) in [0, 1] -> class probabilities."""
+    `predict`'s type hints (numpy arrays in and out) are what MLflow reads to validate inputs;
+    without them it warns at every import of this module."""
 
-        def load_context(self, context) -> None:
-            from nsde.train import load_checkpoint
+    def load_context(self, context) -> None:
+        from nsde.train import load_checkpoint
 
-            self.model = load_checkpoint(context.artifacts["checkpoint"], device="cpu")
+        self.model = load_checkpoint(context.artifacts["checkpoint"], device="cpu")
 
-        def predict(self, context, model_input, params=None):
-            import numpy as np
-            import torch
+    def predict(self, context, model_input: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
+        import torch
 
-            x = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
-            with torch.no_grad():
-                return torch.softmax(self.model(x), dim=-1).numpy()
+        x = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
+        with torch.no_grad():
+            return torch.softmax(self.model(x), dim=-1).numpy()
 
 
 def log_pareto_model(uri: str, run_id: str, checkpoint) -> None:
@@ -372,13 +372,27 @@ def _log_model(run_id: str, checkpoint) -> None:
         src = Path(folder) / MODEL_FILE
         dst = Path(tmp) / MODEL_FILE
         dst.write_bytes(src.read_bytes())  # as_directory may hand a folder that vanishes on exit
-        with mlflow.start_run(run_id=run_id):
+        # the signature says what goes in and out; an input example would make MLflow run the model
+        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
             mlflow.pyfunc.log_model(
                 name="model",
                 python_model=NSDEPyfunc(),
                 artifacts={"checkpoint": str(dst)},
                 pip_requirements=["torch", "timm", "nsde-search"],
+                signature=_signature(dst),
             )
+
+
+def _signature(model_file: Path):
+    """(N, 1, S, S) float32 spectrograms -> (N, K) class probabilities, any N and S."""
+    import torch
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    classes = int(torch.load(model_file, map_location="cpu", weights_only=False)["model_config"]["num_classes"])
+    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1, -1))]),
+                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, classes))]))
 
 
 # ----------------------------------------------------------------- the search's end

@@ -26,3 +26,15 @@ def test_torchattacks_apgd_l2_runs_and_respects_eps():
     assert adv.shape == images.shape and adv.min() >= 0 and adv.max() <= 1
     assert ((adv - images).flatten(1).norm(dim=1) <= eps + 1e-4).all()
     assert (model(adv).argmax(-1) != labels).any()  # a linear model at eps 0.5 is attackable
+
+
+def test_the_search_starts_quietly():
+    """Importing the search prints nothing (MLflow's pyfunc type-hint warning included): a
+    newcomer reads any start-up warning as a fault."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-W", "default", "-c", "import search.run, search.tracking, analysis.report"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == "", done.stderr[-2000:]
