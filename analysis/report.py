@@ -45,6 +45,7 @@ from analysis.compare import (
 )
 from analysis.hypervolume import hypervolume
 from analysis.load import CHECKS, TEST_PREFIX, Search, add_source_arguments, search_from_arguments
+from nsde.cli import user_errors
 from nsde.metrics import OBJECTIVE_METRICS
 from record import COMPLETE, FAILED, FIGURE_FILE, FINAL_PREFIX, STATUSES, profile_prefix
 
@@ -660,6 +661,7 @@ def write_report(search: Search, out: str | Path | None = None, *, figures_dir: 
     return path
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)

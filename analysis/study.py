@@ -63,6 +63,7 @@ from analysis.method import (
     seeds_needed,
     statistic_of,
 )
+from nsde.cli import user_errors
 from nsde.metrics.objectives import FARTHEST, LOCATION_PREFIX, STUDY_METRICS, sweep_kind_objective
 from nsde.noise import hurst_shapes
 from nsde.train.convergence import CONVERGENCE_KEYS
@@ -843,6 +844,7 @@ def levels_markdown(levels: pd.DataFrame, columns: Sequence[str] = PUBLISHED_LEV
     return "\n".join(out) + "\n"
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     from analysis.load import add_source_arguments, search_from_arguments
 

@@ -305,9 +305,12 @@ class NSDEModel(nn.Module):
         h, w = output.shape[-2:]
         if h < 2 or w < 2:
             name = next(n for n, m in self.backbone.named_modules() if m is module)
+            earlier = ",".join(str(i) for i in range(stage))
+            fix = f"a `depth` that leaves it out, e.g. 'stages:{earlier}' (--depth stages:{earlier})" if earlier \
+                else "a `depth` that leaves it out"
             raise ValueError(
-                f"block {name!r} has a {h}x{w} feature map; noise fields need >= 2x2: "
-                "use a larger input image or a `depth` that leaves this block out"
+                f"block {name!r} (stage {stage}) has a {h}x{w} feature map; noise fields need >= 2x2: "
+                f"use a larger input image (--image-size) or {fix}"
             )
         xi = self._draw(output)  # (B, C, h, w), one field per sample and channel
         if not output.is_contiguous() and output.is_contiguous(memory_format=torch.channels_last):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from nsde.cli import user_errors
 from record import (
     COMPLETE,
     FAILED,
@@ -422,6 +423,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
     _show_progress()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nsde.cli import user_errors
 from nsde.data.dataset import PRESETS, prepare
 from nsde.data.spectrogram import SpectrogramConfig, row_frequencies, spectrogram
 from nsde.data.synthetic import LOCATIONS, MUXES, SynthConfig, synthesize, synthetic_class_names
@@ -70,6 +71,7 @@ def _figure(args: argparse.Namespace) -> int:
     return 0
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nsde.data", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -22,13 +22,14 @@ from pathlib import Path
 
 import torch
 
+from nsde.cli import user_errors
 from nsde.data import data_config_from_dict, load, prepare
 from nsde.metrics.config import EVAL_PROFILES, eval_config
 from nsde.metrics.evaluate import evaluate
+from nsde.metrics.explain import attribution_figure
 from nsde.metrics.objectives import objective_specs
 from nsde.metrics.report import EvalReport
 from nsde.metrics.stages import list_stages
-from nsde.metrics.explain import attribution_figure
 from nsde.train import CHECKPOINT, load_checkpoint  # training never imports the metrics: no cycle
 
 
@@ -125,6 +126,7 @@ def _verdict(passed) -> str:
     return "n/a" if passed is None else ("pass" if passed else "FAIL")
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nsde.metrics", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from nsde.cli import user_errors
 from nsde.data import PRESETS, DataConfig, prepare
 from nsde.metrics import EVAL_PROFILES, eval_config, evaluate
 from nsde.metrics.__main__ import comparison_tables
@@ -147,6 +148,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[DataConfig, ModelConfig
     return data, model, run
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
