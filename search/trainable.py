@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -26,7 +27,7 @@ from ray import tune
 from nsde.data import load
 from nsde.metrics import EvalConfig, attribution_figure, evaluate
 from nsde.metrics.objectives import location_objective
-from nsde.train import CHECKPOINT, EpochMetrics, load_checkpoint, train
+from nsde.train import CHECKPOINT, EpochMetrics, load_checkpoint, read_checkpoint, train
 from nsde.train.convergence import convergence_metrics
 from record import (
     CHECKS_PASSED,
@@ -81,10 +82,20 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
         report = evaluate(result.model, data, eval_cfg, split=OBJECTIVE_SPLIT)  # selection never sees test
         write_outputs(work, result.model, model_cfg, report, data)
         final = {**result.history[-1].flat(), **evaluation_metrics(report), EVALUATED: True,
-                 "train_seconds": train_seconds, **convergence_metrics([m.val_accuracy for m in result.history])}
+                 "train_seconds": train_seconds, **convergence_metrics([m.val_accuracy for m in result.history]),
+                 **restart_metrics(work)}
         report_final(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+RESTARTED_FILE = "restarted_from_scratch.txt"  # in the trial's folder: its checkpoint could not be read
+
+
+def restart_metrics(work: Path) -> dict[str, float]:
+    """`restarted_from_scratch` 1.0 for a trial whose checkpoint could not be read on a retry or a
+    --resume (so the MLflow run says it trained again), else nothing."""
+    return {"restarted_from_scratch": 1.0} if (work / RESTARTED_FILE).exists() else {}
 
 
 def epoch_result(m: EpochMetrics) -> dict[str, Any]:
@@ -150,7 +161,17 @@ def restore_checkpoint(work: Path, ckpt) -> Path | None:
         return None
     with ckpt.as_directory() as folder:
         shutil.copytree(folder, work, dirs_exist_ok=True)
-    return work / CHECKPOINT if (work / CHECKPOINT).exists() else None
+    path = work / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        read_checkpoint(path)
+    except ValueError as err:  # reported, never silent: the trial trains again from epoch 1
+        print(f"trial checkpoint unreadable, the trial restarts from scratch: {err}", file=sys.stderr, flush=True)
+        path.unlink()
+        (work / RESTARTED_FILE).write_text(str(err))
+        return None
+    return path
 
 
 def write_outputs(work: Path, model, model_cfg, report, data) -> None:

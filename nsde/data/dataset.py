@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -276,17 +277,70 @@ class SpectrogramData:
 
 
 def prepare(cfg: DataConfig, *, progress: bool = True) -> SpectrogramData:
-    """Load `cfg`'s data set from the cache, or build and cache it first."""
+    """Load `cfg`'s data set from the cache, or build and cache it first.
+
+    A cached set whose files no longer match the sizes and checksums recorded when it was
+    written (a truncated or overwritten file) is reported in one line and rebuilt from its
+    source (the generator, or the recordings)."""
     folder = _cache_root(cfg) / f"harmonic-{cache_key(cfg)[:20]}"
+    if (folder / "meta.json").exists():
+        problem = verify_folder(folder, checksums=True)
+        if problem:
+            print(f"data cache {folder} is corrupt ({problem}); rebuilding it", file=sys.stderr, flush=True)
+            _discard(folder)
     if not (folder / "meta.json").exists():
         _build_into(folder, cfg, progress)
     return load(folder)
 
 
+def verify_folder(folder: Path, *, checksums: bool = False) -> str | None:
+    """What is wrong with a folder `write_folder_atomically` wrote, or None: a file missing, or
+    its size (always) or sha256 (with `checksums`) not the one recorded. A folder written before
+    the record existed (no "files" in meta.json) is taken as it is."""
+    try:
+        recorded = json.loads((folder / "meta.json").read_text()).get("files", {})
+    except (OSError, ValueError) as err:
+        return f"meta.json cannot be read: {err}"
+    for name, want in recorded.items():
+        path = folder / name
+        if not path.exists():
+            return f"{name} is missing"
+        size = path.stat().st_size
+        if size != want["bytes"]:
+            return f"{name} has {size} bytes, {want['bytes']} were written"
+        if checksums and _sha256(path) != want["sha256"]:
+            return f"{name}'s sha256 is not the one written"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _discard(folder: Path) -> None:
+    """Move a corrupt folder aside (a reader holding it open keeps its files), then remove it."""
+    aside = folder.with_name(f".corrupt-{folder.name}-{os.getpid()}")
+    os.rename(folder, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def load(folder: str | os.PathLike) -> SpectrogramData:
-    """Open a prepared data set folder (memory-mapped; nothing is copied)."""
+    """Open a prepared data set folder (memory-mapped; nothing is copied).
+
+    Raises:
+        ValueError: a file is missing or has another size than was written (a truncated
+            cache): its message names the file and the command that rebuilds the set.
+    """
     folder = Path(folder)
     meta = json.loads((folder / "meta.json").read_text())
+    problem = verify_folder(folder)
+    if problem:
+        raise ValueError(f"data set {folder} is corrupt ({problem}); `python -m nsde.data prepare` with its "
+                         f"preset (or any command that prepares it) rebuilds it")
     return SpectrogramData(
         path=folder,
         x=np.load(folder / "x.npy", mmap_mode="r"),
@@ -359,7 +413,9 @@ def write_folder_atomically(folder: Path, arrays: dict[str, np.ndarray], meta: d
     try:
         for name, array in arrays.items():
             np.save(tmp / name, array)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        # each file's size and checksum, so that a reader can tell a truncated or altered file
+        files = {name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)} for name in arrays}
+        (tmp / "meta.json").write_text(json.dumps({**meta, "files": files}, indent=2, default=str))
         os.rename(tmp, folder)  # atomic; fails if another process got there first
     except OSError:
         if not (folder / "meta.json").exists():

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from nsde.data.dataset import (
     _synthesise_batch,
     _synthetic_batches,
     data_config_from_dict,
+    verify_folder,
     write_folder_atomically,
 )
 from nsde.data.spectrogram import spectrogram
@@ -57,10 +60,19 @@ def snr_spectrograms(data: SpectrogramData, split: str, snr_db: float, *, progre
     snr_db = _check_snr(snr_db)
     index = data.indices(split)  # validates split
     path = _cache_folder(data) / f"{split}_snr{snr_db:+}dB.npy"
-    if not path.exists():
-        waves, power = split_waveforms(data, split, progress=progress)
-        x = _noisy_spectrograms(data, split, waves, power, index, snr_db, progress)
-        _save_atomically(path, x)
+    if path.exists():
+        try:
+            x = np.load(path)
+            if x.shape == (len(index), 1, data.x.shape[-2], data.x.shape[-1]):
+                return x.astype(np.float32)
+            problem = f"shape {x.shape}, expected {(len(index), 1, *data.x.shape[-2:])}"
+        except (ValueError, OSError, EOFError) as err:  # a truncated .npy: numpy cannot read it whole
+            problem = str(err).splitlines()[0]
+        print(f"SNR cache {path} is corrupt ({problem}); rebuilding it", file=sys.stderr, flush=True)
+        path.unlink(missing_ok=True)
+    waves, power = split_waveforms(data, split, progress=progress)
+    x = _noisy_spectrograms(data, split, waves, power, index, snr_db, progress)
+    _save_atomically(path, x)
     return np.load(path).astype(np.float32)
 
 
@@ -73,6 +85,10 @@ def split_waveforms(data: SpectrogramData, split: str, *, progress: bool = False
     """
     index = data.indices(split)  # validates split
     folder = _cache_folder(data) / f"{split}_waveforms"
+    problem = verify_folder(folder, checksums=True) if (folder / "meta.json").exists() else None
+    if problem:
+        print(f"waveform cache {folder} is corrupt ({problem}); rebuilding it", file=sys.stderr, flush=True)
+        shutil.rmtree(folder, ignore_errors=True)
     if not (folder / "meta.json").exists():
         waves, power, sample_rate = _recover(data, index, progress)
         write_folder_atomically(folder, {"waveforms.npy": waves, "power.npy": power}, {"sample_rate": sample_rate})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ __all__ = [
     "accuracy",
     "resolve_device",
     "load_checkpoint",
+    "read_checkpoint",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -383,7 +385,7 @@ def _restore(path, model, opt, sched, noise_gen, model_cfg, cfg, aug_gen) -> tup
     path = path / CHECKPOINT if path.is_dir() else path
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint to resume from at {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(path)
     if ckpt["model_config"] != dataclasses.asdict(model_cfg):
         raise ValueError(f"checkpoint {path} was written for another model config: {ckpt['model_config']}")
     # The schedule and data order depend on these: resuming under others would not continue the run.
@@ -405,11 +407,28 @@ def _restore(path, model, opt, sched, noise_gen, model_cfg, cfg, aug_gen) -> tup
     return ckpt["epoch"], [EpochMetrics(**m) for m in ckpt["history"]]
 
 
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint file's contents.
+
+    Raises:
+        ValueError: the file cannot be read (truncated, overwritten, not a checkpoint), naming it
+            and the way out.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"checkpoint {path} cannot be read ({why}); remove it to train from scratch") from None
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt:
+        raise ValueError(f"checkpoint {path} is not a checkpoint of nsde.train; remove it to train from scratch")
+    return ckpt
+
+
 def load_checkpoint(path: str | os.PathLike, *, device: str | None = None) -> NSDEModel:
     """The model of a checkpoint file (or a folder holding `checkpoint.pt`), in eval mode."""
     path = Path(path)
     path = path / CHECKPOINT if path.is_dir() else path
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(path)
     model = build_model(model_config_from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(resolve_device(device)).eval()
