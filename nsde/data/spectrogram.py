@@ -18,9 +18,9 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from nsde.rules import Rule, check_fields, ruled
-import torch.nn.functional as F
 
 __all__ = ["DB_RANGE_RULE", "HOP_RULE", "IMAGE_SIZE_RULE", "N_FFT_RULE", "SpectrogramConfig", "spectrogram",
            "row_frequencies"]

@@ -284,12 +284,17 @@ def test_moasha_stops_a_trial_at_its_rung_and_says_why_and_a_warm_start_reuses_t
     assert "1 complete trials of search moasha" in warm.report.read_text()
 
 
-def test_a_designed_space_runs_its_points_and_scores_each_on_test(local_ray, tmp_path):
+def test_a_designed_space_runs_its_points_and_scores_each_on_test(local_ray, tmp_path, monkeypatch):
     from analysis.study import BASELINE, Study
+    from nsde.metrics import EVAL_PROFILES
 
+    # the rung profile plus a small randomized smoothing certification (profiles resolve on the driver)
+    monkeypatch.setitem(EVAL_PROFILES, "rung-certify", {**EVAL_PROFILES["rung"], "smoothing_sigma": 0.25,
+                                                        "smoothing_n0": 10, "smoothing_n": 50, "smoothing_subset": 8})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     outcome = run_search(SearchSettings(space=str(HERE / "design_space.yaml"), storage_path=str(tmp_path / "runs"),
-                                        mlflow_uri=uri, name="design", sampler="random"))
+                                        mlflow_uri=uri, name="design", sampler="random",
+                                        search_profile="rung-certify", final_profile="rung-certify"))
     # every point once (--num-samples defaulted to the 4 points), the seeds as the design set them
     runs = sorted((r.config["noise/shape"], r.config["train/seed"]) for r in outcome.rows)
     assert runs == [("none", 0), ("none", 1), ("white", 0), ("white", 1)]
@@ -299,7 +304,7 @@ def test_a_designed_space_runs_its_points_and_scores_each_on_test(local_ray, tmp
     assert len(tests) == 4
     # the study's analysis pairs the noisy cell with the baseline seed by seed, from MLflow
     # (the noisy cell is crossed with input-noise augmentation: a cell of its own)
-    cell = "white sigma=0.3 augment=gaussian"
+    cell = "white sigma=0.3 augment=gaussian adv=0.5"
     search = load_search(run_id=outcome.parent_run_id, tracking_uri=uri)
     study = Study.of(search)
     assert study.cells() == [BASELINE, cell] and study.pair(cell)[2] == [0, 1]
@@ -309,6 +314,8 @@ def test_a_designed_space_runs_its_points_and_scores_each_on_test(local_ray, tmp
     # every trial recorded its convergence diagnostics in MLflow (1 epoch: too short to tell)
     assert (search.trials["converged"] == 0.0).all() and (search.trials["best_epoch"] == 1.0).all()
     assert study.convergence()["trials"].tolist() == [2, 2]
+    # certified accuracy (randomized smoothing) on validation and on test, for every trial
+    assert search.trials["certified_accuracy"].notna().all() and search.trials["test_certified_accuracy"].notna().all()
     html = outcome.report.read_text()  # the report shows the study beside its usual sections
     assert "The designed study: each cell against the baseline" in html and cell in html
     assert "How many of each cell's trials converged" in html and "converged trials" in html
