@@ -605,8 +605,8 @@ def _study(page: _Page, search: Search) -> None:
     page.add(_table(table, TEST, "final profile; the method and these models"))
     convergence = study.convergence()
     if not convergence.empty:
-        page.add("<p class='note'>How many of each cell's trials converged (validation accuracy flat within 0.1 "
-                 "point per epoch over the last 20 % of epochs, <code>nsde.train.convergence</code>): a cell whose "
+        page.add("<p class='note'>How many of each cell's trials converged (validation accuracy flat within 0.5 "
+                 "point per epoch over the last 20 % of epochs, at least 5, <code>nsde.train.convergence</code>): a cell whose "
                  "trials did not is compared while still learning, and its difference measures speed, not the "
                  "method.</p>", _table(convergence, VALIDATION, "training"))
     power, factors = study.power(), study.factor_tests()

@@ -338,7 +338,7 @@ def _format_convergence(outcome: SearchOutcome, front: list) -> str:
     if not short:
         return ""
     return (f"\n\nNOT CONVERGED: {len(short)} of the {len(known)} front trials were still learning at their last "
-            f"epoch (validation accuracy not flat within 0.1 point/epoch over the last 20 % of epochs). This is a "
+            f"epoch (validation accuracy not flat within 0.5 point/epoch over the last 20 % of epochs, at least 5). This is a "
             f"smoke run at a fraction of convergence; its front is not an answer about the methods "
             f"(docs/benchmarks.md, 'Convergence', gives the budget the study preset needs).")
 

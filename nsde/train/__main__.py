@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _convergence_line(c: dict) -> str:
-    rule = "rule: |slope| <= 0.1 point/epoch over the last 20 % of epochs; docs/training.md"
+    rule = "rule: |slope| <= 0.5 point/epoch over the last 20 % (>= 5) of epochs; docs/training.md"
     if c["val_slope"] != c["val_slope"]:  # NaN: fewer epochs than the tail needs
         return f"convergence: too few epochs to tell (the slope needs {c['tail_epochs']}); {rule}"
     verdict = "converged" if c["converged"] else "NOT converged (still learning: compare at convergence)"

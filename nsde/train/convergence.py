@@ -4,11 +4,18 @@ Two checks, one per run and one across budgets (docs/benchmarks.md, "Convergence
 
 - **flat tail** (`diagnose`, per run): the least-squares slope of validation accuracy over
   the last `tail` fraction of the epochs (at least `min_tail_epochs`) is within
-  `max_slope` per epoch (0.001 = 0.1 point). Under a schedule that decays the learning rate
+  `max_slope` per epoch (0.005 = 0.5 point). Under a schedule that decays the learning rate
   to zero the tail flattens by construction, so this is necessary, not sufficient;
 - **doubling** (`budget_rule`, across runs): training twice as long changes an arm's mean
   final validation accuracy by less than `max_budget_change` (1 point), for every arm.
   The budget the rule picks is the smallest at which both hold for every arm.
+
+Why 0.5 point and at least 5 epochs, not the 0.1 point over 3 a first draft used: late in a
+cosine schedule the `study` preset's validation accuracy (about 460 examples) still moves
+0.4-1.6 points from epoch to epoch around its trend (the convergence benchmark's 15-epoch runs),
+so a slope over 3 epochs has a standard error of up to a point per epoch and one over 5 of
+0.1-0.5: a 0.1-point threshold could not be met by a run that has converged. The doubling
+check, on means over seeds, is where the 1-point resolution comes from.
 """
 
 from __future__ import annotations
@@ -32,8 +39,8 @@ class ConvergenceRule:
     """The two checks' thresholds (module docstring)."""
 
     tail: float = ruled(0.2, Rule(float, 0.0, 1.0, open_low=True, doc="share of the last epochs the slope is fit on"))
-    min_tail_epochs: int = ruled(3, Rule(int, 2, doc="the fewest epochs a slope is fit on"))
-    max_slope: float = ruled(0.001, Rule(float, 0.0, doc="flat: |slope| per epoch at most this (0.001 = 0.1 point)"))
+    min_tail_epochs: int = ruled(5, Rule(int, 2, doc="the fewest epochs a slope is fit on"))
+    max_slope: float = ruled(0.005, Rule(float, 0.0, doc="flat: |slope| per epoch at most this (0.005 = 0.5 point)"))
     max_budget_change: float = ruled(0.01, Rule(float, 0.0, doc="doubling the budget changes the mean by less"))
 
     def __post_init__(self) -> None:
