@@ -47,6 +47,7 @@ from analysis.hypervolume import hypervolume
 from analysis.load import CHECKS, TEST_PREFIX, Search, add_source_arguments, search_from_arguments
 from nsde.cli import user_errors
 from nsde.metrics import OBJECTIVE_METRICS
+from nsde.train.convergence import ConvergenceRule
 from record import COMPLETE, FAILED, FIGURE_FILE, FINAL_PREFIX, STATUSES, profile_prefix
 
 __all__ = ["check_table", "front_table", "held_out_table", "main", "paired_table", "render_report", "write_report"]
@@ -329,7 +330,7 @@ def _summary(page: _Page, search: Search) -> None:
         ("flagged trials (an attack sanity check failed)",
          f"{int(_flags(df).sum())}, "
          + ("kept on the fronts (--keep-flagged)" if search.keep_flagged else "kept off the fronts")),
-        ("converged trials (validation flat over the last 20 % of epochs)", _converged(df)),
+        (f"converged trials ({ConvergenceRule().describe()})", _converged(df)),
         ("wall time", f"{seconds / 60:.1f} min" if seconds else "-"),
         (f"hypervolume ({VALIDATION}, search profile, all complete trials)", _fmt(hv_search)),
         (f"hypervolume ({VALIDATION}, final profile, re-scored trials)", _fmt(hv_final) if final else "not re-scored"),
@@ -605,8 +606,8 @@ def _study(page: _Page, search: Search) -> None:
     page.add(_table(table, TEST, "final profile; the method and these models"))
     convergence = study.convergence()
     if not convergence.empty:
-        page.add("<p class='note'>How many of each cell's trials converged (validation accuracy flat within 0.5 "
-                 "point per epoch over the last 20 % of epochs, at least 5, <code>nsde.train.convergence</code>): a cell whose "
+        page.add(f"<p class='note'>How many of each cell's trials converged ({ConvergenceRule().describe()}, "
+                 "<code>nsde.train.convergence</code>): a cell whose "
                  "trials did not is compared while still learning, and its difference measures speed, not the "
                  "method.</p>", _table(convergence, VALIDATION, "training"))
     power, factors = study.power(), study.factor_tests()

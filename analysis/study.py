@@ -66,10 +66,11 @@ from analysis.method import (
 from nsde.cli import user_errors
 from nsde.metrics.objectives import FARTHEST, LOCATION_PREFIX, STUDY_METRICS, sweep_kind_objective
 from nsde.noise import hurst_shapes
+from nsde.train.augment import AdversarialConfig, AugmentConfig
 from nsde.train.convergence import CONVERGENCE_KEYS
 from record import CHECKS_PASSED, COMPLETE, SEED_KEY, TEST_PREFIX
 
-__all__ = ["BASELINE", "FARTHEST", "METRICS", "PUBLISHED_LEVELS", "Study", "cell_of", "factor_table", "figures",
+__all__ = ["BASELINE", "FARTHEST", "METRICS", "PUBLISHED_LEVELS", "Study", "cell_of", "practice_of", "factor_table", "figures",
            "front_figure", "hurst_figure", "levels_markdown", "main", "markdown", "method_table", "parse_cell",
            "power_table", "record", "record_values", "snr_figure"]
 
@@ -80,16 +81,39 @@ MODELS_NOTE = "these trained models: paired bootstrap over the test examples, se
 METRICS = STUDY_METRICS  # nsde.metrics.evaluate: clean, SNR and image sweeps, APGD, ABC AUROC, stability, far sensors
 
 
+def practice_of(config: dict[str, Any]) -> str:
+    """The practitioner's training options of a trial, as its cell label shows them ("" for none):
+    the augmentation with the settings its kind uses, and adversarial training's eps, steps and
+    ramp (every setting that makes it another arm, so two arms never share a label)."""
+    aug, adv = AugmentConfig(), AdversarialConfig()
+    parts = []
+    kind = config.get("augment/kind", aug.kind)
+    if kind != "none":
+        def get(name):
+            return config.get(f"augment/{name}", getattr(aug, name))
+
+        if kind == "signal":
+            parts.append(f"augment=signal snr={get('snr_low'):g}..{get('snr_high'):g}"
+                         + (f" color={get('color'):g}" if get("color") else ""))
+        else:
+            parts.append(f"augment={kind} s={get('low'):g}..{get('high'):g}"
+                         + (f" aug_H={get('hurst'):g}" if kind == "fbm" else ""))
+    eps = float(config.get("adversarial/eps") or 0)
+    if eps > 0:
+        steps, ramp = config.get("adversarial/steps", adv.steps), config.get("adversarial/ramp_epochs", adv.ramp_epochs)
+        alpha = config.get("adversarial/alpha", adv.alpha)
+        parts.append(f"adv={eps:g} steps={steps}" + (f" alpha={float(alpha):g}" if alpha else "")
+                     + (f" ramp={ramp}" if ramp else ""))
+    return " ".join(parts)
+
+
 def cell_of(config: dict[str, Any]) -> str:
     """A trial's cell: its noise shape, H (for the shapes that have one) and sigma, then the
-    input augmentation and adversarial training when it has them ("none augment=signal" is a
-    practitioner's arm without an NSDE; the plain model is the baseline)."""
+    practitioner's training options when it has them (`practice_of`: "none augment=signal
+    snr=-5..20" is an input-noise arm without an NSDE); the plain model is the baseline."""
     shape = config.get("noise/shape", "none")
-    extra = ""
-    if config.get("augment/kind", "none") != "none":
-        extra += f" augment={config['augment/kind']}"
-    if float(config.get("adversarial/eps") or 0) > 0:
-        extra += f" adv={float(config['adversarial/eps']):g}"
+    practice = practice_of(config)
+    extra = f" {practice}" if practice else ""
     if shape == "none" or not config.get("noise/sigma"):
         return f"none{extra}" if extra else BASELINE
     hurst = f" H={float(config['noise/hurst']):g}" if shape in hurst_shapes() and "noise/hurst" in config else ""
@@ -101,7 +125,7 @@ def parse_cell(cell: str) -> dict[str, Any]:
     if cell == BASELINE:
         return {"shape": "none", "hurst": math.nan, "sigma": 0.0}
     shape, *rest = cell.split()
-    factors = dict(part.split("=", 1) for part in rest)
+    factors = dict(part.split("=", 1) for part in rest if "=" in part)
     return {"shape": shape, "hurst": float(factors.get("H", "nan")), "sigma": float(factors.get("sigma", 0.0))}
 
 
@@ -126,6 +150,7 @@ class Study:
             config = search.config(tid)
             rows.append({"trial_id": str(tid), "cell": cell_of(config), "shape": config.get("noise/shape", "none"),
                          "hurst": config.get("noise/hurst", math.nan), "sigma": config.get("noise/sigma", 0.0),
+                         "practice": practice_of(config),
                          "seed": config.get(SEED_KEY), "status": search.trials.loc[tid, "status"],
                          "tested": bool(search.trials.loc[tid, "tested"])})
         design = pd.DataFrame(rows).set_index("trial_id")
@@ -189,10 +214,10 @@ class Study:
         for tid, report in self.reports.items():
             design = self.design.loc[tid]
             row = {"trial_id": tid, "cell": design["cell"], "seed": design["seed"], "shape": design["shape"],
-                   "hurst": design["hurst"], "sigma": design["sigma"]}
+                   "hurst": design["hurst"], "sigma": design["sigma"], "practice": design.get("practice", "")}
             row.update({n: statistic_of(report, n) for n in names})
             rows.append(row)
-        return pd.DataFrame(rows, columns=["trial_id", "cell", "seed", "shape", "hurst", "sigma", *names]
+        return pd.DataFrame(rows, columns=["trial_id", "cell", "seed", "shape", "hurst", "sigma", "practice", *names]
                             ).set_index("trial_id")
 
     def paired(self, metrics: Sequence[tuple[str, str]] = METRICS, *, alpha: float = 0.05,
@@ -466,8 +491,10 @@ def factor_table(values: pd.DataFrame, metrics: Sequence[tuple[str, str]]) -> pd
     a search (`analysis.importance`) describes the validation numbers and is not one. Rows:
     (trials, metric, term): `F`, `df`, `df_resid`, `p`."""
     parts = []
+    # (the cells with a practitioner's option are arms of their own, not levels of these factors)
+    plain_practice = values["practice"].fillna("") == "" if "practice" in values else True
     for family, (keep, factors) in FACTOR_FAMILIES.items():
-        part = values[values["shape"].map(keep)]
+        part = values[values["shape"].map(keep) & plain_practice]
         varied = [f for f in factors if part[f].nunique() > 1]
         if not varied:
             continue
@@ -603,6 +630,8 @@ def hurst_figure(study: Study, paired: pd.DataFrame, metrics: Sequence[str] | No
     fig = Figure(figsize=(3.4 * min(3, len(metrics)), 2.8 * math.ceil(len(metrics) / 3)))
     axes = fig.subplots(math.ceil(len(metrics) / 3), min(3, len(metrics)), squeeze=False).ravel()
     cells = study.design.drop_duplicates("cell").set_index("cell")
+    if "practice" in cells:  # the figure is of the NSDE factors; a practitioner's arm is no point on it
+        cells = cells[cells["practice"].fillna("") == ""]
     sigmas = sorted({float(s) for s in cells["sigma"] if s})
     for ax, metric in zip(axes, metrics):
         for j, sigma in enumerate(sigmas):
@@ -685,8 +714,9 @@ def record(study: Study, *, paired: pd.DataFrame | None = None, crossing: pd.Dat
     and test numbers, the paired table, the crossing, the shape match, the cell means and the
     parameter importance (validation numbers), and each trial's accuracy at every level (`levels`)."""
     s = study.search
-    trials = s.trials.join(study.design[["cell", "seed", "shape", "hurst", "sigma"]])
-    keep = ["cell", "seed", "shape", "hurst", "sigma", "status", *s.objective_names, *CONVERGENCE_KEYS,
+    trials = s.trials.join(study.design[[c for c in ("cell", "seed", "shape", "hurst", "sigma", "practice")
+                                         if c in study.design]])
+    keep = ["cell", "seed", "shape", "hurst", "sigma", "practice", "status", *s.objective_names, *CONVERGENCE_KEYS,
             *(TEST_PREFIX + m for m, _ in METRICS), TEST_PREFIX + CHECKS_PASSED]
     keep = list(dict.fromkeys(keep + [c for c in trials if c.startswith(TEST_PREFIX + LOCATION_PREFIX)]))
     ranking = study.validation_ranking()

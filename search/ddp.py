@@ -33,7 +33,7 @@ from nsde.train.convergence import convergence_metrics
 from record import EVALUATED
 from search.config import trial_configs
 from search.evaluate import evaluate_checkpoint
-from search.trainable import epoch_result, replay_if_finished, report_final, restore_checkpoint
+from search.trainable import epoch_result, replay_if_finished, report_final, restart_metrics, restore_checkpoint
 
 __all__ = ["ddp_trainable"]
 
@@ -55,12 +55,14 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     train(model_cfg, data, train_cfg, callback=report, checkpoint_dir=work, resume_from=resume, progress=False)
 
 
-def _val_curve(checkpoint) -> list[float]:
-    """Every epoch's validation accuracy, from the last checkpoint's history (which a retried
-    trial's metrics, reported only after its restart, would not all hold)."""
+def _checkpoint_metrics(checkpoint) -> dict[str, float]:
+    """The convergence diagnostics of every epoch's validation accuracy, from the last checkpoint's
+    history (which a retried trial's metrics, reported only after its restart, would not all
+    hold), and `restarted_from_scratch` when rank 0 found its checkpoint unreadable."""
     with checkpoint.as_directory() as folder:
         history = torch.load(Path(folder) / CHECKPOINT, map_location="cpu", weights_only=False)["history"]
-    return [h["val_accuracy"] for h in history]
+        restarted = restart_metrics(Path(folder))
+    return {**convergence_metrics([h["val_accuracy"] for h in history]), **restarted}
 
 
 def ddp_trainable(*, workers: int, use_gpu: bool, storage_path: str):
@@ -106,7 +108,7 @@ def _run_ddp_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConf
             (work / name).write_bytes(content)
         last = {k: v for k, v in result.metrics.items() if k != "checkpoint_path"}
         final = {**last, **out["metrics"], EVALUATED: True, "train_seconds": train_seconds, "ddp_workers": workers,
-                 **convergence_metrics(_val_curve(result.checkpoint))}
+                 **_checkpoint_metrics(result.checkpoint)}
         report_final(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)

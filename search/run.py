@@ -332,13 +332,15 @@ def format_front(outcome: SearchOutcome) -> str:
 def _format_convergence(outcome: SearchOutcome, front: list) -> str:
     """A plain warning when front members had not converged (nsde.train.convergence): such a
     front ranks speed of learning, not the methods."""
+    from nsde.train.convergence import ConvergenceRule
+
     rows = {r.trial_id: r for r in outcome.rows if r.status == COMPLETE}
     known = [t for t in front if t in rows and "converged" in rows[t].metrics]
     short = [t for t in known if rows[t].metrics["converged"] != 1.0]
     if not short:
         return ""
     return (f"\n\nNOT CONVERGED: {len(short)} of the {len(known)} front trials were still learning at their last "
-            f"epoch (validation accuracy not flat within 0.5 point/epoch over the last 20 % of epochs, at least 5). This is a "
+            f"epoch (not {ConvergenceRule().describe()}). This is a "
             f"smoke run at a fraction of convergence; its front is not an answer about the methods "
             f"(docs/benchmarks.md, 'Convergence', gives the budget the study preset needs).")
 

@@ -287,7 +287,7 @@ def prepare(cfg: DataConfig, *, progress: bool = True) -> SpectrogramData:
         problem = verify_folder(folder, checksums=True)
         if problem:
             print(f"data cache {folder} is corrupt ({problem}); rebuilding it", file=sys.stderr, flush=True)
-            _discard(folder)
+            discard_folder(folder)
     if not (folder / "meta.json").exists():
         _build_into(folder, cfg, progress)
     return load(folder)
@@ -321,10 +321,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _discard(folder: Path) -> None:
+def discard_folder(folder: Path) -> None:
     """Move a corrupt folder aside (a reader holding it open keeps its files), then remove it."""
     aside = folder.with_name(f".corrupt-{folder.name}-{os.getpid()}")
-    os.rename(folder, aside)
+    try:
+        os.rename(folder, aside)
+    except FileNotFoundError:  # another process moved it aside first (and rebuilds it)
+        return
     shutil.rmtree(aside, ignore_errors=True)
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -37,6 +36,7 @@ from nsde.data.dataset import (
     _synthesise_batch,
     _synthetic_batches,
     data_config_from_dict,
+    discard_folder,
     verify_folder,
     write_folder_atomically,
 )
@@ -88,7 +88,7 @@ def split_waveforms(data: SpectrogramData, split: str, *, progress: bool = False
     problem = verify_folder(folder, checksums=True) if (folder / "meta.json").exists() else None
     if problem:
         print(f"waveform cache {folder} is corrupt ({problem}); rebuilding it", file=sys.stderr, flush=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        discard_folder(folder)
     if not (folder / "meta.json").exists():
         waves, power, sample_rate = _recover(data, index, progress)
         write_folder_atomically(folder, {"waveforms.npy": waves, "power.npy": power}, {"sample_rate": sample_rate})
@@ -97,7 +97,8 @@ def split_waveforms(data: SpectrogramData, split: str, *, progress: bool = False
 
 def waveform_sample_rate(data: SpectrogramData, split: str) -> float:
     """The sample rate of `split_waveforms(data, split)` (which it caches first if need be)."""
-    split_waveforms(data, split)
+    if not (_cache_folder(data) / f"{split}_waveforms" / "meta.json").exists():
+        split_waveforms(data, split)
     return json.loads((_cache_folder(data) / f"{split}_waveforms" / "meta.json").read_text())["sample_rate"]
 
 

@@ -65,22 +65,37 @@ def sample_counts(model: torch.nn.Module, x: torch.Tensor, *, sigma: float, n: i
 
 def certify(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, sigma: float, n0: int = 100,
             n: int = 1000, alpha: float = 0.001, batch_size: int = 256, seed: int = 0) -> Certificate:
-    """CERTIFY for every example of `x` (module docstring); `y` gives `correct`."""
+    """CERTIFY for every example of `x` (module docstring); `y` gives `correct`.
+
+    Reproducible from `seed`: the Gaussian copies come from a generator of their own, and a model
+    with noise on at evaluation draws its own noise from a second one seeded here (its generator
+    and its train/eval mode are put back afterwards)."""
     if not sigma > 0:
         raise ValueError(f"`sigma > 0` must hold for randomized smoothing, but got sigma={sigma}")
     if n0 < 1 or n < 1:
         raise ValueError(f"`n0 >= 1` and `n >= 1` must hold, but got n0={n0}, n={n}")
     if not 0 < alpha < 0.5:
         raise ValueError(f"`0 < alpha < 0.5` must hold, but got alpha={alpha}")
+    if len(x) == 0:
+        empty = np.zeros(0)
+        return Certificate(prediction=empty.astype(int), radius=empty, p_lower=empty, correct=empty.astype(bool))
+    was_training, device = model.training, next(model.parameters()).device
+    previous = getattr(model, "generator", None)
     model.eval()
-    device = next(model.parameters()).device
-    num_classes = int(predict(model, x[:1].to(device), batch_size=1).shape[-1])
-    generator = torch.Generator().manual_seed(seed)
-    select = sample_counts(model, x, sigma=sigma, n=n0, num_classes=num_classes, batch_size=batch_size,
-                           generator=generator)
-    top = select.argmax(1)
-    counts = sample_counts(model, x, sigma=sigma, n=n, num_classes=num_classes, batch_size=batch_size,
-                           generator=generator)
+    if hasattr(model, "set_noise_generator"):
+        model.set_noise_generator(torch.Generator(device=device).manual_seed(seed + 1))
+    try:
+        num_classes = int(predict(model, x[:1].to(device), batch_size=1).shape[-1])
+        generator = torch.Generator().manual_seed(seed)
+        select = sample_counts(model, x, sigma=sigma, n=n0, num_classes=num_classes, batch_size=batch_size,
+                               generator=generator)
+        top = select.argmax(1)
+        counts = sample_counts(model, x, sigma=sigma, n=n, num_classes=num_classes, batch_size=batch_size,
+                               generator=generator)
+    finally:
+        model.train(was_training)
+        if hasattr(model, "set_noise_generator"):
+            model.set_noise_generator(previous)
     n_top = counts[np.arange(len(x)), top]
     p_lower = np.asarray(proportion_confint(n_top, n, alpha=2 * alpha, method="beta")[0], dtype=np.float64)
     p_lower = np.nan_to_num(p_lower, nan=0.0)  # n_top = 0 gives nan for the lower end: 0

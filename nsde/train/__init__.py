@@ -260,8 +260,9 @@ def _train(model_cfg, data, cfg, device, callback, checkpoint_dir, resume_from, 
     start_epoch = 0
     if resume_from is not None:
         start_epoch, history = _restore(Path(resume_from), model, opt, sched, noise_gen, model_cfg, cfg, aug_gen)
-        if world > 1:  # the checkpoint holds rank 0's noise state: give every rank its own again
+        if world > 1:  # the checkpoint holds rank 0's noise states: give every rank its own again
             noise_gen.manual_seed(cfg.seed + 1 + 1000 * rank + 100_003 * start_epoch)
+            aug_gen.manual_seed(cfg.seed + 2 + 1000 * rank + 7_919 + 100_003 * start_epoch)
     step_model = model
     if world > 1:  # data-parallel: gradients averaged over the ranks (torch.distributed set up by the caller)
         step_model = torch.nn.parallel.DistributedDataParallel(
@@ -390,7 +391,8 @@ def _restore(path, model, opt, sched, noise_gen, model_cfg, cfg, aug_gen) -> tup
         raise ValueError(f"checkpoint {path} was written for another model config: {ckpt['model_config']}")
     # The schedule and data order depend on these: resuming under others would not continue the run.
     # (a checkpoint from before a setting existed was written with its default)
-    saved = {**dataclasses.asdict(TrainConfig()), **ckpt["train_config"]}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    saved = dataclasses.asdict(TrainConfig(**{k: v for k, v in ckpt["train_config"].items() if k in known}))
     changed = {k: (saved[k], v) for k, v in dataclasses.asdict(cfg).items()
                if k not in _RESUMABLE_CHANGES and saved.get(k) != v}
     if changed:

@@ -21,7 +21,7 @@ from nsde.metrics import EVAL_PROFILES, eval_config, evaluate
 from nsde.metrics.__main__ import comparison_tables
 from nsde.models import EVAL_MODES, SIGMA_MODES, ModelConfig, NoiseConfig, list_backbones, parse_depth
 from nsde.noise import ANCHORS
-from nsde.train import CHECKPOINT, EpochMetrics, TrainConfig, accuracy, diagnose, train
+from nsde.train import CHECKPOINT, ConvergenceRule, EpochMetrics, TrainConfig, accuracy, diagnose, train
 from nsde.train.augment import AUGMENT_KINDS, AdversarialConfig, AugmentConfig
 
 
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _convergence_line(c: dict) -> str:
-    rule = "rule: |slope| <= 0.5 point/epoch over the last 20 % (>= 5) of epochs; docs/training.md"
+    rule = f"rule: {ConvergenceRule().describe()}; docs/training.md"
     if c["val_slope"] != c["val_slope"]:  # NaN: fewer epochs than the tail needs
         return f"convergence: too few epochs to tell (the slope needs {c['tail_epochs']}); {rule}"
     verdict = "converged" if c["converged"] else "NOT converged (still learning: compare at convergence)"

@@ -114,11 +114,22 @@ class AdversarialConfig:
 
 
 def augment_config_from_dict(record: dict | AugmentConfig | None) -> AugmentConfig:
-    return record if isinstance(record, AugmentConfig) else AugmentConfig(**(record or {}))
+    return _from_dict(AugmentConfig, record)
 
 
 def adversarial_config_from_dict(record: dict | AdversarialConfig | None) -> AdversarialConfig:
-    return record if isinstance(record, AdversarialConfig) else AdversarialConfig(**(record or {}))
+    return _from_dict(AdversarialConfig, record)
+
+
+def _from_dict(cls, record):
+    if isinstance(record, cls):
+        return record
+    record = dict(record or {})
+    unknown = set(record) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} settings {sorted(unknown)}; known: "
+                         f"{[f.name for f in dataclasses.fields(cls)]}")
+    return cls(**record)
 
 
 # ------------------------------------------------------------------------ augmentation

@@ -46,6 +46,11 @@ class ConvergenceRule:
     def __post_init__(self) -> None:
         check_fields(self)
 
+    def describe(self) -> str:
+        """The flat-tail rule in words, for messages and reports."""
+        return (f"validation accuracy flat within {100 * self.max_slope:g} point/epoch over the last "
+                f"{100 * self.tail:g} % of epochs (at least {self.min_tail_epochs})")
+
     def tail_epochs(self, epochs: int) -> int:
         return max(self.min_tail_epochs, math.ceil(self.tail * epochs))
 
@@ -90,7 +95,7 @@ def budget_rule(curves: Mapping[str, Mapping[int, Sequence[Sequence[float]]]],
     out: dict = {}
     for arm, by_budget in curves.items():
         rows = {}
-        for budget, seeds in sorted(by_budget.items()):
+        for budget, seeds in sorted((int(b), c) for b, c in by_budget.items()):
             finals = [float(c[-1]) for c in seeds]
             flat = [diagnose(c, rule)["converged"] for c in seeds]
             rows[budget] = {"mean_final": float(np.mean(finals)), "seeds": len(finals), "flat": int(sum(flat))}

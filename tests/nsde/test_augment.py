@@ -78,6 +78,14 @@ def test_signal_noise_has_the_configured_snr_against_the_reference_power(tiny):
     np.testing.assert_allclose(measured, snr.numpy(), atol=0.3)  # thousands of samples a waveform
     out, drawn = aug(tiny.split("train").x[idx], idx, return_draws=True)
     np.testing.assert_array_equal(drawn.numpy(), snr.numpy())
+    # ... and the batch is the data set's own spectrogram pipeline on exactly those noisy waveforms
+    from nsde.data.dataset import data_config_from_dict
+    from nsde.data.snr import waveform_sample_rate
+    from nsde.data.spectrogram import spectrogram
+
+    stft = data_config_from_dict(tiny.meta["config"]).stft(waveform_sample_rate(tiny, "train"))
+    expected = spectrogram(torch.from_numpy(np.asarray(waves)) + scale.float()[:, None] * noise, stft)
+    assert torch.equal(out, expected.to(torch.float16).float().view(out.shape))
     assert out.shape == tiny.split("train").x.shape and 0 <= float(out.min()) and float(out.max()) <= 1
     # noisier than the clean spectrogram, and each example noisier at 0 dB than at 20 dB
     clean = tiny.split("train").x
@@ -106,6 +114,27 @@ def test_same_seed_same_batches_and_the_evaluation_splits_are_never_augmented(ti
     assert accuracy(a.model, tiny.split("val")) == a.history[-1].val_accuracy
 
 
+def test_the_augmentation_sees_every_training_batch_and_nothing_else(tiny, monkeypatch):
+    from nsde.train import augment as augment_mod
+
+    seen = []
+    original = augment_mod.Augmenter.__call__
+
+    def spy(self, x, idx, **kw):
+        seen.append(idx.clone())
+        return original(self, x, idx, **kw)
+
+    monkeypatch.setattr(augment_mod.Augmenter, "__call__", spy)
+    cfg = TrainConfig(epochs=2, batch_size=16, seed=4, augment=AugmentConfig(kind="gaussian", high=0.2))
+    train(PLAIN, tiny, cfg, progress=False)
+    n_train = len(tiny.indices("train"))
+    per_epoch = -(-n_train // 16)
+    assert len(seen) == 2 * per_epoch  # once a training batch; validation and BatchNorm recalibration: never
+    for epoch in range(2):
+        rows = torch.cat(seen[epoch * per_epoch:(epoch + 1) * per_epoch])
+        assert sorted(rows.tolist()) == list(range(n_train))  # rows of the train split, each once an epoch
+
+
 def test_augmentation_off_is_the_plain_run_and_draws_nothing(tiny):
     cfg = TrainConfig(epochs=1, batch_size=16, seed=5)
     off = dataclasses.replace(cfg, augment=AugmentConfig(kind="none", low=0.1, high=0.3),
@@ -114,9 +143,40 @@ def test_augmentation_off_is_the_plain_run_and_draws_nothing(tiny):
     assert _same(a.model, b.model)
 
 
-def test_adversarial_training_runs_ramps_and_resumes_exactly(tiny, tmp_path):
+def test_off_builds_neither_the_augmenter_nor_the_adversary(tiny, monkeypatch):
+    from nsde.train import augment as augment_mod
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("built although off")
+
+    monkeypatch.setattr(augment_mod.Augmenter, "__init__", refuse)
+    monkeypatch.setattr(augment_mod.Adversary, "__init__", refuse)
+    state = torch.get_rng_state()
+    train(PLAIN, tiny, TrainConfig(epochs=1, batch_size=16, seed=5), progress=False)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG as it was
+
+
+def test_adversarial_training_runs_ramps_and_resumes_exactly(tiny, tmp_path, monkeypatch):
+    import torchattacks
+
     cfg = TrainConfig(epochs=2, batch_size=16, seed=6, adversarial=AdversarialConfig(eps=0.5, steps=2, ramp_epochs=2))
     assert cfg.adversarial.eps_at(1) == 0.25 and cfg.adversarial.eps_at(2) == 0.5
+    calls, original = [], torchattacks.PGDL2
+
+    class Recorder(original):
+        def __call__(self, x, y):
+            out = super().__call__(x, y)
+            calls.append((self.eps, self.alpha, self.model.training, float((out - x).flatten(1).norm(dim=1).max())))
+            return out
+
+    monkeypatch.setattr(torchattacks, "PGDL2", Recorder)
+    train(PLAIN, tiny, cfg, progress=False)
+    per_epoch = len(calls) // 2
+    assert {c[0] for c in calls[:per_epoch]} == {0.25} and {c[0] for c in calls[per_epoch:]} == {0.5}
+    assert calls[0][1] == pytest.approx(2.5 * 0.25 / 2)  # Madry's step size
+    assert all(c[2] for c in calls)  # back in train mode for the training step
+    assert all(c[3] <= c[0] + 1e-5 for c in calls)  # inside the L2 ball
+    monkeypatch.setattr(torchattacks, "PGDL2", original)
     whole = train(PLAIN, tiny, cfg, progress=False)
     plain = train(PLAIN, tiny, dataclasses.replace(cfg, adversarial=AdversarialConfig()), progress=False)
     assert not _same(whole.model, plain.model)  # the attacked batches trained another model

@@ -304,7 +304,7 @@ def test_a_designed_space_runs_its_points_and_scores_each_on_test(local_ray, tmp
     assert len(tests) == 4
     # the study's analysis pairs the noisy cell with the baseline seed by seed, from MLflow
     # (the noisy cell is crossed with input-noise augmentation: a cell of its own)
-    cell = "white sigma=0.3 augment=gaussian adv=0.5"
+    cell = "white sigma=0.3 augment=gaussian s=0..0.1 adv=0.5 steps=1"
     search = load_search(run_id=outcome.parent_run_id, tracking_uri=uri)
     study = Study.of(search)
     assert study.cells() == [BASELINE, cell] and study.pair(cell)[2] == [0, 1]

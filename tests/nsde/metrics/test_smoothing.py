@@ -76,3 +76,46 @@ def test_same_seed_same_certificate_and_bad_settings_are_named():
         certify(model, x, y, sigma=0.0)
     with pytest.raises(ValueError, match="alpha"):
         certify(model, x, y, sigma=0.25, alpha=0.7)
+
+
+class Constant(torch.nn.Module):
+    def __init__(self, cls: int) -> None:
+        super().__init__()
+        self.cls = cls
+        self.w = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(len(x), 3)
+        out[:, self.cls] = 1.0
+        return out
+
+
+class CoinFlip(torch.nn.Module):
+    """Class 0 or 1 by the sign of the noise at one pixel: p_A = 1/2 everywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = (x.flatten(1)[:, 0] - 0.5).sign()
+        return torch.stack([s, -s], dim=1)
+
+
+def test_a_constant_classifier_gets_the_clopper_pearson_bound_exactly():
+    """Every draw votes for the class: the one-sided bound at level alpha is alpha^(1/n), so the
+    radius is sigma * Phi^-1(alpha^(1/n)); a two-sided bound at alpha would give (alpha/2)^(1/n)."""
+    x = torch.full((3, 1, 2, 2), 0.5)
+    n, alpha, sigma = 500, 0.001, 0.5
+    cert = certify(Constant(2), x, torch.tensor([2, 2, 1]), sigma=sigma, n0=10, n=n, alpha=alpha, seed=0)
+    np.testing.assert_allclose(cert.p_lower, alpha ** (1 / n), rtol=1e-9)
+    np.testing.assert_allclose(cert.radius, sigma * norm.ppf(alpha ** (1 / n)), rtol=1e-9)
+    assert cert.prediction.tolist() == [2, 2, 2] and cert.correct.tolist() == [True, True, False]
+    assert certified_accuracy(cert, [0.0])[0.0] == pytest.approx(2 / 3)  # a certified wrong class counts nothing
+
+
+def test_a_classifier_at_one_half_abstains():
+    x = torch.full((4, 1, 2, 2), 0.5)
+    cert = certify(CoinFlip(), x, torch.zeros(4, dtype=torch.long), sigma=0.5, n0=20, n=400, seed=1)
+    assert (cert.prediction == ABSTAIN).all() and (cert.radius == 0).all() and not cert.correct.any()
+    assert (cert.p_lower < 0.5).all()
