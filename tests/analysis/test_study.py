@@ -60,15 +60,19 @@ CELLS = {  # config -> (correctness, sweep areas) of both seeds
 
 @pytest.fixture
 def study(tmp_path):
+    return _study(tmp_path, CELLS)
+
+
+def _study(tmp_path, cells: dict) -> Study:
     records, files = [], {}
     for seed in (0, 1):
-        for key, (config, correct, areas) in CELLS.items():
+        for key, (config, correct, areas) in cells.items():
             tid = f"{key}{seed}"
             path = tmp_path / f"{tid}.json"
             path.write_text(json.dumps({"seeds": [seed], "reports": [_report(correct, areas)]}))
             files[tid] = path
             records.append(TrialRecord(tid, "complete", {**config, "train/seed": seed},
-                                       metrics={"snr_accuracy": {"none": 0.4, "fbm": 0.9, "white": 0.5}[key]},
+                                       metrics={"snr_accuracy": {"none": 0.4, "fbm": 0.9, "white": 0.5}.get(key, 0.6)},
                                        test={"test_clean_accuracy": float(correct.mean())}, started=float(seed)))
     space = space_from_dict({"name": "s", "params": {
         "noise/shape": {"choices": ["none", "fbm", "white"]},
@@ -84,6 +88,25 @@ def test_cells_are_configurations_without_their_seed():
     assert cell_of({"noise/shape": "none", "train/seed": 3}) == BASELINE
     assert cell_of({"noise/shape": "fbm", "noise/hurst": 0.1, "noise/sigma": 0.3}) == "fbm H=0.1 sigma=0.3"
     assert cell_of({"noise/shape": "white", "noise/sigma": 0.1, "noise/hurst": 0.5}) == "white sigma=0.1"
+
+
+def test_a_practitioners_arm_is_a_cell_of_its_own_named_by_every_setting(tmp_path):
+    assert cell_of({"noise/shape": "none", "augment/kind": "signal"}) == "none augment=signal snr=0..20"
+    assert cell_of({"noise/shape": "none", "augment/kind": "signal", "augment/snr_low": -5.0}) != cell_of(
+        {"noise/shape": "none", "augment/kind": "signal"})  # another range, another arm
+    assert cell_of({"noise/shape": "none", "augment/kind": "none", "adversarial/eps": 0.0}) == BASELINE
+    assert (cell_of({"noise/shape": "fbm", "noise/hurst": 0.5, "noise/sigma": 0.1, "augment/kind": "fbm",
+                     "augment/high": 0.2, "adversarial/eps": 0.15, "adversarial/ramp_epochs": 5})
+            == "fbm H=0.5 sigma=0.1 augment=fbm s=0..0.2 aug_H=0.5 adv=0.15 steps=5 ramp=5")
+    augmented = {"noise/shape": "white", "noise/sigma": 0.1, "augment/kind": "gaussian", "augment/high": 0.2}
+    study = _study(tmp_path, {**CELLS, "aug": (augmented, np.ones(N, bool), FLAT)})
+    cell = "white sigma=0.1 augment=gaussian s=0..0.2"
+    assert study.cells() == [BASELINE, "fbm H=0.5 sigma=0.1", "white sigma=0.1", cell]
+    assert study.paired().loc[(cell, "clean_accuracy")]["difference"] == pytest.approx(0.5)
+    # it is an arm, not a level of shape or sigma: the factor tests see the same trials as without it
+    (tmp_path / "plain").mkdir()
+    plain = _study(tmp_path / "plain", CELLS)
+    assert not plain.factor_tests().empty and study.factor_tests().equals(plain.factor_tests())
 
 
 def test_each_cell_is_paired_with_the_baseline_seed_by_seed(study):
