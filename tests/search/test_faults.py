@@ -46,14 +46,13 @@ def test_trials_on_a_lost_node_retry_from_their_checkpoint(tmp_path):
     thread = threading.Thread(target=lambda: out.append(run_search(settings)), daemon=True)
     try:
         thread.start()
-        deadline = time.time() + 240
+        # wait on states, not the clock: an epoch reported, or the search gone (pytest-timeout bounds a hang)
         while not _epoch_reported(uri):
-            assert time.time() < deadline, "no trial reported an epoch within 240 s"
+            assert thread.is_alive(), "the search ended before any trial reported an epoch"
             time.sleep(0.5)
         cluster.remove_node(doomed, allow_graceful=False)
         cluster.add_node(num_cpus=2)
-        thread.join(timeout=600)
-        assert not thread.is_alive(), "the search did not finish after the node loss"
+        thread.join()
     finally:
         if not thread.is_alive():
             ray.shutdown()
@@ -84,10 +83,9 @@ def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "search.run", *args], cwd=tmp_path, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = MlflowClient(uri)
-    deadline = time.time() + 300
     try:
         while True:  # kill while the second trial is between epochs, after the first finished
-            assert time.time() < deadline and proc.poll() is None, "the search ended before it could be killed"
+            assert proc.poll() is None, "the search ended before it could be killed"
             try:
                 runs = _children(client)
             except Exception:  # noqa: BLE001 - the store may not exist yet
