@@ -17,7 +17,10 @@ import json
 import logging
 import math
 import os
+import queue
+import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -78,7 +81,7 @@ from record.schema import (
 )
 from search.moasha import read_decisions
 
-__all__ = ["TrialTracker", "check_mlflow", "child_run_ids", "close_lost_runs", "failure_reason",
+__all__ = ["OUTAGE_LIMIT_S", "TrialTracker", "check_mlflow", "server_alive", "child_run_ids", "close_lost_runs", "failure_reason",
            "find_parent_run", "front_records", "log_final", "log_held_out", "log_importance", "log_numbers",
            "log_parent", "log_pareto_model", "mlflow_ui_hint", "start_parent_run"]
 
@@ -161,25 +164,108 @@ def mlflow_ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
     return f"mlflow ui --backend-store-uri {uri}   # then open http://127.0.0.1:5000/{page}"
 
 
-def _timed(hook):
-    def wrapper(self, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return hook(self, *args, **kwargs)
-        finally:
-            self.logging_seconds += time.perf_counter() - start
+# How long the tracker keeps retrying while an MLflow server is down, counted from the first
+# failure, before it gives up on the writes still waiting (and says so).
+OUTAGE_LIMIT_S = 600.0
 
-    return wrapper
+
+def server_alive(uri: str, *, timeout: float = 2.0) -> bool:
+    """Whether an http(s) tracking server answers /health (other stores: True)."""
+    if urlparse(uri).scheme not in ("http", "https"):
+        return True
+    try:
+        return requests.get(uri.rstrip("/") + "/health", timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+class _Writer:
+    """The tracker's MLflow writes, in order, on a thread of their own.
+
+    Tune's event loop only queues a write, so a slow or unreachable tracking server never holds
+    up training (MLflow's client alone retries a request for about two minutes). A write that
+    fails while the server does not answer /health is retried, in order, with a backoff of up to
+    15 s, until the server is back or `OUTAGE_LIMIT_S` has passed since the first failure; past
+    it, that write and every later one are dropped and counted (`dropped`). A write that fails
+    with the server up is a fault of the write: it is re-raised by `drain`.
+    """
+
+    def __init__(self, uri: str, limit_s: float) -> None:
+        self.uri, self.limit_s = uri, limit_s
+        self.queue: queue.Queue = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.down_since: float | None = None
+        self.outages: list[tuple[float, float]] = []  # (start, end) of each outage the writes met
+        self.dropped = 0
+        self.error: BaseException | None = None
+        self.seconds = 0.0  # time spent in writes (MLflow calls), for the overhead benchmark
+
+    def submit(self, write) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._loop, name="mlflow-tracker", daemon=True)
+            self.thread.start()
+        self.queue.put(write)
+
+    def _loop(self) -> None:
+        while True:
+            write = self.queue.get()
+            try:
+                self._run(write)
+            finally:
+                self.queue.task_done()
+
+    def _run(self, write) -> None:
+        delay = 1.0
+        while True:
+            if self.down_since is not None and time.time() - self.down_since > self.limit_s:
+                self.dropped += 1
+                return
+            start = time.perf_counter()
+            try:
+                write()
+            except Exception as err:  # noqa: BLE001 - sorted below: the server's fault or the write's
+                self.seconds += time.perf_counter() - start
+                if server_alive(self.uri):
+                    logger.error("an MLflow write failed: %s", err)
+                    self.error = self.error or err
+                    return
+                if self.down_since is None:
+                    self.down_since = time.time()
+                    logger.warning("MLflow server %s does not answer; the search goes on and its tracking waits "
+                                   "(up to %.0f s)", self.uri, self.limit_s)
+                time.sleep(delay)
+                delay = min(2 * delay, 15.0)
+                continue
+            self.seconds += time.perf_counter() - start
+            if self.down_since is not None:
+                logger.warning("MLflow server %s is back after %.0f s; the waiting writes go through", self.uri,
+                               time.time() - self.down_since)
+                self.outages.append((self.down_since, time.time()))
+                self.down_since = None
+            return
+
+    def drain(self) -> None:
+        """Wait until every queued write is made or dropped; re-raise a write's own fault."""
+        while self.queue.unfinished_tasks:
+            time.sleep(0.1)
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
 
 
 class TrialTracker(Callback):
-    """Tune callback: mirrors each trial into its child run (params, epochs, objectives, files)."""
+    """Tune callback: mirrors each trial into its child run (params, epochs, objectives, files).
+
+    The hooks read what they need of the trial at once and queue the MLflow writes (`_Writer`),
+    which run in order on a thread of their own; `on_experiment_end` waits for them."""
 
     def __init__(self, uri: str, experiment_id: str, parent_run_id: str, search_name: str,
-                 state_file: Path | None = None, rungs_file: Path | None = None) -> None:
+                 state_file: Path | None = None, rungs_file: Path | None = None,
+                 outage_limit_s: float = OUTAGE_LIMIT_S) -> None:
         self.uri, self.experiment_id, self.parent_run_id, self.search_name = uri, experiment_id, parent_run_id, search_name
         self.state_file = state_file
         self.rungs_file = rungs_file  # MOASHA's decisions (search.moasha), to say why a trial stopped
+        self.outage_limit_s = outage_limit_s
         self.runs: dict[str, str] = {}  # trial id -> child run id
         self.started: dict[str, float] = {}  # trial id -> time of its first start (driver clock)
         self.wall_seconds: dict[str, float] = {}  # trial id -> start to end, as the driver sees it
@@ -187,83 +273,114 @@ class TrialTracker(Callback):
         self.restarts: list[tuple[str, float]] = []
         self.evaluated: set[str] = set()  # trials whose objectives are logged
         self.last_epoch: dict[str, int] = {}  # trial id -> last epoch logged (a retry resumes after it)
-        self.logging_seconds = 0.0  # time spent in these hooks (MLflow calls), for the overhead benchmark
+        self._writer: _Writer | None = None
+
+    def __getstate__(self) -> dict:  # Tune pickles its callbacks with the experiment: not the thread
+        return {**self.__dict__, "_writer": None}
+
+    @property
+    def writer(self) -> _Writer:
+        if getattr(self, "_writer", None) is None:
+            self._writer = _Writer(self.uri, getattr(self, "outage_limit_s", OUTAGE_LIMIT_S))
+        return self._writer
+
+    @property
+    def logging_seconds(self) -> float:
+        return self.writer.seconds
 
     @property
     def client(self) -> MlflowClient:
         return MlflowClient(self.uri)
 
-    def run_id(self, trial) -> str:
-        if trial.trial_id not in self.runs:
-            self.runs[trial.trial_id] = self._find_or_create(trial)
-        return self.runs[trial.trial_id]
+    def run_id(self, trial_id: str, config: Mapping[str, Any]) -> str:
+        """The trial's child run (found again after a retry or a --resume, else created). Writer thread only."""
+        if trial_id not in self.runs:
+            self.runs[trial_id] = self._find_or_create(trial_id, config)
+        return self.runs[trial_id]
 
-    def _find_or_create(self, trial) -> str:
+    def _find_or_create(self, trial_id: str, config: Mapping[str, Any]) -> str:
         found = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{TRIAL_TAG}` = '{trial.trial_id}' and tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
+            filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
         )
         if found:  # a retry, or a --resume: continue the trial's run, logging nothing twice
             run = found[0]
             history = self.client.get_metric_history(run.info.run_id, "val_accuracy")
-            self.last_epoch[trial.trial_id] = max((m.step for m in history), default=0)
+            self.last_epoch[trial_id] = max((m.step for m in history), default=0)
             if "clean_accuracy" in run.data.metrics:
-                self.evaluated.add(trial.trial_id)
+                self.evaluated.add(trial_id)
             return run.info.run_id
-        run = self.client.create_run(self.experiment_id, run_name=trial.trial_id, tags={
-            PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial.trial_id, SEARCH_TAG: self.search_name,
+        run = self.client.create_run(self.experiment_id, run_name=trial_id, tags={
+            PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id, SEARCH_TAG: self.search_name,
             SPLIT_TAG: SPLIT_NOTE})
-        params = [Param(k, _param_value(v)) for k, v in flatten(trial.config).items()]
+        params = [Param(k, _param_value(v)) for k, v in flatten(config).items()]
         self.client.log_batch(run.info.run_id, params=params)
         return run.info.run_id
 
     # ----------------------------------------------------------------- Tune hooks
+    # (each reads the trial now and queues the writes; the writes run on the writer's thread)
 
-    @_timed
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         if trial.trial_id in self.started:  # a retry after a failure (a lost node): same child run
             self.restarts.append((trial.trial_id, time.time()))
         self.started.setdefault(trial.trial_id, time.time())
-        self.run_id(trial)
+        tid, config = trial.trial_id, dict(trial.config)
+        self.writer.submit(lambda: self.run_id(tid, config))
 
-    def _ended(self, trial, run_id: str, status: str, run_status: int, tags: Mapping[str, str] | None = None) -> None:
-        """Tag the trial's run with its status and end time (and `tags`), then close it."""
+    def _end_now(self, trial_id: str) -> float:
         now = time.time()
-        self.wall_seconds[trial.trial_id] = now - self.started.get(trial.trial_id, now)
+        self.wall_seconds[trial_id] = now - self.started.get(trial_id, now)
+        return now
+
+    def _ended(self, run_id: str, trial_id: str, ended: float, status: str, run_status: int,
+               tags: Mapping[str, str] | None = None) -> None:
+        """Tag the trial's run with its status and end time (and `tags`), then close it."""
         # ENDED_TAG: the run's own end_time moves when a front member's model is logged later
-        tags = {STATUS_TAG: status, ENDED_TAG: f"{now:.3f}", **(tags or {})}
+        tags = {STATUS_TAG: status, ENDED_TAG: f"{ended:.3f}", **(tags or {})}
         self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self.client.set_terminated(run_id, RunStatus.to_string(run_status))
-        logger.info("trial %s %s after %.0f s (%d ended)", trial.trial_id, status,
-                    self.wall_seconds[trial.trial_id], len(self.wall_seconds))
+        logger.info("trial %s %s after %.0f s (%d ended)", trial_id, status, self.wall_seconds.get(trial_id, 0.0),
+                    len(self.wall_seconds))
 
-    @_timed
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        run_id, ts = self.run_id(trial), _millis(result)
+        tid, config, result = trial.trial_id, dict(trial.config), dict(result)
+        self.writer.submit(lambda: self._log_result(tid, config, result))
+
+    def _log_result(self, tid: str, config: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+        run_id, ts = self.run_id(tid, config), _millis(result)
         # the epoch's curves at step = epoch, once per epoch (the last epoch arrives with the
         # evaluation; a DDP trial's final result repeats its last epoch)
         epoch = int(result.get("epoch", 0))
         metrics = []
-        if epoch > self.last_epoch.get(trial.trial_id, 0):
+        if epoch > self.last_epoch.get(tid, 0):
             # (nsr_* are finite: a non-finite activation stops training with a non-finite loss)
             metrics = [Metric(k, float(v), ts, epoch) for k, v in result.items() if _is_epoch_key(k)]
-            self.last_epoch[trial.trial_id] = epoch
-        if trial_status(result, errored=False) == COMPLETE and trial.trial_id not in self.evaluated:
-            self.evaluated.add(trial.trial_id)
+        evaluated = trial_status(result, errored=False) == COMPLETE and tid not in self.evaluated
+        if evaluated:
             skip = {"epoch", "training_iteration", "time_this_iter_s", "timestamp", "pid"}
             metrics += [Metric(k, float(v), ts, 0) for k, v in result.items()
                         if k not in skip and not _is_epoch_key(k) and isinstance(v, (int, float))
                         and not isinstance(v, bool) and math.isfinite(float(v))]
         self.client.log_batch(run_id, metrics=metrics)
+        # (after the write: a write retried after an outage logs nothing twice, and nothing is skipped)
+        self.last_epoch[tid] = max(epoch, self.last_epoch.get(tid, 0))
+        if evaluated:
+            self.evaluated.add(tid)
 
-    @_timed
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        run_id = self.run_id(trial)
+        tid, config = trial.trial_id, dict(trial.config)
         status = trial_status(trial.last_result, errored=False)  # pruned: stopped before its evaluation
-        if status == COMPLETE:
-            self._log_outputs(run_id, trial)
+        checkpoint = trial.checkpoint if status == COMPLETE else None
         tags = self._stop_tags(trial) if status == PRUNED else None
-        self._ended(trial, run_id, status, RunStatus.FINISHED, tags=tags)
+        ended = self._end_now(tid)
+
+        def write() -> None:
+            run_id = self.run_id(tid, config)
+            if checkpoint is not None:
+                self._log_outputs(run_id, checkpoint)
+            self._ended(run_id, tid, ended, status, RunStatus.FINISHED, tags=tags)
+
+        self.writer.submit(write)
 
     def _stop_tags(self, trial) -> dict[str, str]:
         """Where and why a scheduler stopped the trial (MOASHA's decision, when it made one)."""
@@ -274,32 +391,39 @@ class TrialTracker(Callback):
         return {STOP_REASON_TAG: f"stopped by the scheduler after epoch {epoch}, before its evaluation"}
 
     def on_experiment_end(self, trials, **info) -> None:
+        writer = self.writer
+        writer.drain()
+        if writer.dropped:
+            since = time.strftime("%H:%M:%S", time.localtime(writer.down_since or time.time()))
+            print(f"MLflow server {self.uri} has not answered since {since}: {writer.dropped} tracking writes were "
+                  f"given up after {self.outage_limit_s:.0f} s. The trials' results are safe in the Tune folder; "
+                  f"this search's MLflow record is incomplete", file=sys.stderr, flush=True)
         if self.state_file is not None:
             self.state_file.write_text(json.dumps({
                 "started": self.started, "wall_seconds": self.wall_seconds, "recoveries": self.recoveries,
-                "restarts": self.restarts, "logging_seconds": self.logging_seconds}))
+                "restarts": self.restarts, "logging_seconds": writer.seconds, "outages": writer.outages,
+                "dropped_writes": writer.dropped}))
 
     @staticmethod
     def read_state(path: Path) -> dict[str, Any]:
         """What the tracker of the experiment that just ended wrote (empty fields without one)."""
         state = json.loads(path.read_text()) if path.exists() else {}
-        return {"started": {}, "wall_seconds": {}, "recoveries": [], "restarts": [], "logging_seconds": 0.0, **state}
+        return {"started": {}, "wall_seconds": {}, "recoveries": [], "restarts": [], "logging_seconds": 0.0,
+                "outages": [], "dropped_writes": 0, **state}
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         self.recoveries.append((trial.trial_id, time.time()))
         logger.info("trial %s failed and will retry from its last checkpoint (%s)", trial.trial_id,
                     failure_reason(trial))
 
-    @_timed
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._ended(trial, self.run_id(trial), trial_status(None, errored=True), RunStatus.FAILED,
-                    {FAILURE_TAG: failure_reason(trial)[:4000]})
+        tid, config = trial.trial_id, dict(trial.config)
+        reason, ended = failure_reason(trial)[:4000], self._end_now(tid)
+        self.writer.submit(lambda: self._ended(self.run_id(tid, config), tid, ended, trial_status(None, errored=True),
+                                               RunStatus.FAILED, {FAILURE_TAG: reason}))
 
-    def _log_outputs(self, run_id: str, trial) -> None:
-        ckpt = trial.checkpoint
-        if ckpt is None:
-            return
-        with ckpt.as_directory() as folder:
+    def _log_outputs(self, run_id: str, checkpoint) -> None:
+        with checkpoint.as_directory() as folder:
             for name in (REPORT_FILE, FIGURE_FILE):
                 if (Path(folder) / name).exists():
                     self.client.log_artifact(run_id, str(Path(folder) / name))

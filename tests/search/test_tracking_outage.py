@@ -1,0 +1,141 @@
+"""A tracking-server outage in the middle of a search: training goes on, the writes wait, and
+every trial still ends with exactly one FINISHED child run holding all its numbers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import ray
+import requests
+from mlflow.tracking import MlflowClient
+
+from search.run import SearchSettings, run_search
+
+HERE = Path(__file__).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _server(tmp_path: Path, port: int) -> subprocess.Popen:
+    """`mlflow server` on `port` over one store: a restart finds what the first process wrote."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    while True:  # healthy, or gone (pytest-timeout bounds a hang)
+        if proc.poll() is not None:
+            pytest.fail(f"mlflow server exited with {proc.returncode} before it answered /health")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc
+        except requests.RequestException:
+            time.sleep(0.3)
+
+
+def _epochs_in_tune(folder: Path) -> int:
+    """Results Tune has recorded so far (lines of every trial's result.json)."""
+    return sum(p.read_text().count("\n") for p in folder.glob("*/result.json"))
+
+
+def test_a_search_survives_a_tracking_server_outage(tmp_path):
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = _server(tmp_path, port)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    out: list = []
+    settings = SearchSettings(space=str(HERE / "fault_space.yaml"), num_samples=2, storage_path=str(tmp_path / "runs"),
+                              mlflow_uri=uri, name="outage", final=False)
+    thread = threading.Thread(target=lambda: out.append(run_search(settings)), daemon=True)
+    try:
+        thread.start()
+        client = MlflowClient(uri)
+        while True:  # the first epoch tracked: then the server goes down
+            assert thread.is_alive(), "the search ended before the outage"
+            runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                      filter_string="metrics.val_accuracy >= 0")
+            if runs:
+                break
+            time.sleep(0.3)
+        server.kill()
+        server.wait()
+        folder = tmp_path / "runs" / "outage"
+        before = _epochs_in_tune(folder)
+        while _epochs_in_tune(folder) < before + 2:  # training goes on while nothing can be tracked
+            assert thread.is_alive(), "the search ended during the outage"
+            time.sleep(0.3)
+        server = _server(tmp_path, port)  # back on the same store and port
+        thread.join()
+    finally:
+        if thread.is_alive():
+            server.kill()
+        ray.shutdown()
+    outcome = out[0]
+    assert [r.status for r in outcome.rows] == ["complete", "complete"]
+    client = MlflowClient(uri)
+    children = client.search_runs([outcome.experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{outcome.parent_run_id}'")
+    assert sorted(c.data.tags["nsde.trial_id"] for c in children) == sorted(r.trial_id for r in outcome.rows)
+    for child in children:  # one run a trial, closed, with every number, no epoch twice or lost
+        assert child.info.status == "FINISHED" and child.data.tags["nsde.status"] == "complete"
+        assert "clean_accuracy" in child.data.metrics and "converged" in child.data.metrics
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_accuracy")]
+        assert sorted(steps) == [1, 2, 3, 4], steps
+    state = json.loads((tmp_path / "runs" / "outage" / "tracker.json").read_text())
+    assert len(state["outages"]) >= 1 and state["dropped_writes"] == 0
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_the_writer_keeps_order_retries_while_the_server_is_down_and_gives_up_past_its_limit():
+    from search.tracking import _Writer
+
+    down = f"http://127.0.0.1:{_free_port()}"  # nothing listens there: the server is down
+    writer, done, failures = _Writer(down, limit_s=60.0), [], {"left": 2}
+
+    def flaky():  # fails twice (the server's fault: it does not answer), then goes through
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("refused")
+        done.append("first")
+
+    writer.submit(flaky)
+    writer.submit(lambda: done.append("second"))
+    writer.drain()
+    assert done == ["first", "second"] and len(writer.outages) == 1 and writer.dropped == 0
+
+    impatient = _Writer(down, limit_s=0.0)
+
+    def never():
+        raise ConnectionError("refused")
+
+    impatient.submit(never)
+    impatient.submit(lambda: done.append("late"))
+    impatient.drain()
+    assert impatient.dropped == 2 and done == ["first", "second"]  # past the limit: dropped, counted
+
+
+def test_a_write_that_fails_with_the_server_up_is_raised_not_retried():
+    from search.tracking import _Writer
+
+    writer, calls = _Writer("sqlite:///unused.db", limit_s=60.0), []
+
+    def broken():
+        calls.append(1)
+        raise ValueError("a bad metric name")
+
+    writer.submit(broken)
+    with pytest.raises(ValueError, match="bad metric name"):
+        writer.drain()
+    assert calls == [1]
