@@ -309,6 +309,9 @@ class TrialTracker(Callback):
             self.last_epoch[trial_id] = max((m.step for m in history), default=0)
             if "clean_accuracy" in run.data.metrics:
                 self.evaluated.add(trial_id)
+            if not run.data.params:  # created just before an outage cut the write of its params
+                self.client.log_batch(run.info.run_id, params=[Param(k, _param_value(v))
+                                                               for k, v in flatten(config).items()])
             return run.info.run_id
         run = self.client.create_run(self.experiment_id, run_name=trial_id, tags={
             PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id, SEARCH_TAG: self.search_name,
