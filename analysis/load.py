@@ -48,6 +48,7 @@ from record import (
     FINAL_REPORT_FILE,
     FINAL_REPORTS,
     REPORT_FILE,
+    RUNGS_FILE,
     RUNNING,
     SEARCH_FILE,
     TEST_FILE,
@@ -99,6 +100,8 @@ class Search:
         source: where it was read from (an MLflow URI and run id, or a Tune folder).
         space, settings, front_change, timing: the search's own records (empty when absent);
             `settings["keep_flagged"]` (`--keep-flagged`) lets flagged trials onto the fronts.
+        rungs: MOASHA's rung tables and decisions (`record.RUNGS_FILE`; empty without MOASHA);
+            with `--rung-audit`, `rung_audit()` sets them against how the trials ended.
     """
 
     name: str
@@ -111,6 +114,7 @@ class Search:
     settings: dict = field(default_factory=dict)
     front_change: dict = field(default_factory=dict)
     timing: dict = field(default_factory=dict)
+    rungs: dict = field(default_factory=dict)
     fetch: Callable[[str, str], Path | None] | None = field(default=None, repr=False)
 
     @classmethod
@@ -123,6 +127,16 @@ class Search:
         return cls(name=name, trials=trials_frame(records, objectives, baseline=baseline),
                    objectives=tuple((o.name, o.mode) for o in objectives),
                    params=sorted({k for r in records for k in r.config}), **fields)
+
+    def rung_audit(self) -> pd.DataFrame:
+        """`analysis.rungs.rung_audit` of this search: per rung and objective, how the rung ranked
+        the trials against their final values (the search profile's, validation) and which front
+        members the rule stopped (or, in an audit, would have stopped). Empty without rung tables."""
+        from analysis.rungs import rung_audit
+
+        if not self.rungs:
+            return pd.DataFrame()
+        return rung_audit(self.rungs, self.trials[self.objective_names], self.objective_names, self.front())
 
     @property
     def directions(self) -> list[str]:
@@ -354,7 +368,8 @@ def _mlflow_search(client, parent, tracking_uri: str, cache_dir: str | Path | No
         parse_objectives(settings.get("objectives")), baseline=baseline,
         status=parent.info.status, source=f"MLflow {tracking_uri}, experiment {exp_id}, run {parent_id}",
         space=parent_file(SPACE_FILE) or {}, settings=settings,
-        front_change=parent_file(FRONT_CHANGE_FILE) or {}, timing=timing, fetch=fetch)
+        front_change=parent_file(FRONT_CHANGE_FILE) or {}, timing=timing, rungs=parent_file(RUNGS_FILE) or {},
+        fetch=fetch)
 
 
 def load_runs(experiment: str, *, tracking_uri: str = "sqlite:///mlflow.db", search: str | None = None) -> pd.DataFrame:
@@ -467,7 +482,7 @@ def load_tune(path: str | Path) -> Search:
         record.name, records, parse_objectives(record.objectives or None), baseline=record.baseline,
         status="FINISHED" if record.objectives else "unknown", source=f"Tune folder {folder.resolve()}",
         space=record.space, settings=record.settings, front_change=record.front_change or {},
-        timing=_read_json(folder / TIMING_FILE) or {}, fetch=fetch)
+        timing=_read_json(folder / TIMING_FILE) or {}, rungs=_read_json(folder / RUNGS_FILE) or {}, fetch=fetch)
 
 
 def add_source_arguments(parser, *, required: bool = True) -> None:

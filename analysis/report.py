@@ -631,6 +631,22 @@ def _study(page: _Page, search: Search) -> None:
         page.figure(name, fig, captions[name])
 
 
+def _rung_audit(page: _Page, search: Search) -> None:
+    """`--rung-audit`: what MOASHA's rule would have stopped, and how well each rung ranked the trials."""
+    audit = search.rung_audit()
+    if audit.empty:
+        return
+    regret = sorted({t for cell in audit["regret_trials"] for t in cell.split(", ") if t})
+    page.add("<h2>Rung audit: what early stopping would have cost</h2>",
+             "<p class='note'>The search ran MOASHA's rule at every rung but stopped nothing (--rung-audit). "
+             "<i>Kendall tau</i>: agreement between the trials' ranking at the rung and at their end (validation, "
+             "search profile; 1 = the same order). <i>Would stop</i>: trials the rule stops at that rung; "
+             "<i>regret</i>: those of them that end on the Pareto front. "
+             + (f"<b>The rule would have stopped {len(regret)} front member(s): {html.escape(', '.join(regret))}"
+                f".</b>" if regret else "The rule would have stopped no front member.") + "</p>",
+             _table(audit, VALIDATION, "rung evaluations against the search profile"))
+
+
 def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
     """The report of `search` as an HTML string; each figure also goes to `figures_dir` as PNG."""
     page = _Page()
@@ -644,6 +660,8 @@ def render_report(search: Search, *, figures_dir: Path | None = None) -> str:
         _objective_figures(page, search)
         _importance(page, search)
         _front_figures(page, search)
+    if search.rungs.get("audit"):
+        _rung_audit(page, search)
     _trials(page, search)
     if figures_dir is not None:
         figures_dir.mkdir(parents=True, exist_ok=True)

@@ -124,15 +124,21 @@ class RungTables:
         epochs: the rung epochs (`rung_epochs`).
         reduction_factor: eta: the top 1/eta of a rung continue.
         keep_front: a trial on its rung's first non-dominated front continues whatever its rank.
+        audit: the rung audit (`--rung-audit`): the rule decides as it would, but nothing stops. A
+            trial the rule would have stopped keeps running and reporting; its later rung values
+            go to `shadow` (what the audit correlates with the final values), not into the tables
+            the rule ranks, so every decision is the one the rule would have made.
     """
 
     def __init__(self, directions: Sequence[str], epochs: Sequence[int], reduction_factor: float, *,
-                 keep_front: bool = False) -> None:
+                 keep_front: bool = False, audit: bool = False) -> None:
         self.directions = list(directions)
         self.epochs = tuple(int(e) for e in epochs)
         self.reduction_factor = float(reduction_factor)
         self.keep_front = bool(keep_front)
+        self.audit = bool(audit)
         self.tables: dict[int, dict[str, list[float]]] = {e: {} for e in self.epochs}  # in arrival order
+        self.shadow: dict[int, dict[str, list[float]]] = {e: {} for e in self.epochs}  # audit: after a would-stop
         self.decisions: dict[str, list[Decision]] = {}  # trial id -> its decisions, rung by rung
 
     def record(self, trial_id: str, epoch: int, values: Sequence[float], *, protected: bool = False
@@ -148,6 +154,9 @@ class RungTables:
         earlier = next((d for d in self.decisions.get(trial_id, []) if d.epoch == epoch), None)
         if earlier is not None:
             return earlier
+        if self.audit and trial_id in self.stopped():  # the rule stopped it before: not ranked again
+            self.shadow[epoch].setdefault(trial_id, [float(v) for v in values])
+            return None
         table[trial_id] = [float(v) for v in values]
         ids = list(table)
         positions, fronts = rank_at_rung(np.array([table[t] for t in ids]), self.directions)
@@ -165,16 +174,23 @@ class RungTables:
         """trial id -> the decision that stopped it."""
         return {t: ds[-1] for t, ds in self.decisions.items() if ds and ds[-1].stop}
 
+    def values_at(self, epoch: int) -> dict[str, list[float]]:
+        """Every trial's values at the rung `epoch`: ranked ones and (audit) those after a would-stop."""
+        return {**self.tables.get(epoch, {}), **self.shadow.get(epoch, {})}
+
     def to_dict(self) -> dict[str, Any]:
         return {"directions": self.directions, "epochs": list(self.epochs), "reduction_factor": self.reduction_factor,
-                "keep_front": self.keep_front,
+                "keep_front": self.keep_front, "audit": self.audit,
                 "tables": {str(e): t for e, t in self.tables.items()},
+                "shadow": {str(e): t for e, t in self.shadow.items()},
                 "decisions": {t: [asdict(d) for d in ds] for t, ds in self.decisions.items()}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RungTables:
-        tables = cls(d["directions"], d["epochs"], d["reduction_factor"], keep_front=d.get("keep_front", False))
+        tables = cls(d["directions"], d["epochs"], d["reduction_factor"], keep_front=d.get("keep_front", False),
+                     audit=d.get("audit", False))
         tables.tables = {int(e): dict(t) for e, t in d["tables"].items()}
+        tables.shadow = {**tables.shadow, **{int(e): dict(t) for e, t in d.get("shadow", {}).items()}}
         tables.decisions = {t: [Decision(**x) for x in ds] for t, ds in d["decisions"].items()}
         return tables
 
@@ -199,18 +215,21 @@ class MOASHAScheduler(FIFOScheduler):
             baseline: it is never stopped, because the held-out comparisons and the bounds
             relative to the baseline (`--constraint`) need its final numbers.
         keep_front: members of a rung's first non-dominated front always continue (`RungTables`).
+        audit: decide at every rung but stop nothing (`RungTables`; `analysis.rungs.rung_audit`
+            reads what the rule would have done against how the trials ended).
     """
 
     _supports_buffered_results = False  # a buffered result would reach its rung late
 
     def __init__(self, objectives: Sequence[Objective], *, max_t: int, grace_period: int = 1,
                  reduction_factor: float = 3, state_file: str | Path | None = None,
-                 baseline_config: dict[str, Any] | None = None, keep_front: bool = False) -> None:
+                 baseline_config: dict[str, Any] | None = None, keep_front: bool = False,
+                 audit: bool = False) -> None:
         super().__init__()
         self.baseline_config = baseline_config
         self.objectives = tuple(objectives)
         self.rungs = RungTables([o.mode for o in self.objectives], rung_epochs(grace_period, reduction_factor, max_t),
-                                reduction_factor, keep_front=keep_front)
+                                reduction_factor, keep_front=keep_front, audit=audit)
         self.state_file = Path(state_file) if state_file is not None else None
         self._read = False
 
@@ -226,9 +245,12 @@ class MOASHAScheduler(FIFOScheduler):
         config = flatten(getattr(trial, "config", None) or {})
         protected = baseline_trial({trial.trial_id: config}, self.baseline_config) is not None
         decision = self.rungs.record(trial.trial_id, int(epoch), values, protected=protected)
+        self._write_state()
         if decision is None:
             return TrialScheduler.CONTINUE
-        self._write_state()
+        if self.rungs.audit:
+            logger.info("trial %s (audit: nothing stops) %s", trial.trial_id, decision.reason())
+            return TrialScheduler.CONTINUE
         logger.info("trial %s %s", trial.trial_id, decision.reason())
         return TrialScheduler.STOP if decision.stop else TrialScheduler.CONTINUE
 

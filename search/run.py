@@ -31,6 +31,7 @@ from record import (
     METRICS,
     OBJECTIVE_SPLIT,
     PRUNED,
+    RUNGS_FILE,
     SEED_KEY,
     STATUSES,
     TIMING_FILE,
@@ -186,6 +187,8 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
         ctx.timing["total_s"] = time.perf_counter() - t0
         _add_trial_timing(ctx, records)
         log_parent(ctx.client, ctx.parent_run_id, ctx.objectives, records, front, change, ctx.timing)
+        if (ctx.exp_dir / RUNGS_FILE).exists():  # MOASHA's tables and decisions (and, audited, what it would stop)
+            ctx.client.log_artifact(ctx.parent_run_id, str(ctx.exp_dir / RUNGS_FILE))
         _write_search_file(ctx, records, change)
         ctx.client.set_terminated(ctx.parent_run_id, "FINISHED")
     except BaseException:
@@ -387,6 +390,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rung-keep-front", action="store_true",
                    help="MOASHA: a trial on its rung's non-dominated front always continues (better with 3+ "
                         "objectives in the simulated benchmark; docs/benchmarks.md)")
+    p.add_argument("--rung-audit", action="store_true",
+                   help="MOASHA: evaluate every rung and decide as the rule would, but stop nothing; the report "
+                        "and rungs.json on the parent run then show the trials the rule would have stopped that "
+                        "end on the front, and each rung's rank agreement with the end (Kendall tau)")
     p.add_argument("--constraint", dest="constraints", action="append", default=[], metavar="EXPR",
                    help="a bound every front member must keep, e.g. 'clean_accuracy>=0.7' or, against the "
                         "deterministic baseline (the space's first point), 'clean_accuracy>=baseline-0.02'; "

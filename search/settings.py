@@ -51,6 +51,7 @@ class SearchSettings:
     reduction_factor: float = ruled(3.0, Rule(float, 1, open_low=True, label="--reduction-factor"))
     rung_profile: str = "rung"
     rung_keep_front: bool = False
+    rung_audit: bool = False
     gpus_per_trial: float = ruled(0.0, Rule(float, 0, label="--gpus-per-trial"))
     cpus_per_trial: float = ruled(1.0, Rule(float, 0, open_low=True, label="--cpus-per-trial"))
     max_concurrent: int | None = ruled(None, _at_least(1, "--max-concurrent", optional=True))
@@ -109,6 +110,9 @@ class SearchSettings:
         if self.scheduler == "moasha" and self.workers > 1:
             raise ValueError("--scheduler moasha runs its rung evaluations in plain trials only; DDP trials "
                              "(--ddp-workers or --gpus-per-trial above 1) support fifo and asha")
+        if self.rung_audit and self.scheduler != "moasha":
+            raise ValueError(f"--rung-audit audits MOASHA's rule: it needs --scheduler moasha, but got --scheduler "
+                             f"{self.scheduler}")
         if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
             raise ValueError(f"`--gpus-per-trial` above 1 must be a whole number of GPUs (one DDP worker each), "
                              f"but got {self.gpus_per_trial}")

@@ -210,6 +210,10 @@ def _curve_trainable(config):
         tune.report(result)
 
 
+def _curve_of_point(config):
+    _curve_trainable(config["p"])
+
+
 def _quality_space(trial):
     return {"q1": trial.suggest_float("q1", 0, 1), "q2": trial.suggest_float("q2", 0, 1)}
 
@@ -279,3 +283,38 @@ def test_moasha_in_tune_stops_what_the_rule_stops_and_optuna_prunes_them(ray_loc
             assert result.metrics["epoch"] == 4
             assert trial.state == optuna.trial.TrialState.COMPLETE and trial.values == pytest.approx([p["q1"], p["q2"]])
             assert set(trial.user_attrs) == {"rung_1", "rung_2"}
+
+
+def test_the_rung_audit_in_tune_stops_nothing_and_records_what_the_rule_would_stop(ray_local, tmp_path):
+    """--rung-audit: the same points as above, one at a time; every trial runs to its end, and the
+    decisions are the rule's (trials it would stop report their later rungs apart, in `shadow`)."""
+    from ray import tune
+
+    from analysis.rungs import rung_audit, would_stop
+
+    points = [{"q1": 0.5, "q2": 0.5}, {"q1": 0.9, "q2": 0.2}, {"q1": 0.2, "q2": 0.2}, {"q1": 0.6, "q2": 0.6},
+              {"q1": 0.3, "q2": 0.4}, {"q1": 0.1, "q2": 0.95}]
+    objectives = (Objective("clean_accuracy", "max"), Objective("apgd_accuracy", "max"))
+    scheduler = MOASHAScheduler(objectives, max_t=4, grace_period=1, reduction_factor=2,
+                                state_file=tmp_path / "rungs.json", audit=True)
+    grid = tune.Tuner(tune.with_resources(_curve_of_point, {"cpu": 1}), param_space={"p": tune.grid_search(points)},
+                      tune_config=tune.TuneConfig(scheduler=scheduler, max_concurrent_trials=1, reuse_actors=True),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), name="audit", verbose=0)).fit()
+    assert sorted(r.metrics["epoch"] for r in grid) == [4] * len(points)  # nothing stopped
+    rungs = json.loads((tmp_path / "rungs.json").read_text())
+    replay = RungTables(["max", "max"], [1, 2], 2.0, audit=True)
+    ids = {(r.config["p"]["q1"], r.config["p"]["q2"]): r.metrics["trial_id"] for r in grid}
+    order = sorted(grid, key=lambda r: r.metrics["timestamp"])  # the order the trials ran (one at a time)
+    for r in order:
+        q = r.config["p"]
+        for epoch in (1, 2):
+            replay.record(r.metrics["trial_id"], epoch, [q["q1"] * epoch / 4, q["q2"] * epoch / 4])
+    assert would_stop(rungs) == would_stop(replay.to_dict()) and 0 < len(would_stop(rungs)) < len(points)
+    stopped_at_1 = [t for t, e in would_stop(rungs).items() if e == 1]
+    assert all(t in rungs["shadow"]["2"] for t in stopped_at_1)  # they kept running: their rung-2 values
+    final = {ids[(p["q1"], p["q2"])]: {"clean_accuracy": p["q1"], "apgd_accuracy": p["q2"]} for p in points}
+    import pandas as pd
+
+    audit = rung_audit(rungs, pd.DataFrame(final).T, ["clean_accuracy", "apgd_accuracy"], front=[])
+    # the curves are their end values scaled: each rung ranks the trials exactly as they end
+    assert (audit["kendall_tau"] == 1.0).all() and (audit["trials"] == len(points)).all()

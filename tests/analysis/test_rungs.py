@@ -1,0 +1,70 @@
+"""The rung audit: MOASHA decides but stops nothing, and the analysis sets its decisions and rung
+rankings against how the trials ended, on hand-made tables whose answer is known."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.rungs import grace_from_audit, rung_audit, would_stop
+from search.moasha import RungTables
+
+
+EPOCH1 = [("a", 0.5), ("b", 0.4), ("c", 0.3), ("late", 0.1)]
+EPOCH3 = [("a", 0.6), ("b", 0.5), ("c", 0.35), ("late", 0.55)]
+
+
+def _crossing(audit: bool) -> RungTables:
+    """Four trials, rungs at epochs 1 and 3, eta 2, one objective, as the scheduler feeds them: a
+    trial the real rule stopped reports no later rung. Each decision is asynchronous (among the
+    trials at the rung so far), so b, c and 'late' stop at epoch 1; 'late' is the slow learner that
+    ends best, as a regularised configuration does."""
+    tables = RungTables(["max"], [1, 3], 2.0, audit=audit)
+    for tid, v in EPOCH1:
+        tables.record(tid, 1, [v])
+    for tid, v in EPOCH3:
+        if audit or tid not in tables.stopped():
+            tables.record(tid, 3, [v])
+    return tables
+
+
+def test_the_audit_decides_as_the_rule_would_but_keeps_the_stopped_trials_values_apart():
+    real, audit = _crossing(audit=False), _crossing(audit=True)
+    assert set(real.stopped()) == set(audit.stopped()) == {"b", "c", "late"}
+    assert audit.decisions == real.decisions  # every decision the real rule's
+    assert audit.tables[3] == {"a": [0.6]} and set(audit.shadow[3]) == {"b", "c", "late"}
+    assert audit.values_at(3) == {tid: [v] for tid, v in EPOCH3}
+    again = RungTables.from_dict(json.loads(json.dumps(audit.to_dict())))
+    assert again.audit and again.shadow[3] == audit.shadow[3] and again.decisions == audit.decisions
+
+
+def test_rung_audit_names_the_front_member_the_rule_would_have_stopped():
+    rungs = _crossing(audit=True).to_dict()
+    final = pd.DataFrame({"clean_accuracy": {"a": 0.70, "b": 0.60, "c": 0.50, "late": 0.80}})
+    audit = rung_audit(rungs, final, ["clean_accuracy"], front=["late"])
+    first = audit.loc[(1, "clean_accuracy")]
+    assert first["trials"] == 4 and first["would_stop"] == 3
+    assert first["regret"] == 1 and first["regret_trials"] == "late"
+    # epoch 1: rung order a > b > c > late, final late > a > b > c: 3 of 6 pairs agree, tau 0
+    assert first["kendall_tau"] == pytest.approx(0.0)
+    # epoch 3: every trial reported (the audit stops nothing); 5 of 6 pairs agree, tau 2/3
+    third = audit.loc[(3, "clean_accuracy")]
+    assert third["trials"] == 4 and third["kendall_tau"] == pytest.approx(2 / 3) and third["would_stop"] == 0
+    assert would_stop(rungs) == {"b": 1, "c": 1, "late": 1}
+    assert grace_from_audit(audit, min_tau=0.6) == 3 and grace_from_audit(audit, min_tau=0.9) is None
+
+
+def test_a_ranking_that_agrees_with_the_end_has_tau_one_and_no_regret():
+    tables = RungTables(["max", "min"], [2], 2.0, audit=True)
+    for i, tid in enumerate("abcde"):
+        tables.record(tid, 2, [0.9 - 0.1 * i, 0.1 + 0.1 * i])
+    final = pd.DataFrame({"acc": [0.95, 0.85, 0.75, 0.65, 0.55], "stab": [0.1, 0.2, 0.3, 0.4, 0.5]}, index=list("abcde"))
+    audit = rung_audit(tables.to_dict(), final, ["acc", "stab"], front=["a"])
+    np.testing.assert_allclose(audit["kendall_tau"], [1.0, 1.0])
+    # asynchronous halving: each newcomer is ranked among those before it, so b, c, d, e stop
+    assert (audit["regret"] == 0).all() and (audit["would_stop"] == 4).all()
+    with pytest.raises(ValueError, match="ranks 2 objectives, but 1 were given"):
+        rung_audit(tables.to_dict(), final, ["acc"], front=[])
