@@ -68,3 +68,21 @@ def test_a_ranking_that_agrees_with_the_end_has_tau_one_and_no_regret():
     assert (audit["regret"] == 0).all() and (audit["would_stop"] == 4).all()
     with pytest.raises(ValueError, match="ranks 2 objectives, but 1 were given"):
         rung_audit(tables.to_dict(), final, ["acc"], front=[])
+
+
+def test_the_report_shows_the_audit_and_names_the_front_member_it_would_have_lost():
+    from analysis.load import Search
+    from analysis.report import render_report
+    from record import Objective, TrialRecord
+
+    rungs = _crossing(audit=True).to_dict()
+    final = {"a": 0.70, "b": 0.60, "c": 0.50, "late": 0.80}
+    records = [TrialRecord(t, "complete", {"train/lr": 0.001 * (i + 1)}, metrics={"clean_accuracy": v},
+                           started=float(i)) for i, (t, v) in enumerate(final.items())]
+    search = Search.from_records("audited", records, [Objective("clean_accuracy", "max")], rungs=rungs)
+    assert search.front() == ["late"]
+    audit = search.rung_audit()
+    assert audit.loc[(1, "clean_accuracy"), "regret_trials"] == "late"
+    html = render_report(search)
+    assert "Rung audit: what early stopping would have cost" in html
+    assert "The rule would have stopped 1 front member(s): late" in html

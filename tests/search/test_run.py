@@ -336,6 +336,7 @@ def _closed_port() -> int:
         (["--scheduler", "asha", "--grace-period", "5"], "`--grace-period < epochs` must hold for ASHA"),
         (["--address", "ray://127.0.0.1:10001"], "Ray Client (ray://) is not supported"),
         (["--scheduler", "moasha", "--reduction-factor", "1"], "`--reduction-factor > 1` must hold, but got 1.0"),
+        (["--rung-audit"], "--rung-audit audits MOASHA's rule: it needs --scheduler moasha, but got --scheduler fifo"),
         (["--warm-start", "nope"], "--warm-start nope: no MLflow store at sqlite:///mlflow.db"),
         (["--constraint", "clean>=0.7"], "--constraint 'clean>=0.7': unknown metric 'clean'"),
         (["--constraint", "clean_accuracy>0.7"], "must read METRIC>=BOUND or METRIC<=BOUND"),
