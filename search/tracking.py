@@ -274,9 +274,21 @@ class TrialTracker(Callback):
         self.evaluated: set[str] = set()  # trials whose objectives are logged
         self.last_epoch: dict[str, int] = {}  # trial id -> last epoch logged (a retry resumes after it)
         self._writer: _Writer | None = None
+        self._lock = threading.Lock()  # the writer thread updates runs / last_epoch / evaluated under it
 
-    def __getstate__(self) -> dict:  # Tune pickles its callbacks with the experiment: not the thread
-        return {**self.__dict__, "_writer": None}
+    def __getstate__(self) -> dict:
+        """Tune pickles its callbacks with the experiment (in its own thread, while the writer may be
+        updating the tables): a consistent copy, without the thread, the queue or the lock."""
+        with self.lock:
+            state = {**self.__dict__, "runs": dict(self.runs), "last_epoch": dict(self.last_epoch),
+                     "evaluated": set(self.evaluated)}
+        return {**state, "_writer": None, "_lock": None}
+
+    @property
+    def lock(self) -> threading.Lock:
+        if getattr(self, "_lock", None) is None:
+            self._lock = threading.Lock()
+        return self._lock
 
     @property
     def writer(self) -> _Writer:
@@ -295,7 +307,9 @@ class TrialTracker(Callback):
     def run_id(self, trial_id: str, config: Mapping[str, Any]) -> str:
         """The trial's child run (found again after a retry or a --resume, else created). Writer thread only."""
         if trial_id not in self.runs:
-            self.runs[trial_id] = self._find_or_create(trial_id, config)
+            run_id = self._find_or_create(trial_id, config)
+            with self.lock:
+                self.runs[trial_id] = run_id
         return self.runs[trial_id]
 
     def _find_or_create(self, trial_id: str, config: Mapping[str, Any]) -> str:
@@ -306,9 +320,10 @@ class TrialTracker(Callback):
         if found:  # a retry, or a --resume: continue the trial's run, logging nothing twice
             run = found[0]
             history = self.client.get_metric_history(run.info.run_id, "val_accuracy")
-            self.last_epoch[trial_id] = max((m.step for m in history), default=0)
-            if "clean_accuracy" in run.data.metrics:
-                self.evaluated.add(trial_id)
+            with self.lock:
+                self.last_epoch[trial_id] = max((m.step for m in history), default=0)
+                if "clean_accuracy" in run.data.metrics:
+                    self.evaluated.add(trial_id)
             if not run.data.params:  # created just before an outage cut the write of its params
                 self.client.log_batch(run.info.run_id, params=[Param(k, _param_value(v))
                                                                for k, v in flatten(config).items()])
@@ -366,9 +381,10 @@ class TrialTracker(Callback):
                         and not isinstance(v, bool) and math.isfinite(float(v))]
         self.client.log_batch(run_id, metrics=metrics)
         # (after the write: a write retried after an outage logs nothing twice, and nothing is skipped)
-        self.last_epoch[tid] = max(epoch, self.last_epoch.get(tid, 0))
-        if evaluated:
-            self.evaluated.add(tid)
+        with self.lock:
+            self.last_epoch[tid] = max(epoch, self.last_epoch.get(tid, 0))
+            if evaluated:
+                self.evaluated.add(tid)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         tid, config = trial.trial_id, dict(trial.config)
