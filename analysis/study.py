@@ -264,7 +264,8 @@ class Study:
         trials = self.search.trials
         if "converged" not in trials:
             return pd.DataFrame()
-        df = self.design.join(trials[["converged", "best_epoch", "val_slope"]])
+        # (MLflow keeps no NaN: a run too short for a slope has no val_slope)
+        df = self.design.join(trials.reindex(columns=["converged", "best_epoch", "val_slope"]))
         df = df[df["converged"].notna()]
         if df.empty:
             return pd.DataFrame()
