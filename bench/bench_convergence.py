@@ -42,6 +42,7 @@ from nsde.train.convergence import ConvergenceRule, budget_rule, diagnose  # noq
 
 RECIPE = ["--preset", "study", "--backbone", "resnet18", "--drop-path", "0", "--lr", "4e-3", "--weight-decay", "0.05",
           "--batch-size", "64", "--depth", "all", "--anchor", "mean", "--quiet"]
+RESULTS_FILE = ROOT / "bench" / "results" / "convergence-cpu.json"
 ARMS = {
     "plain": ["--sigma", "0"],
     "nsde": ["--shape", "fbm", "--hurst", "0.5", "--sigma", "0.3", "--sigma-mode", "relative", "--eval-mode", "off"],
@@ -74,13 +75,21 @@ def one_run(runs: Path, arm: str, budget: int, seed: int, threads: int) -> str:
 
 
 def collect(runs: Path, budgets: list[int], seeds: list[int], rule: ConvergenceRule) -> dict:
-    """What ran (finished runs only) as curves, diagnostics, costs and the rule's verdict."""
+    """What ran (finished runs only) as curves, diagnostics, costs and the rule's verdict. A run
+    whose folder is gone (a fresh checkout: runs/ is not versioned) keeps the row the results
+    file already holds, so a later block adds to the earlier ones instead of losing them."""
     rows, curves = [], {}
+    kept = {(r["arm"], r["budget"], r["seed"]): r for r in _previous_rows()}
     for arm in ARMS:
         for budget in budgets:
             for seed in seeds:
                 path = run_dir(runs, arm, budget, seed) / "summary.json"
                 if not path.exists():
+                    if (arm, budget, seed) in kept:
+                        old = kept[(arm, budget, seed)]
+                        row = {**old, **diagnose(old["val_accuracy"], rule)}
+                        rows.append(row)
+                        curves.setdefault(arm, {}).setdefault(budget, []).append(row["val_accuracy"])
                     continue
                 s = json.loads(path.read_text())
                 hist = s["history"]
@@ -97,6 +106,13 @@ def collect(runs: Path, budgets: list[int], seeds: list[int], rule: ConvergenceR
                              "val_pass_seconds": float(np.median(val_pass)),
                              **diagnose(val, rule)})
     return {"rows": rows, "rule": budget_rule(curves, rule) if curves else None}
+
+
+def _previous_rows() -> list[dict]:
+    try:
+        return json.loads(RESULTS_FILE.read_text()).get("rows", [])
+    except (OSError, ValueError):
+        return []
 
 
 def figure(rows: list[dict], path: Path) -> None:
@@ -160,7 +176,7 @@ def report(args, rule: ConvergenceRule) -> None:
                        "recipe": RECIPE},
               "rule": vars(rule) if hasattr(rule, "__dict__") else {}, **result,
               "when": time.strftime("%Y-%m-%d %H:%M:%S")}
-    out = ROOT / "bench" / "results" / "convergence-cpu.json"
+    out = RESULTS_FILE
     out.write_text(json.dumps(record, indent=1) + "\n")
     figure(result["rows"], ROOT / "docs" / "img" / "convergence.png")
     verdict = result["rule"]
