@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from nsde.metrics.objectives import list_objectives, objective, objective_samples
-from nsde.metrics.stats import Estimate, bootstrap_seeds, seed_mean
+from nsde.metrics.stats import NAN_ESTIMATE, Estimate, bootstrap_seeds, seed_mean
 
 __all__ = ["SEED_BOOTSTRAP_MIN", "EvalReport", "replicate_estimate", "seed_estimates"]
 
@@ -143,8 +143,13 @@ def seed_estimates(reports: list[EvalReport], names=None, *, resamples: int = 20
 
 
 def replicate_estimate(per_examples: list[dict], name: str, *, resamples: int = 2000, seed: int = 0) -> Estimate:
-    """`seed_estimates` of one objective from the reports' `per_example` parts (one a seed)."""
-    parts = [objective_samples(p, name) for p in per_examples]
+    """`seed_estimates` of one objective from the reports' `per_example` parts (one a seed); NaN
+    when a report lacks its values (a stage the profile does not run, e.g. `smoothing`, or a report
+    written before the column existed)."""
+    try:
+        parts = [objective_samples(p, name) for p in per_examples]
+    except KeyError:
+        return NAN_ESTIMATE
     values, stat = [p[1] for p in parts], parts[0][2]
     if 2 <= len(values) < SEED_BOOTSTRAP_MIN:
         return _within(seed_mean(values, stat, resamples=resamples, seed=seed), objective(name).bounds)

@@ -119,3 +119,16 @@ def test_a_classifier_at_one_half_abstains():
     cert = certify(CoinFlip(), x, torch.zeros(4, dtype=torch.long), sigma=0.5, n0=20, n=400, seed=1)
     assert (cert.prediction == ABSTAIN).all() and (cert.radius == 0).all() and not cert.correct.any()
     assert (cert.p_lower < 0.5).all()
+
+
+def test_an_objective_whose_stage_did_not_run_is_nan_over_seeds():
+    """A profile without smoothing: replicated over two seeds, certified accuracy is NaN (not a
+    KeyError in the held-out scoring of several seeds), and clean accuracy is still estimated."""
+    import math
+
+    from nsde.metrics.report import replicate_estimate
+
+    parts = [{"clean": {"index": list(range(10)), "correct": [True, False] * 5, "location": [""] * 10}}
+             for _ in range(2)]
+    assert math.isnan(replicate_estimate(parts, "certified_accuracy").value)
+    assert replicate_estimate(parts, "clean_accuracy").value == pytest.approx(0.5)
