@@ -155,7 +155,10 @@ def main() -> None:
         sys.exit(f"error: {args.runs} holds runs already; pass --resume to continue them (or remove the folder)")
     rule = ConvergenceRule()
     if not args.report_only:
-        jobs = [(arm, b, s) for b in sorted(args.budgets) for s in args.seeds for arm in args.arms]
+        recorded = {(r["arm"], r["budget"], r["seed"]) for r in _previous_rows()}
+        jobs = [(arm, b, s) for b in sorted(args.budgets) for s in args.seeds for arm in args.arms
+                if not (run_dir(args.runs, arm, b, s) / "summary.json").exists() and (arm, b, s) not in recorded]
+        # a run the results file holds is not retrained, even when its folder is gone (runs/ is not versioned)
         print(f"{len(jobs)} runs, {args.parallel} at a time, {args.threads} thread(s) each -> {args.runs}", flush=True)
         with ThreadPoolExecutor(args.parallel) as pool:
             for i, line in enumerate(pool.map(lambda j: one_run(args.runs, *j, args.threads), jobs), start=1):
