@@ -15,9 +15,9 @@ AdamW lr 4e-3, wd 0.05, batch 64, cosine over the budget, drop-path 0) and one o
 
 Each run's clean validation accuracy every epoch is its learning curve (the only per-epoch
 pass: nothing here reads the test split). The convergence rule (`nsde.train.convergence`)
-is applied to the curves: a flat tail per run and a < 1 point change of every arm's mean
-when the budget doubles; the smallest budget where both hold for every arm is the one the
-rule picks. Each run lives in its own folder under --runs (a checkpoint after every epoch),
+is applied to the curves: a flat tail per run and a gain of < 1 point of the arm's mean when
+the budget doubles; an arm's budget is the smallest where both hold, and the rule picks the
+largest arm's budget. Each run lives in its own folder under --runs (a checkpoint after every epoch),
 so a stopped benchmark loses at most the epochs in flight. Writes
 bench/results/convergence-cpu.json and docs/img/convergence.png.
 """
@@ -105,6 +105,12 @@ def collect(runs: Path, budgets: list[int], seeds: list[int], rule: ConvergenceR
                              "run_seconds": float(sum(h["seconds"] for h in hist)),
                              "val_pass_seconds": float(np.median(val_pass)),
                              **diagnose(val, rule)})
+    done = {(r["arm"], r["budget"], r["seed"]) for r in rows}
+    for key, old in kept.items():  # a row of a budget, seed or arm this invocation does not name: kept too
+        if key not in done and old["arm"] in ARMS:
+            rows.append({**old, **diagnose(old["val_accuracy"], rule)})
+            curves.setdefault(old["arm"], {}).setdefault(old["budget"], []).append(old["val_accuracy"])
+    rows.sort(key=lambda r: (list(ARMS).index(r["arm"]), r["budget"], r["seed"]))
     return {"rows": rows, "rule": budget_rule(curves, rule) if curves else None}
 
 
@@ -187,8 +193,10 @@ def report(args, rule: ConvergenceRule) -> None:
         for budget, row in rows.items():
             change = "n/a" if row["doubled_change"] is None else f"{100 * row['doubled_change']:+.1f}"
             print(f"  {arm:12s} {budget:3d} epochs: mean final val {row['mean_final']:.3f} "
-                  f"({row['seeds']} seeds, {row['flat']} flat), doubling {change} points, passes {row['passes']}")
-    print(f"budget the rule picks: {verdict['budget']}; wrote {out}", flush=True)
+                  f"({row['seeds']} seeds, {row['flat']} flat), doubling {change} points, passes {row['passes']}"
+                  f"{', past its peak' if row.get('past_peak') else ''}")
+    print(f"each arm's budget: {verdict.get('arm_budgets')}; the budget the rule picks: {verdict['budget']}; "
+          f"wrote {out}", flush=True)
     print(markdown(result), flush=True)
 
 
@@ -199,6 +207,8 @@ def markdown(result: dict) -> str:
     for arm, rows in result["rule"]["arms"].items():
         for budget, row in rows.items():
             change = "not run" if row["doubled_change"] is None else f"{100 * row['doubled_change']:+.1f} points"
+            if row.get("past_peak"):
+                change += " (past its peak)"
             lines.append(f"| {arm} | {budget} | {row['seeds']} | {row['mean_final']:.3f} | {row['flat']} of "
                          f"{row['seeds']} | {change} | {'yes' if row['passes'] else 'no'} |")
     lines += ["", "| run | final val | best epoch | tail slope (points/epoch) | s/epoch | train ex/s | "

@@ -42,27 +42,32 @@ def test_a_run_shorter_than_the_tail_cannot_tell():
         diagnose([])
 
 
-def test_the_budget_rule_picks_the_smallest_budget_that_doubling_no_longer_changes():
+def test_the_budget_rule_picks_the_budget_from_which_no_arm_gains_by_doubling():
     def curve(final: float, epochs: int) -> list[float]:
         flat = max(5, epochs // 4)  # longer than the tail the slope is fit on (a fifth, at least 5)
         return list(np.linspace(0.1, final, epochs - flat)) + [final] * flat
 
     curves = {
         "plain": {10: [curve(0.70, 10), curve(0.72, 10)], 20: [curve(0.75, 20), curve(0.77, 20)],
-                  40: [curve(0.755, 40), curve(0.765, 40)]},
+                  40: [curve(0.735, 40), curve(0.745, 40)]},  # over-trains at 40: 2 points below 20
         "nsde": {10: [curve(0.60, 10), curve(0.62, 10)], 20: [curve(0.74, 20), curve(0.76, 20)],
                  40: [curve(0.80, 40), curve(0.82, 40)]},
     }
     verdict = budget_rule(curves)
     plain, nsde = verdict["arms"]["plain"], verdict["arms"]["nsde"]
     assert plain[10]["doubled_change"] == pytest.approx(0.05) and not plain[10]["passes"]
-    assert plain[20]["doubled_change"] == pytest.approx(0.0) and plain[20]["passes"]
+    # a loss with more training is past the peak, not short of it: 20 passes for plain
+    assert plain[20]["doubled_change"] == pytest.approx(-0.02) and plain[20]["passes"] and plain[20]["past_peak"]
     assert nsde[20]["doubled_change"] == pytest.approx(0.06) and not nsde[20]["passes"]
     assert plain[40]["doubled_change"] is None and not plain[40]["passes"]  # nothing to double against
-    assert verdict["budget"] is None  # the noise arm still gains from 20 to 40: no budget passes for every arm
-    curves["nsde"][80] = [curve(0.805, 80), curve(0.815, 80)]
-    curves["plain"][80] = [curve(0.76, 80), curve(0.76, 80)]
-    assert budget_rule(curves)["budget"] == 40
+    assert verdict["arm_budgets"] == {"plain": 20, "nsde": None}
+    assert verdict["budget"] is None  # the noise arm still gains from 20 to 40: no budget for every arm yet
+    curves["nsde"][80] = [curve(0.805, 80), curve(0.815, 80)]  # +0.5 point: nsde stops gaining at 40
+    verdict = budget_rule(curves)
+    assert verdict["arm_budgets"] == {"plain": 20, "nsde": 40} and verdict["budget"] == 40
+    assert not verdict["arms"]["nsde"][40]["past_peak"]
+    curves["nsde"][80] = [curve(0.83, 80), curve(0.83, 80)]  # +2 points: still learning at 40
+    assert budget_rule(curves)["budget"] is None
 
 
 def test_a_tail_that_still_moves_fails_the_budget_even_when_the_means_agree():
