@@ -1,4 +1,5 @@
-"""The named search spaces: `default`, `paper`, `shapes` and the designed study `study`.
+"""The named search spaces: `default`, `paper`, `shapes`, the designed study `study` and the
+confirmatory study's pilot `confirm-pilot`.
 
 Blocks with injection (`nsde.models`): convnext_atto and _femto have 2+2+6+2 = 12 residual
 blocks, convnext_tiny / _base 3+3+9(27)+3, resnet18 has 2+2+2+2 = 8 and resnet34 / 50
@@ -184,4 +185,57 @@ def study() -> SearchSpace:
                    "train/weight_decay": 0.05, "train/batch_size": 64, "train/epochs": 4, "noise/depth": "all",
                    "noise/eval_mode": "off", **_RELATIVE},
         points=replicate(study_cells(), STUDY_SEEDS),
+    )
+
+
+# The confirmatory study's pilot (docs/study.md, "Plan"): one seed, 30 epochs (the convergence
+# rule's budget), on validation only (run it with --no-final: nothing of it is scored on test).
+# It picks B's intensity, B''s lowest SNR, D's relative sigma and checks D's lr / weight decay.
+PILOT_BUDGET = 30
+PILOT_CELLS: tuple[dict, ...] = (
+    {"noise/shape": "none", "augment/kind": "none"},  # A: plain
+    *({"noise/shape": "none", "augment/kind": "gaussian", "augment/high": s} for s in (0.05, 0.1, 0.2)),  # B
+    *({"noise/shape": "none", "augment/kind": "signal", "augment/snr_low": lo} for lo in (-5.0, 5.0, 15.0)),  # B'
+    # C: the published NSDE (absolute sigma, noise on at evaluation: 8 passes, EOT in the attack)
+    {"noise/shape": "fbm", "noise/sigma_mode": "absolute", "noise/sigma": 0.3, "noise/eval_mode": "mc"},
+    *({"noise/shape": "fbm", "noise/sigma_mode": "relative", "noise/sigma": s, "noise/eval_mode": "off"}
+      for s in (0.1, 0.3, 0.5)),  # D
+)
+PILOT_RECIPES = ((2e-3, 0.01), (2e-3, 0.05), (4e-3, 0.01))  # D at sigma 0.3 against the plain recipe (4e-3, 0.05)
+
+
+def pilot_points() -> tuple[dict, ...]:
+    plain = {"train/lr": 4e-3, "train/weight_decay": 0.05}
+    d = {"noise/shape": "fbm", "noise/sigma_mode": "relative", "noise/sigma": 0.3, "noise/eval_mode": "off"}
+    return (*({**cell, **plain} for cell in PILOT_CELLS),
+            *({**d, "train/lr": lr, "train/weight_decay": wd} for lr, wd in PILOT_RECIPES))
+
+
+@register_space("confirm-pilot")
+def confirm_pilot() -> SearchSpace:
+    """The confirmatory study's pilot: the arms' free settings, chosen on validation with one seed."""
+    fbm = {"noise/shape": ("fbm",)}
+    return SearchSpace(
+        name="confirm-pilot",
+        description="pilot of the confirmatory study: plain, input noise (image, waveform), published and "
+                    "platform NSDE, one seed, 30 epochs, validation only",
+        preset="confirm",
+        search_profile="confirm-pilot",
+        final_profile="confirm-pilot",
+        designed=True,
+        params={
+            "noise/shape": Param(Cat(["none", "fbm"])),
+            "augment/kind": Param(Cat(["none", "gaussian", "signal"]), when={"noise/shape": ("none",)}),
+            "augment/high": Param(Cat([0.05, 0.1, 0.2]), when={"augment/kind": ("gaussian",)}),
+            "augment/snr_low": Param(Cat([-5.0, 5.0, 15.0]), when={"augment/kind": ("signal",)}),
+            "noise/sigma_mode": Param(Cat(["relative", "absolute"]), when=fbm),
+            "noise/sigma": Param(Cat([0.1, 0.3, 0.5]), when=fbm),
+            "noise/eval_mode": Param(Cat(["off", "mc"]), when=fbm),
+            "train/lr": Param(Cat([2e-3, 4e-3])),
+            "train/weight_decay": Param(Cat([0.01, 0.05])),
+        },
+        constants={"model/backbone": "resnet18", "model/drop_path_rate": 0.0, "train/batch_size": 64,
+                   "train/epochs": PILOT_BUDGET, "train/seed": 0, "noise/depth": "all", "noise/hurst": 0.5,
+                   "noise/anchor": "mean", "noise/mc_samples": 8, "augment/low": 0.0, "augment/snr_high": 40.0},
+        points=pilot_points(),
     )

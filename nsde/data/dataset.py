@@ -215,6 +215,10 @@ PRESETS: dict[str, DataConfig] = {
     # the designed study's CPU size (docs/study.md): the default set at 48x48, so that 45 ResNet-18
     # trials fit ~90 min on 2 cores while the first stage still sees 12x12 maps for the noise's shape
     "study": DataConfig(image_size=48),
+    # the confirmatory study (docs/study.md, "Plan"): the study's generator, size and image, with
+    # the train and validation splits of its size (2,144 / 464) and a test split of 2,000 (125 a
+    # class) so that the test numbers' example noise is small against the seeds'
+    "confirm": DataConfig(image_size=48, examples_per_class=288, split=(134 / 288, 29 / 288, 125 / 288)),
 }
 PRESET_RULE = Rule(str, choices=lambda: sorted(PRESETS), what="data preset", doc="a named DataConfig (PRESETS)")
 

@@ -15,12 +15,12 @@ from spaces.builtin import STUDY_HURST, STUDY_SEEDS, STUDY_SIGMA
 
 
 def test_registry_lists_the_named_spaces_and_unknown_names_list_them():
-    assert {"default", "paper", "shapes", "study"} <= set(list_spaces())
+    assert {"default", "paper", "shapes", "study", "confirm-pilot"} <= set(list_spaces())
     with pytest.raises(ValueError, match=r"unknown search space 'nope'.*default.*paper"):
         get_space("nope")
 
 
-@pytest.mark.parametrize("name", ["default", "paper", "shapes", "study"])
+@pytest.mark.parametrize("name", ["default", "paper", "shapes", "study", "confirm-pilot"])
 def test_named_space_round_trips_through_its_dict_form(name):
     space = get_space(name)
     assert space_from_dict(space.to_dict()) == space
@@ -190,3 +190,43 @@ def test_a_design_runs_distinct_points_with_distinct_seeds():
     yaml_space = space_from_dict({"name": "y", "designed": True, "params": {"train/seed": {"choices": [0, 1]}},
                                   "points": [{"train/seed": 0}, {"train/seed": 1}]})
     assert yaml_space.designed and yaml_space.to_dict()["designed"] is True
+
+
+def test_the_confirmatory_pilot_runs_the_arms_and_choices_the_plan_registers():
+    """docs/study.md, "Plan": A, B x 3 intensities, B' x 3 lowest SNRs, C, D x 3 sigmas, and D at
+    sigma 0.3 under three more recipes; one seed, the rule's budget, one recipe otherwise."""
+    from search.config import trial_configs
+
+    space = get_space("confirm-pilot")
+    assert space.designed and space.preset == "confirm" and len(space.points) == 14
+    arms = []
+    for point in space.points:
+        model, train = trial_configs(space.config(point))
+        n, a = model.noise, train.augment
+        if n.sigma == 0:
+            arms.append(("A",) if a.kind == "none" else ("B", a.high) if a.kind == "gaussian" else ("B'", a.snr_low))
+            assert a.low == 0 and a.snr_high == 40
+        elif n.sigma_mode == "absolute":
+            arms.append(("C", n.sigma, n.eval_mode))
+        else:
+            arms.append(("D", n.sigma, train.lr, train.weight_decay))
+            assert n.eval_mode == "off"
+        assert n.sigma == 0 or (n.shape == "fbm" and n.hurst == 0.5 and n.depth == "all")
+        assert train.epochs == 30 and train.seed == 0 and train.batch_size == 64 and model.backbone == "resnet18"
+        if arms[-1][0] != "D":
+            assert (train.lr, train.weight_decay) == (4e-3, 0.05)
+    assert arms == [("A",), ("B", 0.05), ("B", 0.1), ("B", 0.2), ("B'", -5.0), ("B'", 5.0), ("B'", 15.0),
+                    ("C", 0.3, "mc"), ("D", 0.1, 4e-3, 0.05), ("D", 0.3, 4e-3, 0.05), ("D", 0.5, 4e-3, 0.05),
+                    ("D", 0.3, 2e-3, 0.01), ("D", 0.3, 2e-3, 0.05), ("D", 0.3, 4e-3, 0.01)]
+
+
+def test_the_confirm_preset_keeps_the_study_sizes_and_tests_on_2000_examples():
+    import numpy as np
+
+    from nsde.data import PRESETS
+    from nsde.data.dataset import _synthetic_layout, stratified_split
+
+    cfg, study = PRESETS["confirm"], PRESETS["study"]
+    assert cfg.image_size == study.image_size and cfg.synth == study.synth
+    y, _, _ = _synthetic_layout(cfg)
+    assert np.bincount(stratified_split(y, cfg.split, cfg.seed)).tolist() == [2144, 464, 2000]
