@@ -132,7 +132,9 @@ EVAL_PROFILES: dict[str, dict] = {
     # AUROC is undefined, is rare (a model at 90 % accuracy: 0.9^64 = 0.1 %).
     "cpu-search": dict(apgd_steps=20, eot_iter=2, attack_subset=32, abc_subset=64, abc_samples=32, ig_steps=16,
                        stability_subset=16, stability_draws=2, sweep_subset=128, resamples=1000),
-    "cpu-final": dict(attack_subset=64, abc_subset=128, stability_subset=32),  # full strength, smaller subsets
+    # full attack strength (100 steps, EOT 4) on smaller subsets; ABC and stability on the search
+    # profile's sizes (they are secondary here, and the re-scoring and test pass cost minutes each)
+    "cpu-final": dict(attack_subset=64, abc_subset=64, stability_subset=16),
     # The designed study (docs/study.md). Its test profile: the image-domain sweep with white
     # noise and fBm at three Hurst exponents (is the protection shape-matched?) up to the area's
     # largest intensity and the SNR sweep, on 256 examples; APGD with 20 steps and its checks
@@ -146,6 +148,14 @@ EVAL_PROFILES: dict[str, dict] = {
     # feeds the report, the importance and the choice of the cells a figure singles out
     "study-val": dict(sweep_subset=128, apgd_steps=10, eot_iter=1, attack_subset=16, checks=False, abc_subset=32,
                       abc_samples=8, ig_steps=8, stability_subset=8, stability_draws=1, resamples=200),
+    # The confirmatory study's pilot (docs/study.md, "Plan"), on validation: APGD over the eps
+    # grid eps* is picked from (20 steps, 128 examples, with the checks), the low-intensity image
+    # sweep and the SNR sweep on the whole split (the three primary endpoints), ABC and stability
+    # small (secondary, not chosen by)
+    "confirm-pilot": dict(sweep_kinds=("gaussian",), sweep_intensities=(0.005, 0.01, 0.02, 0.05, 0.1),
+                          sweep_area_max=0.1, apgd_eps=(0.05, 0.1, 0.15, 0.2, 0.3, 0.5), apgd_steps=20,
+                          attack_subset=128, abc_subset=64, abc_samples=32, ig_steps=16, stability_subset=16,
+                          stability_draws=2),
     # randomized smoothing certification on top of the fast profile (Cohen et al.'s CERTIFY at
     # sigma 0.25 with n0 = 100, n = 1000, alpha = 0.001 on 64 examples): the certified reference a
     # model trained with Gaussian input noise at the same sigma is meant for
