@@ -253,13 +253,18 @@ def _write_held_out(ctx: SearchContext, held: list[TrialRecord], *, seeds: int) 
 
 def task_cpus(ctx: SearchContext, tasks: int) -> float:
     """CPUs per final/held-out evaluation task: the trial's, or, for a local CPU-only search
-    whose trials have all ended, a share of the machine's cores when there are fewer tasks than
-    cores (one re-scored model should not leave the other cores idle; at most 8 threads each).
-    On a cluster a task keeps the trial's CPUs: a larger request might fit no single node."""
+    whose trials have all ended, a share of the machine's cores: with fewer tasks than cores,
+    several each (one re-scored model should not leave the other cores idle; at most 8 threads
+    each); with up to twice as many, a fraction each, so that all run at once (one thread each)
+    instead of a last round on one core while the others idle (3 models on 2 cores: 1.5 rounds'
+    time, not 2). On a cluster a task keeps the trial's CPUs: a larger request might fit no
+    single node."""
     import ray
 
     s = ctx.settings
     if s.gpus_per_trial > 0 or s.address is not None or tasks < 1:
         return s.cpus_per_trial
     cores = ray.cluster_resources().get("CPU", 0.0)  # the trials' actors may still be releasing theirs
+    if s.cpus_per_trial * tasks > cores >= 1 and tasks <= 2 * cores:
+        return cores / tasks
     return float(max(s.cpus_per_trial, min(8, int(cores // tasks))))

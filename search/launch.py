@@ -17,9 +17,16 @@ from record import RUNGS_FILE, SCHEDULER_METRICS, TrialRecord, from_result, pars
 from search.moasha import MOASHAScheduler, rung_epochs
 from search.searcher import fail_orphans, make_searcher
 from search.settings import SearchContext, SearchSettings
-from search.tracking import TrialTracker, child_run_ids, close_lost_runs
+from search.tracking import (
+    TrackingUnavailable,
+    TrialTracker,
+    child_run_ids,
+    close_lost_runs,
+    replay_trials,
+    server_alive,
+)
 
-__all__ = ["max_epochs", "slots", "study_storage", "tune_trials"]
+__all__ = ["max_epochs", "optuna_hint", "require_server", "slots", "study_storage", "tune_trials"]
 
 TRACKER_FILE = "tracker.json"
 
@@ -30,7 +37,8 @@ def tune_trials(ctx: SearchContext) -> list[TrialRecord]:
 
     trainable = _trainable(ctx)
     tracker = TrialTracker(ctx.settings.mlflow_uri, ctx.experiment_id, ctx.parent_run_id, ctx.name,
-                           state_file=ctx.exp_dir / TRACKER_FILE, rungs_file=ctx.exp_dir / RUNGS_FILE)
+                           state_file=ctx.exp_dir / TRACKER_FILE, rungs_file=ctx.exp_dir / RUNGS_FILE,
+                           outage_limit_s=ctx.settings.tracking_outage_limit)
     with _tune_environment(ctx.settings):
         # the restored experiment runs the tracker Tune pickled with it: the same parent run, and
         # it finds each trial's child run again by its tag
@@ -41,6 +49,9 @@ def tune_trials(ctx: SearchContext) -> list[TrialRecord]:
             grid = tuner.fit()
         ctx.timing["tune_ended_at"] = time.time()
     ctx.timing["slots"] = slots(ctx.settings)
+    require_server(ctx)
+    # Tune's records are the source of truth: what the tracker could not write is written now
+    ctx.timing["tracking_replayed"] = replay_trials(tracker, list(grid))
     run_ids = child_run_ids(ctx.client, ctx.experiment_id, ctx.parent_run_id)
     if ctx.settings.resume:  # leftovers of the interrupted driver
         study = optuna.load_study(study_name=ctx.name, storage=study_storage(ctx))
@@ -50,12 +61,27 @@ def tune_trials(ctx: SearchContext) -> list[TrialRecord]:
     return [from_result(r, run_id=run_ids.get(str(r.metrics["trial_id"]))) for r in grid]
 
 
+def require_server(ctx: SearchContext) -> None:
+    """Raise `TrackingUnavailable` (one line: what is safe and how to finish) when the search's
+    MLflow server does not answer."""
+    if not server_alive(ctx.settings.mlflow_uri):
+        raise TrackingUnavailable(
+            f"MLflow server {ctx.settings.mlflow_uri} does not answer; the trials are safe under {ctx.tune_path}. "
+            f"Once it is back, `python -m search.run --name {ctx.name} --resume` (same --storage-path and "
+            f"--mlflow-uri) completes the tracking and the scoring without retraining")
+
+
 def tracker_state(ctx: SearchContext) -> dict[str, Any]:
     return TrialTracker.read_state(ctx.exp_dir / TRACKER_FILE)
 
 
 def study_storage(ctx: SearchContext) -> str:
     return f"sqlite:///{ctx.exp_dir / 'optuna.db'}"
+
+
+def optuna_hint(ctx: SearchContext) -> str:
+    """The command that shows the search's Optuna study (sampler history, importance) in optuna-dashboard."""
+    return f"optuna-dashboard {study_storage(ctx)}   # then open http://127.0.0.1:8080/"
 
 
 def _trainable(ctx: SearchContext):

@@ -43,16 +43,18 @@ from record import (
 from record.schema import FINAL_EVAL_PARAM, SEARCH_EVAL_PARAM
 from search.config import trial_configs
 from search.final import FrontChange, as_search, finish, front_ids, pick_baseline
-from search.launch import max_epochs, tracker_state, tune_trials
+from search.launch import max_epochs, optuna_hint, require_server, tracker_state, tune_trials
 from search.searcher import SAMPLERS
 from search.settings import DEFAULT_TRIALS, SCHEDULERS, SearchContext, SearchSettings
 from search.tracking import (
+    TrackingUnavailable,
     check_mlflow,
     find_parent_run,
     log_importance,
     log_parent,
     log_pareto_model,
     mlflow_ui_hint,
+    server_alive,
     start_parent_run,
 )
 
@@ -75,6 +77,7 @@ class SearchOutcome:
     experiment_dir: Path
     timing: dict[str, Any] = field(default_factory=dict)
     ui_hint: str = ""
+    optuna_hint: str = ""  # the optuna-dashboard command for the search's Optuna study
     report: Path | None = None  # the HTML report (analysis.report), None when it could not be written
     keep_flagged: bool = False
     rules: dict[str, Any] = field(default_factory=dict)  # SearchContext.rules(): what decides the fronts
@@ -191,15 +194,19 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
             ctx.client.log_artifact(ctx.parent_run_id, str(ctx.exp_dir / RUNGS_FILE))
         _write_search_file(ctx, records, change)
         ctx.client.set_terminated(ctx.parent_run_id, "FINISHED")
-    except BaseException:
+    except TrackingUnavailable:
+        raise  # the parent stays open: --resume continues it
+    except BaseException as err:
+        if not server_alive(settings.mlflow_uri):  # a server gone in the steps after the trials
+            require_server(ctx)  # raises TrackingUnavailable: its one line says how to finish
         ctx.client.set_terminated(ctx.parent_run_id, "FAILED")
-        raise
+        raise err
     (ctx.exp_dir / TIMING_FILE).write_text(json.dumps(ctx.timing, indent=2))
     report = _write_report(ctx, ctx.exp_dir / "report.html")
     return SearchOutcome(ctx.name, ctx.experiment_id, ctx.parent_run_id, ctx.objectives, records, front, change,
                          ctx.exp_dir, ctx.timing, mlflow_ui_hint(settings.mlflow_uri, ctx.experiment_id,
-                                                                 ctx.parent_run_id), report, settings.keep_flagged,
-                         ctx.rules())
+                                                                 ctx.parent_run_id), optuna_hint(ctx), report,
+                         settings.keep_flagged, ctx.rules())
 
 
 def _check_resume(ctx: SearchContext) -> None:
@@ -232,7 +239,7 @@ def _prepare_data(ctx: SearchContext) -> None:
         logger.info("data set: preset %r", ctx.settings.preset or ctx.space.preset)
         data = prepare(ctx.data_cfg)
         levels = {OBJECTIVE_SPLIT: {*ctx.search_cfg.snr_levels, *ctx.final_cfg.snr_levels},
-                  "test": set(ctx.final_cfg.snr_levels)}
+                  "test": set(ctx.final_cfg.snr_levels) if ctx.settings.final else set()}  # --no-final: no test
         for split, split_levels in levels.items():
             for level in sorted(split_levels, reverse=True):
                 snr_spectrograms(data, split, level, progress=True)
@@ -426,6 +433,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="let trials whose attack failed a sanity check onto the fronts (default: kept off)")
     p.add_argument("--max-failures", type=int, default=d.max_failures,
                    help="retries of a failing trial (a lost node, a crash), each from its last checkpoint")
+    p.add_argument("--tracking-outage-limit", type=float, default=d.tracking_outage_limit, metavar="SECONDS",
+                   help="how long an MLflow server may stay down before the tracker stops waiting and drops writes "
+                        "(training goes on; what was dropped is replayed from Tune's records at the end)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted search --name (same --storage-path and --mlflow-uri): finished "
                         "trials are kept, unfinished ones continue from their checkpoints")
@@ -451,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     if outcome.change is not None:
         print(outcome.change.summary())
     print(f"\nMLflow: {outcome.ui_hint}")
+    print(f"Optuna: {outcome.optuna_hint}")
     print(f"Tune results: {outcome.experiment_dir}")
     if outcome.report is not None:
         print(f"Report: {outcome.report}")

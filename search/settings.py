@@ -72,6 +72,8 @@ class SearchSettings:
     keep_flagged: bool = False
     warm_start: str | None = None
     constraints: tuple[str, ...] = ()
+    # seconds an MLflow server may stay down before the tracker drops writes (replayed at the end)
+    tracking_outage_limit: float = ruled(600.0, Rule(float, 0, label="--tracking-outage-limit"))
 
     def trials(self, space) -> int:
         """--num-samples, resolved: DEFAULT_TRIALS for a sampled space, every point of a designed

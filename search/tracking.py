@@ -38,6 +38,7 @@ from ray.tune import Callback
 
 from record import (
     COMPLETE,
+    FAILED,
     FIGURE_FILE,
     FINAL_PREFIX,
     FINAL_REPORT_FILE,
@@ -186,8 +187,10 @@ class _Writer:
     up training (MLflow's client alone retries a request for about two minutes). A write that
     fails while the server does not answer /health is retried, in order, with a backoff of up to
     15 s, until the server is back or `OUTAGE_LIMIT_S` has passed since the first failure; past
-    it, that write and every later one are dropped and counted (`dropped`). A write that fails
-    with the server up is a fault of the write: it is re-raised by `drain`.
+    it, writes are dropped and counted (`dropped`) while the server stays down, and go through
+    again once it answers. What was dropped is replayed from Tune's records when the trials end
+    (`replay_trials`). A write that fails with the server up is a fault of the write: it is
+    re-raised by `drain`.
     """
 
     def __init__(self, uri: str, limit_s: float) -> None:
@@ -218,8 +221,10 @@ class _Writer:
         delay = 1.0
         while True:
             if self.down_since is not None and time.time() - self.down_since > self.limit_s:
-                self.dropped += 1
-                return
+                if not server_alive(self.uri):
+                    self.dropped += 1
+                    return
+                self._back()
             start = time.perf_counter()
             try:
                 write()
@@ -238,11 +243,15 @@ class _Writer:
                 continue
             self.seconds += time.perf_counter() - start
             if self.down_since is not None:
-                logger.warning("MLflow server %s is back after %.0f s; the waiting writes go through", self.uri,
-                               time.time() - self.down_since)
-                self.outages.append((self.down_since, time.time()))
-                self.down_since = None
+                self._back()
             return
+
+    def _back(self) -> None:
+        logger.warning("MLflow server %s is back after %.0f s; the waiting writes go through%s", self.uri,
+                       time.time() - self.down_since,
+                       f" ({self.dropped} dropped so far are replayed when the trials end)" if self.dropped else "")
+        self.outages.append((self.down_since, time.time()))
+        self.down_since = None
 
     def drain(self) -> None:
         """Wait until every queued write is made or dropped; re-raise a write's own fault."""
@@ -375,10 +384,7 @@ class TrialTracker(Callback):
             metrics = [Metric(k, float(v), ts, epoch) for k, v in result.items() if _is_epoch_key(k)]
         evaluated = trial_status(result, errored=False) == COMPLETE and tid not in self.evaluated
         if evaluated:
-            skip = {"epoch", "training_iteration", "time_this_iter_s", "timestamp", "pid"}
-            metrics += [Metric(k, float(v), ts, 0) for k, v in result.items()
-                        if k not in skip and not _is_epoch_key(k) and isinstance(v, (int, float))
-                        and not isinstance(v, bool) and math.isfinite(float(v))]
+            metrics += _evaluation_metrics(result, ts)
         self.client.log_batch(run_id, metrics=metrics)
         # (after the write: a write retried after an outage logs nothing twice, and nothing is skipped)
         with self.lock:
@@ -413,10 +419,8 @@ class TrialTracker(Callback):
         writer = self.writer
         writer.drain()
         if writer.dropped:
-            since = time.strftime("%H:%M:%S", time.localtime(writer.down_since or time.time()))
-            print(f"MLflow server {self.uri} has not answered since {since}: {writer.dropped} tracking writes were "
-                  f"given up after {self.outage_limit_s:.0f} s. The trials' results are safe in the Tune folder; "
-                  f"this search's MLflow record is incomplete", file=sys.stderr, flush=True)
+            logger.warning("%d tracking writes were dropped while the MLflow server %s did not answer (past %.0f s); "
+                           "they are replayed from the trial records", writer.dropped, self.uri, self.outage_limit_s)
         if self.state_file is not None:
             self.state_file.write_text(json.dumps({
                 "started": self.started, "wall_seconds": self.wall_seconds, "recoveries": self.recoveries,
@@ -446,6 +450,75 @@ class TrialTracker(Callback):
             for name in (REPORT_FILE, FIGURE_FILE):
                 if (Path(folder) / name).exists():
                     self.client.log_artifact(run_id, str(Path(folder) / name))
+
+
+def _evaluation_metrics(result: Mapping[str, Any], ts: int) -> list[Metric]:
+    """A trial's evaluated numbers (objectives, intervals, checks, diagnostics) at step 0."""
+    skip = {"epoch", "training_iteration", "time_this_iter_s", "timestamp", "pid"}
+    return [Metric(k, float(v), ts, 0) for k, v in result.items()
+            if k not in skip and not _is_epoch_key(k) and isinstance(v, (int, float))
+            and not isinstance(v, bool) and math.isfinite(float(v))]
+
+
+class TrackingUnavailable(ConnectionError):
+    """The MLflow server does not answer where the search needs it; the message says how to finish."""
+
+
+def replay_trials(tracker: TrialTracker, results: Sequence[Any]) -> int:
+    """Complete every trial's child run from Tune's records, the source of truth: what the
+    tracker's writes could not log (dropped in an outage past its limit, or never made because
+    the driver stopped) is logged now, nothing twice. `results`: the `ray.tune.Result`s of the
+    experiment. Returns how many runs needed something (0 when the tracking was complete).
+
+    Per trial: its run (found by its tag, else created with its parameters), the epochs its
+    `val_accuracy` history lacks, the evaluated numbers and files of a complete trial whose run
+    lacks them, and the status tags and end of a run still open. Needs the server up."""
+    client, fixed = tracker.client, 0
+    for result in results:
+        last = dict(result.metrics or {})
+        if "trial_id" not in last:  # it never reported: nothing of it to track
+            continue
+        tid, config = str(last["trial_id"]), dict(result.config or {})
+        run_id = tracker.run_id(tid, config)
+        run = client.get_run(run_id)
+        logged = {m.step for m in client.get_metric_history(run_id, "val_accuracy")}
+        metrics: list[Metric] = []
+        rows = result.metrics_dataframe
+        for row in ([] if rows is None else rows.to_dict("records")):
+            epoch = int(row.get("epoch", 0) or 0)
+            if epoch > 0 and epoch not in logged:
+                logged.add(epoch)
+                metrics += [Metric(k, float(v), _millis(row), epoch) for k, v in row.items()
+                            if _is_epoch_key(k) and isinstance(v, (int, float)) and math.isfinite(float(v))]
+        status = trial_status(last, errored=result.error is not None)
+        evaluated = status == COMPLETE and "clean_accuracy" not in run.data.metrics
+        if evaluated:
+            metrics += _evaluation_metrics(last, _millis(last))
+        for i in range(0, len(metrics), 1000):  # MLflow's batch limit
+            client.log_batch(run_id, metrics=metrics[i:i + 1000])
+        if evaluated and result.checkpoint is not None and not client.list_artifacts(run_id):
+            tracker._log_outputs(run_id, result.checkpoint)
+        still_open = run.info.status not in ("FINISHED", "FAILED", "KILLED") or STATUS_TAG not in run.data.tags
+        if still_open:
+            ended = float(last.get("timestamp", time.time()))
+            tracker.wall_seconds.setdefault(tid, ended - tracker.started.get(tid, ended))
+            if status == FAILED:
+                tags = {FAILURE_TAG: (last_error_line(result.error) or "unknown error")[:4000]}
+            else:
+                tags = tracker._stop_tags(_Ended(tid, last)) if status == PRUNED else None
+            tracker._ended(run_id, tid, ended, status, RunStatus.FAILED if status == FAILED else RunStatus.FINISHED,
+                           tags=tags)
+        fixed += bool(metrics or still_open)
+    if fixed:
+        logger.info("tracking completed from the Tune records: %d trial runs needed it", fixed)
+    return fixed
+
+
+class _Ended:
+    """What `_stop_tags` reads of a trial, from its Tune result."""
+
+    def __init__(self, trial_id: str, last_result: Mapping[str, Any]) -> None:
+        self.trial_id, self.last_result = trial_id, last_result
 
 
 def failure_reason(trial) -> str:

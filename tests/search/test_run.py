@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -158,6 +159,10 @@ def test_search_end_to_end_with_sqlite_tracking(local_ray, tmp_path):
     assert study.trials[0].params["noise/shape"] == "none"
     assert json.loads((outcome.experiment_dir / "timing.json").read_text())["trials"]
     assert outcome.report == outcome.experiment_dir / "report.html" and outcome.report.exists()
+    assert outcome.timing["tracking_replayed"] == 0  # the tracker wrote everything: nothing to replay
+    # the printed end names the dashboard command for this study, and the command is installed
+    assert outcome.optuna_hint.startswith(f"optuna-dashboard sqlite:///{outcome.experiment_dir / 'optuna.db'} ")
+    assert shutil.which("optuna-dashboard", path=str(Path(sys.executable).parent))
 
 
 def _free_port() -> int:
@@ -376,3 +381,19 @@ def test_help_lists_every_option():
                 "--seed", "--preset", "--search-profile", "--final-profile", "--reduction-factor", "--rung-profile",
                 "--warm-start", "--constraint"):
         assert opt in out
+
+
+def test_final_tasks_share_a_local_machine_without_a_last_round_on_one_core(monkeypatch):
+    """task_cpus: fewer tasks than cores -> several cores each; up to twice as many -> a fraction
+    each, all at once; more -> one core each (rounds); on a cluster or a GPU the trial's share."""
+    from types import SimpleNamespace
+
+    from search.final import task_cpus
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    ctx = SimpleNamespace(settings=SimpleNamespace(gpus_per_trial=0.0, address=None, cpus_per_trial=1.0))
+    assert [task_cpus(ctx, n) for n in (1, 2, 3, 4, 5)] == [2.0, 1.0, 2 / 3, 0.5, 1.0]
+    ctx.settings.address = "auto"
+    assert task_cpus(ctx, 3) == 1.0
+    ctx.settings.address, ctx.settings.gpus_per_trial = None, 0.5
+    assert task_cpus(ctx, 3) == 1.0
