@@ -194,7 +194,7 @@ def test_a_design_runs_distinct_points_with_distinct_seeds():
 
 def test_the_confirmatory_pilot_runs_the_arms_and_choices_the_plan_registers():
     """docs/study.md, "Plan": A, B x 3 intensities, B' x 3 lowest SNRs, C, D x 3 sigmas, and D at
-    sigma 0.3 under three more recipes; one seed, the rule's budget, one recipe otherwise."""
+    sigma 0.3 under three more recipes; one seed, each arm at its budget, one recipe otherwise."""
     from search.config import trial_configs
 
     space = get_space("confirm-pilot")
@@ -212,7 +212,8 @@ def test_the_confirmatory_pilot_runs_the_arms_and_choices_the_plan_registers():
             arms.append(("D", n.sigma, train.lr, train.weight_decay))
             assert n.eval_mode == "off"
         assert n.sigma == 0 or (n.shape == "fbm" and n.hurst == 0.5 and n.depth == "all")
-        assert train.epochs == 30 and train.seed == 0 and train.batch_size == 64 and model.backbone == "resnet18"
+        assert train.epochs == (60 if arms[-1][0] == "C" else 30)  # each arm at the rule's budget for its kind
+        assert train.seed == 0 and train.batch_size == 64 and model.backbone == "resnet18"
         if arms[-1][0] != "D":
             assert (train.lr, train.weight_decay) == (4e-3, 0.05)
     assert arms == [("A",), ("B", 0.05), ("B", 0.1), ("B", 0.2), ("B'", -5.0), ("B'", 5.0), ("B'", 15.0),
