@@ -78,6 +78,30 @@ def start_server(tmp_path):
             proc.wait()
 
 
+def _wait_until_an_epoch_is_tracked(uri: str, thread: threading.Thread) -> None:
+    client = MlflowClient(uri)
+    while True:
+        assert thread.is_alive(), "the search ended before the outage"
+        runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                  filter_string="metrics.val_accuracy >= 0")
+        if runs:
+            return
+        time.sleep(0.3)
+
+
+def _check_children(client: MlflowClient, outcome) -> None:
+    """One child run a trial, closed, every epoch once (none lost), the evaluation's numbers and files."""
+    children = client.search_runs([outcome.experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{outcome.parent_run_id}'")
+    assert sorted(c.data.tags["nsde.trial_id"] for c in children) == sorted(r.trial_id for r in outcome.rows)
+    for child in children:
+        assert child.info.status == "FINISHED" and child.data.tags["nsde.status"] == "complete"
+        assert "clean_accuracy" in child.data.metrics and "converged" in child.data.metrics
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_accuracy")]
+        assert sorted(steps) == [1, 2, 3, 4], steps
+        assert "eval_report.json" in {a.path for a in client.list_artifacts(child.info.run_id)}
+
+
 def _epochs_in_tune(folder: Path) -> int:
     """Results Tune has recorded so far (lines of every trial's result.json)."""
     return sum(p.read_text().count("\n") for p in folder.glob("*/result.json"))
@@ -94,14 +118,7 @@ def test_a_search_survives_a_tracking_server_outage(tmp_path, start_server):
     thread = threading.Thread(target=lambda: out.append(run_search(settings)), daemon=True)
     try:
         thread.start()
-        client = MlflowClient(uri)
-        while True:  # the first epoch tracked: then the server goes down
-            assert thread.is_alive(), "the search ended before the outage"
-            runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                                      filter_string="metrics.val_accuracy >= 0")
-            if runs:
-                break
-            time.sleep(0.3)
+        _wait_until_an_epoch_is_tracked(uri, thread)  # then the server goes down
         _kill(server, port)
         folder = tmp_path / "runs" / "outage"
         before = _epochs_in_tune(folder)
@@ -114,15 +131,7 @@ def test_a_search_survives_a_tracking_server_outage(tmp_path, start_server):
         ray.shutdown()
     outcome = out[0]
     assert [r.status for r in outcome.rows] == ["complete", "complete"]
-    client = MlflowClient(uri)
-    children = client.search_runs([outcome.experiment_id],
-                                  filter_string=f"tags.`mlflow.parentRunId` = '{outcome.parent_run_id}'")
-    assert sorted(c.data.tags["nsde.trial_id"] for c in children) == sorted(r.trial_id for r in outcome.rows)
-    for child in children:  # one run a trial, closed, with every number, no epoch twice or lost
-        assert child.info.status == "FINISHED" and child.data.tags["nsde.status"] == "complete"
-        assert "clean_accuracy" in child.data.metrics and "converged" in child.data.metrics
-        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_accuracy")]
-        assert sorted(steps) == [1, 2, 3, 4], steps
+    _check_children(MlflowClient(uri), outcome)
     # nothing given up (a short outage may be absorbed by MLflow's own retries inside one write, so the
     # writer need not have seen it: the unit test below pins the writer's outage path)
     state = json.loads((tmp_path / "runs" / "outage" / "tracker.json").read_text())
@@ -198,14 +207,7 @@ def test_a_server_down_to_the_end_loses_nothing_and_resume_completes_the_trackin
     thread = threading.Thread(target=search, daemon=True)
     try:
         thread.start()
-        client = MlflowClient(uri)
-        while True:  # the first epoch tracked: then the server goes down, to the end of the search
-            assert thread.is_alive(), "the search ended before the outage"
-            runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                                      filter_string="metrics.val_accuracy >= 0")
-            if runs:
-                break
-            time.sleep(0.3)
+        _wait_until_an_epoch_is_tracked(uri, thread)  # then the server goes down, to the end of the search
         _kill(server, port)
         thread.join()
         err = out[0]
@@ -224,13 +226,5 @@ def test_a_server_down_to_the_end_loses_nothing_and_resume_completes_the_trackin
     assert [r.status for r in outcome.rows] == ["complete", "complete"]
     assert outcome.timing["tracking_replayed"] == 2
     client = MlflowClient(uri)
-    children = client.search_runs([outcome.experiment_id],
-                                  filter_string=f"tags.`mlflow.parentRunId` = '{outcome.parent_run_id}'")
-    assert sorted(c.data.tags["nsde.trial_id"] for c in children) == sorted(r.trial_id for r in outcome.rows)
-    for child in children:  # one run a trial, closed, every epoch once, the evaluation's numbers and files
-        assert child.info.status == "FINISHED" and child.data.tags["nsde.status"] == "complete"
-        assert "clean_accuracy" in child.data.metrics and "converged" in child.data.metrics
-        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_accuracy")]
-        assert sorted(steps) == [1, 2, 3, 4], steps
-        assert "eval_report.json" in {a.path for a in client.list_artifacts(child.info.run_id)}
+    _check_children(client, outcome)
     assert client.get_run(outcome.parent_run_id).info.status == "FINISHED"
