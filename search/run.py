@@ -54,7 +54,6 @@ from search.tracking import (
     log_parent,
     log_pareto_model,
     mlflow_ui_hint,
-    server_alive,
     start_parent_run,
 )
 
@@ -196,11 +195,10 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
         ctx.client.set_terminated(ctx.parent_run_id, "FINISHED")
     except TrackingUnavailable:
         raise  # the parent stays open: --resume continues it
-    except BaseException as err:
-        if not server_alive(settings.mlflow_uri):  # a server gone in the steps after the trials
-            require_server(ctx)  # raises TrackingUnavailable: its one line says how to finish
+    except BaseException:
+        require_server(ctx)  # a server gone in the steps after the trials: TrackingUnavailable, in one line
         ctx.client.set_terminated(ctx.parent_run_id, "FAILED")
-        raise err
+        raise
     (ctx.exp_dir / TIMING_FILE).write_text(json.dumps(ctx.timing, indent=2))
     report = _write_report(ctx, ctx.exp_dir / "report.html")
     return SearchOutcome(ctx.name, ctx.experiment_id, ctx.parent_run_id, ctx.objectives, records, front, change,

@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -82,7 +83,7 @@ from record.schema import (
 )
 from search.moasha import read_decisions
 
-__all__ = ["OUTAGE_LIMIT_S", "TrialTracker", "check_mlflow", "server_alive", "child_run_ids", "close_lost_runs", "failure_reason",
+__all__ = ["OUTAGE_LIMIT_S", "TrackingUnavailable", "TrialTracker", "check_mlflow", "replay_trials", "server_alive", "child_run_ids", "close_lost_runs", "failure_reason",
            "find_parent_run", "front_records", "log_final", "log_held_out", "log_importance", "log_numbers",
            "log_parent", "log_pareto_model", "mlflow_ui_hint", "start_parent_run"]
 
@@ -505,20 +506,13 @@ def replay_trials(tracker: TrialTracker, results: Sequence[Any]) -> int:
             if status == FAILED:
                 tags = {FAILURE_TAG: (last_error_line(result.error) or "unknown error")[:4000]}
             else:
-                tags = tracker._stop_tags(_Ended(tid, last)) if status == PRUNED else None
+                tags = tracker._stop_tags(SimpleNamespace(trial_id=tid, last_result=last)) if status == PRUNED else None
             tracker._ended(run_id, tid, ended, status, RunStatus.FAILED if status == FAILED else RunStatus.FINISHED,
                            tags=tags)
         fixed += bool(metrics or still_open)
     if fixed:
         logger.info("tracking completed from the Tune records: %d trial runs needed it", fixed)
     return fixed
-
-
-class _Ended:
-    """What `_stop_tags` reads of a trial, from its Tune result."""
-
-    def __init__(self, trial_id: str, last_result: Mapping[str, Any]) -> None:
-        self.trial_id, self.last_result = trial_id, last_result
 
 
 def failure_reason(trial) -> str:

@@ -102,19 +102,26 @@ def _check_children(client: MlflowClient, outcome) -> None:
         assert "eval_report.json" in {a.path for a in client.list_artifacts(child.info.run_id)}
 
 
+def _search_with_a_server(tmp_path: Path, start_server, **settings):
+    """A server on a free port, a local Ray, and the settings of the two-trial fault search
+    tracked there: (port, uri, server, settings)."""
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = start_server(port)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    return port, uri, server, SearchSettings(space=str(HERE / "fault_space.yaml"), num_samples=2,
+                                             storage_path=str(tmp_path / "runs"), mlflow_uri=uri, final=False,
+                                             **settings)
+
+
 def _epochs_in_tune(folder: Path) -> int:
     """Results Tune has recorded so far (lines of every trial's result.json)."""
     return sum(p.read_text().count("\n") for p in folder.glob("*/result.json"))
 
 
 def test_a_search_survives_a_tracking_server_outage(tmp_path, start_server):
-    port = _free_port()
-    uri = f"http://127.0.0.1:{port}"
-    server = start_server(port)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    port, uri, server, settings = _search_with_a_server(tmp_path, start_server, name="outage")
     out: list = []
-    settings = SearchSettings(space=str(HERE / "fault_space.yaml"), num_samples=2, storage_path=str(tmp_path / "runs"),
-                              mlflow_uri=uri, name="outage", final=False)
     thread = threading.Thread(target=lambda: out.append(run_search(settings)), daemon=True)
     try:
         thread.start()
@@ -190,13 +197,8 @@ def test_a_server_down_to_the_end_loses_nothing_and_resume_completes_the_trackin
 
     # one try per MLflow request (its client would retry a refused request for about two minutes)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    port = _free_port()
-    uri = f"http://127.0.0.1:{port}"
-    server = start_server(port)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    port, uri, server, settings = _search_with_a_server(tmp_path, start_server, name="down", tracking_outage_limit=1.0)
     out: list = []
-    settings = SearchSettings(space=str(HERE / "fault_space.yaml"), num_samples=2, storage_path=str(tmp_path / "runs"),
-                              mlflow_uri=uri, name="down", final=False, tracking_outage_limit=1.0)
 
     def search() -> None:
         try:
