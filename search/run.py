@@ -49,6 +49,7 @@ from search.settings import DEFAULT_TRIALS, SCHEDULERS, SearchContext, SearchSet
 from search.tracking import (
     TrackingUnavailable,
     check_mlflow,
+    check_resumed_block,
     find_parent_run,
     log_importance,
     log_parent,
@@ -115,6 +116,12 @@ def _prepare(settings: SearchSettings) -> SearchContext:
     from spaces import get_space
 
     space = get_space(settings.space)
+    block = settings.point_slice(space)
+    if block != slice(None):  # a block of a long design: its points only, in the design's order
+        if block.start and any(c.relative for c in parse_constraints(settings.constraints)):
+            raise ValueError(f"--points {settings.points}: a --constraint relative to the baseline needs the "
+                             f"design's first point (the baseline) in the block")
+        space = replace(space, points=space.points[block])
     settings = replace(settings, num_samples=settings.trials(space))
     seeded = SEED_KEY in space.constants or any(p.target(n) == SEED_KEY for n, p in space.params.items())
     if not seeded:  # every trial trains with the search's seed
@@ -252,6 +259,7 @@ def _start_tracking(ctx: SearchContext) -> None:
     ctx.client = MlflowClient(s.mlflow_uri)
     if s.resume:
         ctx.experiment_id, ctx.parent_run_id = find_parent_run(ctx.client, s.experiment, ctx.name)
+        check_resumed_block(ctx.client, ctx.parent_run_id, ctx.name, s.points)
         return
     params = {**{k: v for k, v in asdict(s).items() if v is not None}, "name": ctx.name, "data_path": ctx.data_path,
               **({"warm_start_trials": len(ctx.prior)} if s.warm_start else {}),
@@ -379,6 +387,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--space", default=d.space, help="a named space (default, paper, shapes) or a .yaml/.py file")
     p.add_argument("--num-samples", type=int, default=None,
                    help=f"trials to run (default: {DEFAULT_TRIALS}, or every point of a designed space such as study)")
+    p.add_argument("--points", default=None, metavar="START:STOP",
+                   help="a designed space's points START..STOP-1 (0-based): one block of a long design, e.g. "
+                        "0:18 for the first three seeds of six arms; its own --name, resumable with --resume")
     p.add_argument("--objectives", default=d.objectives,
                    help=f"comma-separated name[:max|min]; names: {', '.join(METRICS)}")
     p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,

@@ -43,6 +43,8 @@ class SearchSettings:
     space: str = "default"
     # None: DEFAULT_TRIALS, or every point of a designed space
     num_samples: int | None = ruled(None, _at_least(1, "--num-samples", optional=True))
+    # a designed space's points START:STOP (a block of a long design); None: every point
+    points: str | None = None
     objectives: str = DEFAULT_OBJECTIVES
     sampler: str = ruled("tpe", Rule(str, choices=SAMPLERS, what="sampler"))
     scheduler: str = ruled("fifo", Rule(str, choices=SCHEDULERS, what="scheduler"))
@@ -74,6 +76,31 @@ class SearchSettings:
     constraints: tuple[str, ...] = ()
     # seconds an MLflow server may stay down before the tracker drops writes (replayed at the end)
     tracking_outage_limit: float = ruled(600.0, Rule(float, 0, label="--tracking-outage-limit"))
+
+    def point_slice(self, space) -> slice:
+        """--points START:STOP (0-based, STOP excluded; either may be left out) as a slice of the
+        designed space's points; every point when None.
+
+        Raises:
+            ValueError: not START:STOP, an empty or out-of-range block, or a space that is not designed.
+        """
+        if self.points is None:
+            return slice(None)
+        if not space.designed:
+            raise ValueError(f"--points {self.points}: only a designed space runs a block of its points; "
+                             f"{space.name!r} samples its trials")
+        n = len(space.points)
+        try:
+            start_text, stop_text = self.points.split(":")
+            start = int(start_text) if start_text.strip() else 0
+            stop = int(stop_text) if stop_text.strip() else n
+        except ValueError:
+            raise ValueError(f"--points must be START:STOP (0-based, STOP excluded, e.g. 0:18), but got "
+                             f"{self.points!r}") from None
+        if not 0 <= start < stop <= n:
+            raise ValueError(f"--points {self.points}: `0 <= START < STOP <= {n}` must hold (the designed space "
+                             f"{space.name!r} has {n} points)")
+        return slice(start, stop)
 
     def trials(self, space) -> int:
         """--num-samples, resolved: DEFAULT_TRIALS for a sampled space, every point of a designed

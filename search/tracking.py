@@ -83,7 +83,7 @@ from record.schema import (
 )
 from search.moasha import read_decisions
 
-__all__ = ["OUTAGE_LIMIT_S", "TrackingUnavailable", "TrialTracker", "check_mlflow", "replay_trials", "server_alive", "child_run_ids", "close_lost_runs", "failure_reason",
+__all__ = ["OUTAGE_LIMIT_S", "TrackingUnavailable", "TrialTracker", "check_mlflow", "check_resumed_block", "replay_trials", "server_alive", "child_run_ids", "close_lost_runs", "failure_reason",
            "find_parent_run", "front_records", "log_final", "log_held_out", "log_importance", "log_numbers",
            "log_parent", "log_pareto_model", "mlflow_ui_hint", "start_parent_run"]
 
@@ -143,6 +143,17 @@ def find_parent_run(client: MlflowClient, experiment: str, name: str) -> tuple[s
         raise ValueError(f"no search named {name!r} in MLflow experiment {experiment!r} to resume")
     client.update_run(runs[0].info.run_id, status="RUNNING")
     return exp.experiment_id, runs[0].info.run_id
+
+
+def check_resumed_block(client: MlflowClient, parent_run_id: str, name: str, points: str | None) -> None:
+    """--resume of a block of a designed space must name the block the search ran (`--points`):
+    another block would resume the Tune state with points it never had."""
+    ran = client.get_run(parent_run_id).data.params.get("points")
+    if ran != points:
+        def shown(v):
+            return f"--points {v}" if v else "no --points (every point)"
+        raise ValueError(f"--resume: the search {name!r} ran {shown(ran)}, but this call has {shown(points)}; "
+                         f"resume it with the same --points")
 
 
 def close_lost_runs(client: MlflowClient, experiment_id: str, parent_run_id: str, known: set[str]) -> list[str]:

@@ -1,5 +1,6 @@
 """The named search spaces: `default`, `paper`, `shapes`, the designed study `study` and the
-confirmatory study's pilot `confirm-pilot`.
+confirmatory study's pilot `confirm-pilot` (and `confirm_space`, the confirmatory stage built from the
+pilot's choices).
 
 Blocks with injection (`nsde.models`): convnext_atto and _femto have 2+2+6+2 = 12 residual
 blocks, convnext_tiny / _base 3+3+9(27)+3, resnet18 has 2+2+2+2 = 8 and resnet34 / 50
@@ -243,4 +244,74 @@ def confirm_pilot() -> SearchSpace:
                    "train/seed": 0, "noise/depth": "all", "noise/hurst": 0.5,
                    "noise/anchor": "mean", "noise/mc_samples": 8, "augment/low": 0.0, "augment/snr_high": 40.0},
         points=pilot_points(),
+    )
+
+
+# The confirmatory stage (docs/study.md, "Plan"): six arms, seed-major, each at its budget, built
+# from the pilot's choices (`analysis.confirm`, bench/results/confirm-pilot.json). It is
+# registered as `confirm` once the pilot is complete; `confirm_space` builds it from any choices.
+CONFIRM_SEEDS = tuple(range(12))  # the two looks: seeds 0-5, then 6-11
+CONFIRM_ARMS = ("A", "B", "B'", "C", "D", "E")
+
+
+def confirm_cells(choices: dict) -> tuple[dict, ...]:
+    """The six arms' cells in the plan's order, from the pilot's choices: {"B": {"augment/high"},
+    "B'": {"augment/snr_low"}, "D": {"noise/sigma", "train/lr", "train/weight_decay"}, and
+    optionally "budgets": {arm: epochs} for B and E (30 unless their tail was not flat)}. E is
+    white internal noise at D's relative sigma and recipe."""
+    budgets = {arm: PILOT_BUDGET for arm in CONFIRM_ARMS} | {"C": PUBLISHED_BUDGET} | dict(choices.get("budgets", {}))
+    plain = {"train/lr": 4e-3, "train/weight_decay": 0.05}
+    d = dict(choices["D"])
+    recipe = {"train/lr": d.get("train/lr", 4e-3), "train/weight_decay": d.get("train/weight_decay", 0.05)}
+    none = {"noise/shape": "none"}
+    cells = {
+        "A": {**none, "augment/kind": "none", **plain},
+        "B": {**none, "augment/kind": "gaussian", "augment/high": float(choices["B"]["augment/high"]), **plain},
+        "B'": {**none, "augment/kind": "signal", "augment/snr_low": float(choices["B'"]["augment/snr_low"]), **plain},
+        "C": {"noise/shape": "fbm", "noise/sigma_mode": "absolute", "noise/sigma": 0.3, "noise/eval_mode": "mc",
+              **plain},
+        "D": {"noise/shape": "fbm", "noise/sigma_mode": "relative", "noise/sigma": float(d["noise/sigma"]),
+              "noise/eval_mode": "off", **recipe},
+        "E": {"noise/shape": "white", "noise/sigma_mode": "relative", "noise/sigma": float(d["noise/sigma"]),
+              "noise/eval_mode": "off", **recipe},
+    }
+    return tuple({**cells[arm], "train/epochs": int(budgets[arm])} for arm in CONFIRM_ARMS)
+
+
+def confirm_space(choices: dict, seeds=CONFIRM_SEEDS, *, final_profile: str, name: str = "confirm") -> SearchSpace:
+    """The confirmatory designed space: `confirm_cells(choices)` x `seeds`, seed-major (all six
+    arms of seed k before seed k + 1, so a block of 6 n points holds n complete seeds: run it
+    with `--points`), scored once on test with `final_profile` (the profile of the plan's test
+    endpoints, APGD at the pilot's eps*: the registration names it)."""
+    cells = confirm_cells(choices)
+
+    def values(key):
+        return sorted({c[key] for c in cells if key in c})
+
+    noisy = {"noise/shape": ("fbm", "white")}
+    return SearchSpace(
+        name=name,
+        description="confirmatory study: plain, input noise (image, waveform), the published and the platform's "
+                    "NSDE, white internal noise; seed-major, each arm at its budget",
+        preset="confirm",
+        search_profile="confirm-val",
+        final_profile=final_profile,
+        designed=True,
+        params={
+            "noise/shape": Param(Cat(["none", "fbm", "white"])),
+            "augment/kind": Param(Cat(values("augment/kind")), when={"noise/shape": ("none",)}),
+            "augment/high": Param(Cat(values("augment/high")), when={"augment/kind": ("gaussian",)}),
+            "augment/snr_low": Param(Cat(values("augment/snr_low")), when={"augment/kind": ("signal",)}),
+            "noise/sigma_mode": Param(Cat(["relative", "absolute"]), when=noisy),
+            "noise/sigma": Param(Cat(values("noise/sigma")), when=noisy),
+            "noise/eval_mode": Param(Cat(["off", "mc"]), when=noisy),
+            "train/lr": Param(Cat(values("train/lr"))),
+            "train/weight_decay": Param(Cat(values("train/weight_decay"))),
+            "train/epochs": Param(Cat(values("train/epochs"))),
+            "train/seed": Param(Cat(list(seeds))),
+        },
+        constants={"model/backbone": "resnet18", "model/drop_path_rate": 0.0, "train/batch_size": 64,
+                   "noise/depth": "all", "noise/hurst": 0.5, "noise/anchor": "mean", "noise/mc_samples": 8,
+                   "augment/low": 0.0, "augment/snr_high": 40.0},
+        points=replicate(cells, seeds),
     )

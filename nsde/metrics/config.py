@@ -156,6 +156,12 @@ EVAL_PROFILES: dict[str, dict] = {
                           sweep_area_max=0.1, apgd_eps=(0.05, 0.1, 0.15, 0.2, 0.3, 0.5), apgd_steps=20,
                           attack_subset=128, abc_subset=64, abc_samples=32, ig_steps=16, stability_subset=16,
                           stability_draws=2),
+    # ... and the confirmatory trials' validation profile: nothing is selected on it (the arms are
+    # fixed by the pilot), it feeds the report: the primary endpoints' kinds, cheaply
+    "confirm-val": dict(sweep_kinds=("gaussian",), sweep_intensities=(0.005, 0.01, 0.02, 0.05, 0.1),
+                        sweep_area_max=0.1, sweep_subset=128, apgd_eps=(0.1, 0.2), apgd_steps=10, eot_iter=1,
+                        attack_subset=32, checks=False, abc_subset=32, abc_samples=8, ig_steps=8, stability_subset=8,
+                        stability_draws=1, resamples=200),
     # randomized smoothing certification on top of the fast profile (Cohen et al.'s CERTIFY at
     # sigma 0.25 with n0 = 100, n = 1000, alpha = 0.001 on 64 examples): the certified reference a
     # model trained with Gaussian input noise at the same sigma is meant for

@@ -231,3 +231,39 @@ def test_the_confirm_preset_keeps_the_study_sizes_and_tests_on_2000_examples():
     assert cfg.image_size == study.image_size and cfg.synth == study.synth
     y, _, _ = _synthetic_layout(cfg)
     assert np.bincount(stratified_split(y, cfg.split, cfg.seed)).tolist() == [2144, 464, 2000]
+
+
+def test_the_confirmatory_space_runs_every_arm_with_the_same_seeds_seed_major():
+    """docs/study.md, "Plan": six arms from the pilot's choices, every arm with every seed, all
+    arms of seed k before seed k + 1 (a block of 6 n points is n complete seeds), each arm at its
+    budget, E at D's sigma and recipe."""
+    from analysis.confirm import arm_of
+    from search.config import trial_configs
+    from spaces.builtin import CONFIRM_ARMS, confirm_space
+
+    choices = {"B": {"augment/high": 0.1}, "B'": {"augment/snr_low": 5.0},
+               "D": {"noise/sigma": 0.3, "train/lr": 2e-3, "train/weight_decay": 0.01}, "budgets": {"E": 60}}
+    space = confirm_space(choices, seeds=range(12), final_profile="full")
+    assert space.designed and space.preset == "confirm" and len(space.points) == 72
+    seen = []
+    for i, point in enumerate(space.points):
+        config = space.config(point)
+        model, train = trial_configs(config)
+        arm, setting = arm_of(config)
+        assert arm == CONFIRM_ARMS[i % 6] and train.seed == i // 6  # seed-major: complete seeds in order
+        seen.append((arm, train.seed))
+        assert train.epochs == {"C": 60, "E": 60}.get(arm, 30)
+        if arm in ("D", "E"):
+            assert setting == {"noise/sigma": 0.3, "train/lr": 2e-3, "train/weight_decay": 0.01}
+            assert model.noise.shape == ("fbm" if arm == "D" else "white") and model.noise.eval_mode == "off"
+        else:
+            assert (train.lr, train.weight_decay) == (4e-3, 0.05)
+        if arm == "C":
+            assert model.noise.sigma_mode == "absolute" and model.noise.sigma == 0.3 and model.noise.eval_mode == "mc"
+        assert model.noise.sigma == 0 or (model.noise.depth == "all" and model.noise.hurst == 0.5)
+    assert {arm: {s for a, s in seen if a == arm} for arm in CONFIRM_ARMS} == {arm: set(range(12)) for arm in CONFIRM_ARMS}
+    assert arm_of(space.config(space.points[1]))[1] == {"augment/high": 0.1}
+    assert arm_of(space.config(space.points[2]))[1] == {"augment/snr_low": 5.0}
+    # a block of the first three seeds is three complete seed blocks
+    block = space.points[0:18]
+    assert sorted(p["train/seed"] for p in block) == sorted([0, 1, 2] * 6)

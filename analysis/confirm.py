@@ -1,0 +1,459 @@
+"""The confirmatory study (docs/study.md, "Plan"): its arms, the pilot's choices, and the looks.
+
+    python -m analysis.confirm pilot --experiment nsde-confirm --search confirm-pilot \\
+        --out bench/results/confirm-pilot.json
+    python -m analysis.confirm look --experiment nsde-confirm --out bench/results/confirm-look1.json
+
+**The pilot** (`pilot_values`, `choose`): one seed, validation only. eps\\* is the eps of the grid
+at which the plain model (arm A) keeps about half of its clean accuracy on the attacked examples
+(robust / clean nearest 0.5; the smaller eps on a tie). Each free setting (B's intensity, B''s
+lowest SNR, D's relative sigma) is the one with the highest mean of the three primary endpoints
+(APGD at eps\\*, the low-intensity sweep area, the SNR area) among those whose clean validation
+accuracy is within `margin` (2 points) of A's, the best clean accuracy if none is. D's recipe
+(lr, weight decay) is checked at sigma 0.3: another pair replaces the plain recipe only if its
+score beats the plain recipe's by more than `recipe_margin` (1 point).
+
+**The looks** (`look`): per primary endpoint, the seed-blocked linear model over every arm
+(`analysis.method.blocked_contrasts`: arm + seed, the residual pooled over the arms), read for
+the nine hypotheses of the family (`FAMILY`: C - A, D - A, and D against the augmentation of the
+endpoint's domain). The family is tested by Holm's step-down with O'Brien-Fleming group-
+sequential boundaries at each step's level (`obf_levels`; Maurer & Bretz 2013 show the step-down
+keeps the family-wise error when every hypothesis is tested by a group-sequential test at its
+Holm level), a hypothesis rejected at an earlier look staying rejected. Clean accuracy gives the
+non-inferiority check (the lower 95 % bound of each contrast above -2 points) and the futility
+rule at the first look (every primary contrast's upper 95 % bound below +2 points). Only complete
+seed blocks are used (a seed every arm has a tested model of); the record says how many.
+
+Why the boundaries are computed here: neither statsmodels nor scipy ships group-sequential
+designs; the boundary is one bivariate-normal root (`obf_levels`, checked against Jennison &
+Turnbull's table in the tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.method import blocked_contrasts, minimal_detectable_effect, statistic_of
+
+__all__ = ["ARMS", "ENDPOINTS", "FAMILY", "arm_of", "choose", "complete_seeds", "eps_star", "futility", "look",
+           "main", "merge_pilot", "obf_levels", "pilot_keys", "pilot_values", "step_down"]
+
+ARMS = ("A", "B", "B'", "C", "D", "E")  # the confirmatory arms, A (plain) the baseline
+ENDPOINTS = ("apgd_accuracy", "sweep_area", "snr_accuracy")  # the primary endpoints
+CLEAN = "clean_accuracy"  # the non-inferiority endpoint
+MARGIN = 0.02  # non-inferiority margin and the futility bound, accuracy units (2 points)
+# the family: (endpoint, arm, against) for the three contrasts of Q1; D is set against the
+# augmentation of the endpoint's own domain (the spectrogram's for APGD and the image sweep,
+# the waveform's for the SNR sweep)
+FAMILY: tuple[tuple[str, str, str], ...] = tuple(
+    (e, arm, against) for e in ENDPOINTS
+    for arm, against in (("C", "A"), ("D", "A"), ("D", "B'" if e == "snr_accuracy" else "B")))
+
+
+# ------------------------------------------------------------------ arms
+
+
+def arm_of(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A trial's arm and its free settings: ("A", {}), ("B", {"augment/high": s}), ("B'",
+    {"augment/snr_low": lo}), ("C", {}), ("D", {"noise/sigma", "train/lr", "train/weight_decay"}),
+    ("E", {"noise/sigma"}), ("AT", {"adversarial/eps"}), or ("other", {}) for anything else
+    (e.g. the Q2 shapes)."""
+    shape = config.get("noise/shape", "none")
+    sigma = float(config.get("noise/sigma") or 0.0)
+    if float(config.get("adversarial/eps") or 0.0) > 0:
+        return "AT", {"adversarial/eps": float(config["adversarial/eps"])}
+    if shape == "none" or sigma == 0:
+        kind = config.get("augment/kind", "none")
+        if kind == "none":
+            return "A", {}
+        if kind == "gaussian":
+            return "B", {"augment/high": float(config["augment/high"])}
+        if kind == "signal":
+            return "B'", {"augment/snr_low": float(config["augment/snr_low"])}
+        return "other", {}
+    recipe = {"train/lr": float(config["train/lr"]), "train/weight_decay": float(config["train/weight_decay"])}
+    hurst = float(config.get("noise/hurst", 0.5))
+    if shape == "fbm" and hurst == 0.5 and config.get("noise/sigma_mode") == "absolute":
+        return "C", {}
+    if config.get("noise/sigma_mode", "relative") == "relative":
+        if shape == "fbm" and hurst == 0.5:
+            return "D", {"noise/sigma": sigma, **recipe}
+        if shape == "white":
+            return "E", {"noise/sigma": sigma, **recipe}
+    return "other", {}
+
+
+# ------------------------------------------------------------------ the pilot
+
+
+def _apgd_levels(report: Mapping[str, Any]) -> dict[float, float]:
+    return {float(eps): float(est["value"]) for eps, est in report["apgd"].items()}
+
+
+def pilot_values(search) -> pd.DataFrame:
+    """One row a complete trial of the pilot search, from its validation report: `arm`,
+    `setting` (the free settings, JSON), `clean_accuracy`, `attacked_clean` (accuracy of the
+    attacked examples, the attack's own verdict), `apgd@<eps>` for each eps, `sweep_area`,
+    `snr_accuracy`, `epochs`, `converged`, `val_slope`, `train_seconds`."""
+    rows = []
+    for tid in search.trials.index[search.trials["status"] == "COMPLETE"]:
+        report = search.eval_report(tid)
+        if report is None:
+            continue
+        config = search.config(tid)
+        arm, setting = arm_of(config)
+        trial = search.trials.loc[tid]
+        row = {"trial_id": str(tid), "arm": arm, "setting": json.dumps(setting, sort_keys=True),
+               "clean_accuracy": float(report["clean"]["value"]),
+               "attacked_clean": float(np.mean(report["per_example"]["apgd"]["clean"])),
+               "sweep_area": statistic_of(report, "sweep_area"), "snr_accuracy": statistic_of(report, "snr_accuracy"),
+               "epochs": int(config.get("train/epochs", 0))}
+        row.update({f"apgd@{eps:g}": v for eps, v in _apgd_levels(report).items()})
+        for key in ("converged", "val_slope", "best_epoch", "train_seconds"):
+            row[key] = float(trial[key]) if key in trial and pd.notna(trial[key]) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("trial_id") if rows else pd.DataFrame()
+
+
+def eps_star(plain: Mapping[str, Any]) -> float:
+    """The eps at which the plain model keeps about half its clean accuracy on the attacked
+    examples: the grid's eps whose robust / clean ratio is nearest 0.5 (the smaller on a tie).
+    `plain`: a row of `pilot_values` (its `apgd@<eps>` and `attacked_clean`)."""
+    clean = float(plain["attacked_clean"])
+    if not clean > 0:
+        raise ValueError(f"the plain model classifies none of the attacked examples correctly (clean {clean}): "
+                         f"no eps keeps half of it")
+    grid = sorted((float(k.split("@", 1)[1]), float(v)) for k, v in plain.items()
+                  if str(k).startswith("apgd@") and pd.notna(v))
+    if not grid:
+        raise ValueError("the plain model's report has no APGD numbers")
+    return min(grid, key=lambda ev: (round(abs(ev[1] / clean - 0.5), 9), ev[0]))[0]  # a tie: the smaller eps
+
+
+def _score(values: pd.DataFrame, eps: float) -> pd.Series:
+    """The pilot criterion: the mean of the three primary endpoints (APGD at eps*)."""
+    return (values[f"apgd@{eps:g}"] + values["sweep_area"] + values["snr_accuracy"]) / 3
+
+
+def _pick(part: pd.DataFrame, floor: float) -> str:
+    """The trial of `part` with the best score among those whose clean accuracy is at least
+    `floor`; the best clean accuracy if none is."""
+    eligible = part[part["clean_accuracy"] >= floor - 1e-12]
+    if eligible.empty:
+        return str(part["clean_accuracy"].idxmax())
+    return str(eligible["score"].idxmax())
+
+
+def choose(values: pd.DataFrame, *, margin: float = MARGIN, recipe_margin: float = 0.01,
+           plain_recipe: tuple[float, float] = (4e-3, 0.05), recipe_sigma: float = 0.3) -> dict[str, Any]:
+    """The pilot's choices (module docstring) from `pilot_values`: {"eps_star", "clean_floor",
+    "B", "B'", "D" (each the chosen free settings), "trials" (arm -> the chosen trial id),
+    "recipe_check" (D at `recipe_sigma` under each recipe: score, eligible), "scores" (trial
+    id -> its score)}."""
+    plain = values[values["arm"] == "A"]
+    if len(plain) != 1:
+        raise ValueError(f"the pilot needs exactly one plain trial (arm A), but has {len(plain)}")
+    eps = eps_star(plain.iloc[0])
+    values = values.assign(score=_score(values, eps))
+    floor = float(plain["clean_accuracy"].iloc[0]) - margin
+    out: dict[str, Any] = {"eps_star": eps, "clean_floor": floor, "trials": {"A": str(plain.index[0])}}
+    settings = values["setting"].map(json.loads)
+    lr, wd = plain_recipe
+
+    def plain_recipe_of(s: dict) -> bool:
+        return s.get("train/lr", lr) == lr and s.get("train/weight_decay", wd) == wd
+
+    for arm in ("B", "B'", "D"):
+        part = values[(values["arm"] == arm) & settings.map(plain_recipe_of)]
+        if part.empty:
+            raise ValueError(f"the pilot has no trial of arm {arm}")
+        tid = _pick(part, floor)
+        out[arm], out["trials"][arm] = settings[tid], tid
+    # D's recipe at recipe_sigma: another pair only if it beats the plain recipe by > recipe_margin
+    at = values[(values["arm"] == "D") & settings.map(lambda s: s.get("noise/sigma") == recipe_sigma)]
+    check = [{"trial_id": str(t), "lr": settings[t]["train/lr"], "weight_decay": settings[t]["train/weight_decay"],
+              "score": float(at.loc[t, "score"]), "eligible": bool(at.loc[t, "clean_accuracy"] >= floor - 1e-12)}
+             for t in at.index]
+    base = [c for c in check if (c["lr"], c["weight_decay"]) == plain_recipe]
+    others = [c for c in check if (c["lr"], c["weight_decay"]) != plain_recipe and c["eligible"]]
+    if base and others:
+        best = max(others, key=lambda c: c["score"])
+        if best["score"] > base[0]["score"] + recipe_margin:
+            out["D"] = {**out["D"], "train/lr": best["lr"], "train/weight_decay": best["weight_decay"]}
+    out["recipe_check"] = check
+    out["scores"] = {str(t): float(v) for t, v in values["score"].items()}
+    return out
+
+
+# ------------------------------------------------------------------ group-sequential boundaries
+
+
+@functools.lru_cache(maxsize=256)
+def obf_levels(alpha: float, looks: int = 2) -> tuple[float, ...]:
+    """The nominal two-sided levels of an O'Brien-Fleming design with `looks` equally spaced
+    looks and overall two-sided level `alpha`: reject at look k when |Z_k| >= c sqrt(K / k),
+    c solving P(|Z_k| < c sqrt(K / k) for every k) = 1 - alpha, the Z_k of one Brownian motion
+    (corr(Z_j, Z_k) = sqrt(j / k) for j <= k)."""
+    from scipy.optimize import brentq
+
+    if not 0 < alpha < 1 or looks < 1:
+        raise ValueError(f"need 0 < alpha < 1 and looks >= 1, but got alpha {alpha}, looks {looks}")
+    t = np.arange(1, looks + 1) / looks
+    cov = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
+    mvn = stats.multivariate_normal(mean=np.zeros(looks), cov=cov, allow_singular=False)
+
+    def crossing(c: float) -> float:
+        bound = c / np.sqrt(t)
+        return 1.0 - float(mvn.cdf(bound, lower_limit=-bound)) - alpha
+
+    c = brentq(crossing, 1e-3, 40.0, xtol=1e-10) if looks > 1 else float(stats.norm.isf(alpha / 2))
+    return tuple(float(2 * stats.norm.sf(c / math.sqrt(tk))) for tk in t)
+
+
+def step_down(p: Mapping[Any, float], look_index: int, *, alpha: float = 0.05, looks: int = 2,
+              rejected: Sequence[Any] = ()) -> dict[Any, dict[str, float | bool]]:
+    """Holm's step-down with group-sequential boundaries at look `look_index` (0-based).
+
+    `p`: hypothesis -> its two-sided p-value at this look; `rejected`: hypotheses rejected at
+    an earlier look (they stay rejected and leave the family). The hypotheses left are taken in
+    order of p; the i-th (0-based) is tested at the look's O'Brien-Fleming level for alpha /
+    (m - i), m the number of hypotheses of the family not yet rejected; the first that fails
+    stops the step-down. Returns hypothesis -> {"p", "level" (the boundary it was compared
+    with; NaN after the stop or when rejected before), "rejected"}.
+    """
+    earlier = set(rejected)
+    out: dict[Any, dict[str, float | bool]] = {h: {"p": float(v), "level": math.nan, "rejected": h in earlier}
+                                               for h, v in p.items()}
+    left = sorted((h for h in p if h not in earlier), key=lambda h: (math.isnan(p[h]), p[h]))
+    m = len(left)  # the hypotheses rejected at an earlier look have left the family
+    for i, h in enumerate(left):
+        level = obf_levels(alpha / (m - i), looks)[look_index]
+        out[h]["level"] = level
+        if not p[h] <= level:
+            break
+        out[h]["rejected"] = True
+    return out
+
+
+# ------------------------------------------------------------------ the looks
+
+
+def complete_seeds(values: pd.DataFrame, arms: Sequence[str] = ARMS) -> list:
+    """The seeds every arm of `arms` has a value of (rows `arm`, `seed`, `value`), sorted."""
+    have = values.dropna(subset=["value"]).groupby("arm")["seed"].apply(set)
+    if any(a not in have for a in arms):
+        return []
+    return sorted(set.intersection(*(have[a] for a in arms)))
+
+
+def _contrast(values: pd.DataFrame, arm: str, against: str) -> dict[str, float]:
+    table = blocked_contrasts(values, against)
+    row = table.loc[arm]
+    return {k: float(row[k]) for k in ("difference", "se", "df", "low", "high", "p", "sigma")}
+
+
+def futility(upper: Sequence[float], bound: float = MARGIN) -> bool:
+    """The futility stop at the first look: every primary contrast's upper 95 % bound below `bound`."""
+    return bool(upper) and all(u < bound for u in upper)
+
+
+def look(values: Mapping[str, pd.DataFrame], look_index: int, *, alpha: float = 0.05, looks: int = 2,
+         rejected: Sequence[tuple[str, str, str]] = (), arms: Sequence[str] = ARMS,
+         margin: float = MARGIN) -> dict[str, Any]:
+    """One look of the confirmatory study.
+
+    Args:
+        values: endpoint (ENDPOINTS and CLEAN) -> one row a trained model (`arm`, `seed`,
+            `value`); only the complete seed blocks are used.
+        look_index: 0 for the first look, 1 for the second.
+        rejected: the family's hypotheses rejected at an earlier look.
+
+    Returns:
+        {"seeds" (used), "hypotheses" (one dict each: endpoint, arm, against, the contrast,
+        level, rejected, mde), "non_inferiority" (per contrast of Q1: the clean contrast and
+        whether its lower bound is above -margin), "futility" (first look only), "q1"}.
+    """
+    seeds = sorted(set.intersection(*(set(complete_seeds(v, arms)) for v in values.values())))
+    if len(seeds) < 2:
+        raise ValueError(f"a look needs at least 2 complete seed blocks (every arm tested), but has {seeds}")
+    used = {e: v[v["seed"].isin(seeds) & v["arm"].isin(arms)].reset_index(drop=True) for e, v in values.items()}
+    rows = {}
+    for endpoint, arm, against in FAMILY:
+        rows[(endpoint, arm, against)] = {"endpoint": endpoint, "arm": arm, "against": against,
+                                          **_contrast(used[endpoint], arm, against)}
+    tested = step_down({h: r["p"] for h, r in rows.items()}, look_index, alpha=alpha, looks=looks, rejected=rejected)
+    first_level = obf_levels(alpha / len(FAMILY), looks)[look_index]
+    for h, r in rows.items():
+        r.update(level=tested[h]["level"], rejected=bool(tested[h]["rejected"]))
+        r["mde"] = minimal_detectable_effect(r["sigma"], len(seeds), df=r["df"], alpha=first_level)
+        r["seed_signs"] = _signs(used[r["endpoint"]], r["arm"], r["against"])
+    contrasts = sorted({(arm, against) for _, arm, against in FAMILY})
+    clean = {f"{a} - {b}": {**_contrast(used[CLEAN], a, b)} for a, b in contrasts}
+    for c in clean.values():
+        c["non_inferior"] = bool(c["low"] > -margin)
+    out: dict[str, Any] = {"seeds": seeds, "look": look_index + 1, "alpha": alpha,
+                           "levels": {"first_step": first_level, "last_step": obf_levels(alpha, looks)[look_index]},
+                           "hypotheses": list(rows.values()), "non_inferiority": clean}
+    if look_index == 0:
+        out["futility"] = futility([r["high"] for r in rows.values()], margin)
+    out["q1"] = {arm: _q1(rows.values(), clean, arm) for arm in ("C", "D")}
+    return out
+
+
+def _signs(values: pd.DataFrame, arm: str, against: str) -> list[int]:
+    """Per seed, the sign of (arm - against)."""
+    wide = values.pivot_table(index="seed", columns="arm", values="value")
+    return [int(np.sign(d)) for d in (wide[arm] - wide[against]).dropna()]
+
+
+def _q1(rows, clean: Mapping[str, Mapping[str, Any]], arm: str) -> dict[str, bool]:
+    """Q1 for `arm`: (a) against A, (b) against the augmentations (D only): at least one
+    primary contrast significant and positive, and clean accuracy non-inferior."""
+    out = {}
+    for part, againsts in (("a", {"A"}), ("b", {"B", "B'"})):
+        mine = [r for r in rows if r["arm"] == arm and r["against"] in againsts]
+        if not mine:
+            continue
+        positive = any(r["rejected"] and r["difference"] > 0 for r in mine)
+        out[part] = positive and all(clean[f"{arm} - {r['against']}"]["non_inferior"] for r in mine if r["rejected"])
+    return out
+
+
+# ------------------------------------------------------------------ from searches
+
+
+def arm_values(searches: Sequence, endpoints: Sequence[str] = (*ENDPOINTS, CLEAN)) -> dict[str, pd.DataFrame]:
+    """Endpoint -> one row a tested trial of the confirmatory searches (`arm`, `seed`, `value`,
+    `trial_id`, `search`), from each trial's test report."""
+    rows: dict[str, list[dict]] = {e: [] for e in endpoints}
+    from record import SEED_KEY
+
+    for search in searches:
+        tested = search.trials.index[search.trials["tested"]] if "tested" in search.trials else []
+        for tid in tested:
+            rec = search.test_report(tid)
+            if rec is None:
+                continue
+            report = rec["reports"][0]
+            config = search.config(tid)
+            arm, _ = arm_of(config)
+            for e in endpoints:
+                rows[e].append({"arm": arm, "seed": config.get(SEED_KEY), "value": statistic_of(report, e),
+                                "trial_id": str(tid), "search": search.name})
+    return {e: pd.DataFrame(r, columns=["arm", "seed", "value", "trial_id", "search"]) for e, r in rows.items()}
+
+
+def pilot_keys(space_name: str = "confirm-pilot") -> list[tuple[str, str]]:
+    """(arm, setting JSON) of every point of the pilot's designed space, in its order."""
+    from spaces import get_space
+
+    space = get_space(space_name)
+    return [(arm, json.dumps(setting, sort_keys=True)) for arm, setting in
+            (arm_of(space.config(point)) for point in space.points)]
+
+
+def merge_pilot(rows: Sequence[Mapping[str, Any]], values: pd.DataFrame, keys: Sequence[tuple[str, str]]
+                ) -> tuple[list[dict], list[tuple[str, str]]]:
+    """The pilot's rows so far: the recorded `rows` (each kept: a point measured once is never
+    replaced) and the new trials of `values` (`pilot_values`, with a `search` column) whose
+    point is not recorded yet. Returns (rows in the design's order, the points still missing)."""
+    by_key = {(r["arm"], r["setting"]): dict(r) for r in rows}
+    for tid, row in values.iterrows():
+        key = (row["arm"], row["setting"])
+        if key in keys and key not in by_key:
+            by_key[key] = {"trial_id": str(tid), **{k: (None if isinstance(v, float) and math.isnan(v) else v)
+                                                  for k, v in row.items()}}
+    return [by_key[k] for k in keys if k in by_key], [k for k in keys if k not in by_key]
+
+
+def _pilot(args) -> int:
+    from analysis.load import load_search
+
+    out = Path(args.out or "bench/results/confirm-pilot.json")
+    recorded = json.loads(out.read_text()).get("rows", []) if out.exists() else []
+    keys = pilot_keys()
+    parts = []
+    for name in args.search_names or ["confirm-pilot"]:
+        search = load_search(args.experiment, search=name, tracking_uri=args.tracking_uri)
+        values = pilot_values(search)
+        if not values.empty:
+            parts.append(values.assign(search=search.name))
+    new = pd.concat(parts) if parts else pd.DataFrame(columns=["arm", "setting"])
+    rows, missing = merge_pilot(recorded, new, keys)
+    record: dict[str, Any] = {"rows": rows, "points": len(keys), "measured": len(rows),
+                              "missing": [{"arm": a, "setting": json.loads(st)} for a, st in missing]}
+    if not missing:
+        table = pd.DataFrame(rows).set_index("trial_id")
+        record.update(choose(table.astype({c: float for c in table.columns if c.startswith("apgd@")})))
+    _write(out, record)
+    if missing:
+        print(f"pilot: {len(rows)} of {len(keys)} points measured; missing: "
+              + ", ".join(f"{a} {st}" for a, st in missing))
+    else:
+        print(f"eps* {record['eps_star']:g}; " + "; ".join(f"{arm} {record[arm]}" for arm in ("B", "B'", "D")))
+    return 0
+
+
+def _look(args) -> int:
+    from analysis.load import load_search
+
+    names = args.search_names or []
+    searches = [load_search(args.experiment, search=n, tracking_uri=args.tracking_uri) for n in names]
+    values = arm_values(searches)
+    rejected = []
+    if args.earlier:
+        earlier = json.loads(Path(args.earlier).read_text())
+        rejected = [(h["endpoint"], h["arm"], h["against"]) for h in earlier["hypotheses"] if h["rejected"]]
+    result = look(values, args.look - 1, rejected=rejected)
+    result["searches"] = names
+    _write(args.out or f"bench/results/confirm-look{args.look}.json", result)
+    print(f"look {args.look}: {len(result['seeds'])} complete seed blocks {result['seeds']}; "
+          f"rejected {sum(h['rejected'] for h in result['hypotheses'])} of {len(result['hypotheses'])}")
+    return 0
+
+
+def _write(path: str | Path, record: Mapping[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, default=float))
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m analysis.confirm", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = p.add_subparsers(dest="stage", required=True)
+    pilot = sub.add_parser("pilot", help="the pilot's choices (eps*, B, B', D and D's recipe) from its validation reports")
+    pilot.add_argument("--search", dest="search_names", action="append", default=None,
+                       help="a pilot block's search name (repeat for several; default confirm-pilot); the points "
+                            "already in --out are kept, and the choice is made once every point is measured")
+    lk = sub.add_parser("look", help="one look of the confirmatory family on the complete seed blocks")
+    lk.add_argument("--search", dest="search_names", action="append", required=True,
+                    help="a confirmatory block's search name (repeat for every block)")
+    lk.add_argument("--look", type=int, choices=(1, 2), default=1, help="which look (1: 6 seeds, 2: 12)")
+    lk.add_argument("--earlier", default=None, help="the first look's JSON (its rejections stand)")
+    for sp in (pilot, lk):
+        sp.add_argument("--experiment", default="nsde-confirm", help="MLflow experiment")
+        sp.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow tracking URI")
+        sp.add_argument("--out", default=None, help="the JSON record (default under bench/results)")
+    args = p.parse_args(argv)
+    try:
+        return _pilot(args) if args.stage == "pilot" else _look(args)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""The confirmatory study's statistics (analysis.confirm): the group-sequential boundaries
+against Jennison & Turnbull's table, Holm's step-down with them on worked examples and its
+family-wise error on simulated null studies, the pilot's choices on hand-made tables, and a
+look on simulated studies whose effects are known."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis.confirm import (
+    ARMS,
+    CLEAN,
+    ENDPOINTS,
+    FAMILY,
+    arm_of,
+    choose,
+    complete_seeds,
+    eps_star,
+    futility,
+    look,
+    merge_pilot,
+    obf_levels,
+    pilot_keys,
+    step_down,
+)
+
+
+@pytest.mark.parametrize("looks, c_b", [(2, 1.977), (3, 2.004), (4, 2.024), (5, 2.040)])
+def test_obrien_fleming_boundaries_match_jennison_and_turnbull(looks, c_b):
+    """Jennison & Turnbull (2000), Table 2.3: C_B(K, 0.05) for two-sided O'Brien-Fleming tests;
+    the boundary at look k is C_B sqrt(K / k)."""
+    levels = obf_levels(0.05, looks)
+    for k, level in enumerate(levels, start=1):
+        z = stats.norm.isf(level / 2)
+        assert z == pytest.approx(c_b * math.sqrt(looks / k), abs=2e-3)
+    assert obf_levels(0.05, 1) == pytest.approx((0.05,))
+
+
+def test_the_plans_levels_are_the_ones_registered():
+    """docs/study.md, "Plan": at m = 9 the nominal levels are 8.7e-5 and 5.5e-3; at m = 1 5.2e-3 and 0.048."""
+    first, second = obf_levels(0.05 / 9)
+    assert first == pytest.approx(8.7e-5, rel=0.02) and second == pytest.approx(5.5e-3, rel=0.02)
+    assert obf_levels(0.05) == pytest.approx((5.2e-3, 0.048), rel=0.02)
+    with pytest.raises(ValueError, match="alpha"):
+        obf_levels(1.5)
+
+
+def test_step_down_worked_example():
+    """Three hypotheses at the second look: the smallest p at the level for alpha / 3, the next
+    for alpha / 2; the first that fails stops the rest."""
+    lv3, lv2 = obf_levels(0.05 / 3)[1], obf_levels(0.05 / 2)[1]
+    assert 0.01 < lv3 < 0.02 < 0.022 < lv2  # so the p-values below sit where they are meant to
+    out = step_down({"h1": 0.001, "h2": 0.02, "h3": 0.06}, 1)
+    assert out["h1"]["rejected"] and out["h2"]["rejected"]  # 0.02 <= the level for alpha / 2
+    assert out["h2"]["level"] == pytest.approx(lv2)
+    assert not out["h3"]["rejected"] and out["h3"]["level"] == pytest.approx(obf_levels(0.05)[1])  # 0.048
+    stopped = step_down({"h1": 0.001, "h2": 0.03, "h3": 0.031}, 1)
+    assert stopped["h1"]["rejected"] and not stopped["h2"]["rejected"] and not stopped["h3"]["rejected"]
+    assert math.isnan(stopped["h3"]["level"])  # never reached
+    # a hypothesis rejected at the first look stays rejected and leaves the family: m = 2 now
+    later = step_down({"h1": 0.5, "h2": 0.02, "h3": 0.6}, 1, rejected=["h1"])
+    assert later["h1"]["rejected"] and later["h2"]["rejected"] and later["h2"]["level"] == pytest.approx(lv2)
+    # at the first look the boundary is strict: p = 0.001 is not enough at m = 3
+    assert not step_down({"h1": 0.001, "h2": 0.5, "h3": 0.5}, 0)["h1"]["rejected"]
+
+
+def test_holm_with_two_looks_keeps_the_family_wise_error_on_null_studies():
+    """Nine true null hypotheses, each a z-statistic observed at two equally spaced looks (one
+    Brownian motion each): the family-wise error of the two-look step-down is at most 0.05
+    (about 1 - (1 - 0.05 / 9)^9 = 0.049 for independent nulls)."""
+    rng = np.random.default_rng(0)
+    reps, m = 6000, 9
+    increments = rng.standard_normal((reps, 2, m))
+    z1 = increments[:, 0]
+    z2 = (increments[:, 0] + increments[:, 1]) / math.sqrt(2)
+    p1, p2 = 2 * stats.norm.sf(np.abs(z1)), 2 * stats.norm.sf(np.abs(z2))
+    errors = 0
+    for r in range(reps):
+        first = step_down(dict(enumerate(p1[r])), 0)
+        rejected = [h for h, v in first.items() if v["rejected"]]
+        second = step_down(dict(enumerate(p2[r])), 1, rejected=rejected)
+        errors += any(v["rejected"] for v in second.values())
+    fwer = errors / reps
+    se = math.sqrt(0.049 * 0.951 / reps)
+    assert fwer <= 0.05 + 2 * se and fwer >= 0.049 - 4 * se  # not conservative to the point of uselessness
+
+
+# ------------------------------------------------------------------ the pilot's choices
+
+
+def _pilot_row(arm, setting, clean, apgd, sweep, snr, attacked_clean=None):
+    row = {"arm": arm, "setting": json.dumps(setting, sort_keys=True), "clean_accuracy": clean,
+           "attacked_clean": clean if attacked_clean is None else attacked_clean, "sweep_area": sweep,
+           "snr_accuracy": snr}
+    row.update({f"apgd@{eps:g}": v for eps, v in zip((0.05, 0.1, 0.2), apgd)})
+    return row
+
+
+def _pilot_table(rows):
+    return pd.DataFrame(rows, index=[f"t{i}" for i in range(len(rows))])
+
+
+def test_eps_star_is_where_the_plain_model_keeps_half_its_accuracy():
+    row = _pilot_row("A", {}, 0.8, (0.6, 0.45, 0.1), 0.7, 0.5, attacked_clean=0.84)
+    assert eps_star(row) == 0.1  # 0.45 / 0.84 = 0.54 is the nearest 0.5
+    assert eps_star(_pilot_row("A", {}, 0.8, (0.5, 0.3, 0.1), 0.7, 0.5)) == 0.05  # 0.625 vs 0.375: the smaller eps
+    with pytest.raises(ValueError, match="none of the attacked examples"):
+        eps_star(_pilot_row("A", {}, 0.0, (0, 0, 0), 0, 0))
+
+
+def test_the_pilot_picks_the_best_score_within_two_points_of_plain_clean_accuracy():
+    lr, wd = {"train/lr": 4e-3, "train/weight_decay": 0.05}, {}
+    rows = [
+        _pilot_row("A", {}, 0.80, (0.6, 0.4, 0.1), 0.60, 0.50),  # eps* 0.1
+        _pilot_row("B", {"augment/high": 0.05}, 0.80, (0.6, 0.40, 0.1), 0.70, 0.50),
+        _pilot_row("B", {"augment/high": 0.2}, 0.77, (0.6, 0.60, 0.1), 0.90, 0.60),  # best score, 3 points down
+        _pilot_row("B", {"augment/high": 0.1}, 0.785, (0.6, 0.45, 0.1), 0.72, 0.50),  # eligible, the best of those
+        _pilot_row("B'", {"augment/snr_low": 5.0}, 0.70, (0.6, 0.4, 0.1), 0.6, 0.7),  # none eligible:
+        _pilot_row("B'", {"augment/snr_low": 15.0}, 0.75, (0.6, 0.3, 0.1), 0.6, 0.6),  # the best clean
+        _pilot_row("D", {"noise/sigma": 0.1, **lr}, 0.81, (0.6, 0.50, 0.1), 0.60, 0.50),
+        _pilot_row("D", {"noise/sigma": 0.3, **lr}, 0.79, (0.6, 0.60, 0.1), 0.60, 0.50),
+        _pilot_row("D", {"noise/sigma": 0.3, "train/lr": 2e-3, "train/weight_decay": 0.01}, 0.80,
+                   (0.6, 0.62, 0.1), 0.60, 0.50),  # better by 0.67 point: not enough
+        _pilot_row("D", {"noise/sigma": 0.3, "train/lr": 4e-3, "train/weight_decay": 0.01}, 0.70,
+                   (0.6, 0.90, 0.1), 0.90, 0.90),  # far better but not eligible
+    ]
+    out = choose(_pilot_table(rows))
+    assert out["eps_star"] == 0.1 and out["clean_floor"] == pytest.approx(0.78)
+    assert out["B"] == {"augment/high": 0.1}
+    assert out["B'"] == {"augment/snr_low": 15.0}
+    assert out["D"] == {"noise/sigma": 0.3, **lr}  # the plain recipe stays
+    assert {c["trial_id"] for c in out["recipe_check"]} == {"t7", "t8", "t9"}
+    # a pair that beats the plain recipe by more than a point replaces it
+    rows[8] = _pilot_row("D", {"noise/sigma": 0.3, "train/lr": 2e-3, "train/weight_decay": 0.01}, 0.80,
+                         (0.6, 0.66, 0.1), 0.60, 0.50)
+    assert choose(_pilot_table(rows))["D"] == {"noise/sigma": 0.3, "train/lr": 2e-3, "train/weight_decay": 0.01}
+    with pytest.raises(ValueError, match="exactly one plain trial"):
+        choose(_pilot_table(rows[1:]))
+
+
+def test_arm_of_names_every_pilot_arm():
+    from search.config import trial_configs  # noqa: F401  (the space's configs are the trials')
+    from spaces import get_space
+
+    space = get_space("confirm-pilot")
+    arms = [arm_of(space.config(p))[0] for p in space.points]
+    assert arms == ["A", "B", "B", "B", "B'", "B'", "B'", "C", "D", "D", "D", "D", "D", "D"]
+    assert arm_of({"noise/shape": "white", "noise/sigma": 0.3, "noise/sigma_mode": "relative", "train/lr": 4e-3,
+                   "train/weight_decay": 0.05}) == ("E", {"noise/sigma": 0.3, "train/lr": 4e-3,
+                                                          "train/weight_decay": 0.05})
+    assert arm_of({"noise/shape": "none", "adversarial/eps": 0.1})[0] == "AT"
+    assert arm_of({"noise/shape": "stationary", "noise/hurst": 0.1, "noise/sigma": 0.3,
+                   "train/lr": 4e-3, "train/weight_decay": 0.05})[0] == "other"
+
+
+def test_the_pilot_is_merged_over_blocks_and_a_recorded_point_is_never_replaced():
+    keys = pilot_keys()
+    assert len(keys) == len(set(keys)) == 14  # every point of the design is its own (arm, setting)
+    first = _pilot_table([_pilot_row("A", {}, 0.80, (0.6, 0.4, 0.1), 0.6, 0.5),
+                          _pilot_row("B", {"augment/high": 0.05}, 0.80, (0.6, 0.4, 0.1), 0.7, 0.5)])
+    rows, missing = merge_pilot([], first, keys)
+    assert [r["arm"] for r in rows] == ["A", "B"] and len(missing) == 12
+    again = _pilot_table([_pilot_row("A", {}, 0.10, (0.0, 0.0, 0.0), 0.0, 0.0),  # a rerun of A: ignored
+                          _pilot_row("C", {}, 0.75, (0.6, 0.4, 0.1), 0.7, 0.6),
+                          _pilot_row("D", {"noise/sigma": 0.7, "train/lr": 4e-3, "train/weight_decay": 0.05},
+                                     0.8, (0.6, 0.4, 0.1), 0.7, 0.6)])  # not a point of the design
+    rows, missing = merge_pilot(rows, again, keys)
+    assert [r["arm"] for r in rows] == ["A", "B", "C"] and rows[0]["clean_accuracy"] == 0.80
+    assert len(missing) == 11 and ("C", "{}") not in missing
+
+
+# ------------------------------------------------------------------ the looks
+
+
+def _study(effects, seeds, *, sd=0.01, seed_sd=0.05, rng=None):
+    """endpoint -> rows (arm, seed, value): a base, a seed effect shared by every arm (large, as
+    measured), each arm's effect, and a residual of `sd`."""
+    rng = rng or np.random.default_rng(0)
+    out = {}
+    for endpoint in (*ENDPOINTS, CLEAN):
+        seed_effect = rng.normal(0, seed_sd, len(seeds))
+        rows = [{"arm": arm, "seed": s, "value": 0.5 + seed_effect[i] + effects.get((endpoint, arm), 0.0)
+                 + rng.normal(0, sd)} for i, s in enumerate(seeds) for arm in ARMS]
+        out[endpoint] = pd.DataFrame(rows)
+    return out
+
+
+def test_a_look_finds_a_clear_effect_and_only_it():
+    effects = {("apgd_accuracy", "D"): 0.10, (CLEAN, "D"): -0.005}
+    out = look(_study(effects, range(6)), 0)
+    assert out["seeds"] == list(range(6)) and len(out["hypotheses"]) == len(FAMILY) == 9
+    by = {(h["endpoint"], h["arm"], h["against"]): h for h in out["hypotheses"]}
+    assert by[("apgd_accuracy", "D", "A")]["rejected"] and by[("apgd_accuracy", "D", "B")]["rejected"]
+    assert by[("apgd_accuracy", "D", "A")]["difference"] == pytest.approx(0.10, abs=0.02)
+    assert by[("apgd_accuracy", "D", "A")]["seed_signs"] == [1] * 6
+    assert sum(h["rejected"] for h in out["hypotheses"]) == 2
+    assert out["non_inferiority"]["D - A"]["non_inferior"]  # -0.5 point, well within the margin
+    assert out["q1"]["D"] == {"a": True, "b": True} and out["q1"]["C"] == {"a": False}
+    assert not out["futility"]  # D's APGD upper bound is far above +2 points
+    assert by[("sweep_area", "C", "A")]["mde"] == pytest.approx(by[("sweep_area", "D", "A")]["mde"])
+
+
+def test_a_look_uses_only_complete_seed_blocks_and_stops_for_futility_when_nothing_can_reach_two_points():
+    data = _study({}, range(7), sd=0.002)
+    for endpoint in data:  # seed 6 lacks arm E: an incomplete block
+        frame = data[endpoint]
+        data[endpoint] = frame[~((frame["seed"] == 6) & (frame["arm"] == "E"))]
+    assert complete_seeds(data["apgd_accuracy"]) == list(range(6))
+    out = look(data, 0)
+    assert out["seeds"] == list(range(6))
+    assert out["futility"] and not any(h["rejected"] for h in out["hypotheses"])
+    assert futility([0.01, 0.019]) and not futility([0.01, 0.02]) and not futility([])
+    with pytest.raises(ValueError, match="at least 2 complete seed blocks"):
+        look({e: v[v["seed"] == 0] for e, v in data.items()}, 0)
+
+
+def test_a_clean_loss_beyond_the_margin_makes_q1_no_despite_a_robustness_gain():
+    effects = {("sweep_area", "C"): 0.10, (CLEAN, "C"): -0.06}
+    out = look(_study(effects, range(6)), 0)
+    by = {(h["endpoint"], h["arm"], h["against"]): h for h in out["hypotheses"]}
+    assert by[("sweep_area", "C", "A")]["rejected"]
+    assert not out["non_inferiority"]["C - A"]["non_inferior"] and out["q1"]["C"] == {"a": False}
