@@ -106,8 +106,10 @@ def pilot_values(search) -> pd.DataFrame:
     `setting` (the free settings, JSON), `clean_accuracy`, `attacked_clean` (accuracy of the
     attacked examples, the attack's own verdict), `apgd@<eps>` for each eps, `sweep_area`,
     `snr_accuracy`, `epochs`, `converged`, `val_slope`, `train_seconds`."""
+    from record import COMPLETE
+
     rows = []
-    for tid in search.trials.index[search.trials["status"] == "COMPLETE"]:
+    for tid in search.trials.index[search.trials["status"] == COMPLETE]:
         report = search.eval_report(tid)
         if report is None:
             continue
@@ -393,6 +395,9 @@ def _pilot(args) -> int:
     rows, missing = merge_pilot(recorded, new, keys)
     record: dict[str, Any] = {"rows": rows, "points": len(keys), "measured": len(rows),
                               "missing": [{"arm": a, "setting": json.loads(st)} for a, st in missing]}
+    plain = [r for r in rows if r["arm"] == "A"]
+    if plain:  # eps* rests on A alone: known as soon as A is measured
+        record["eps_star"] = eps_star(plain[0])
     if not missing:
         table = pd.DataFrame(rows).set_index("trial_id")
         record.update(choose(table.astype({c: float for c in table.columns if c.startswith("apgd@")})))

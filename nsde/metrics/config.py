@@ -162,6 +162,13 @@ EVAL_PROFILES: dict[str, dict] = {
                         sweep_area_max=0.1, sweep_subset=128, apgd_eps=(0.1, 0.2), apgd_steps=10, eot_iter=1,
                         attack_subset=32, checks=False, abc_subset=32, abc_samples=8, ig_steps=8, stability_subset=8,
                         stability_draws=1, resamples=200),
+    # ... and its test profile (docs/study.md, "Plan", "Endpoints"): APGD at eps* = 0.15 (the
+    # pilot's, bench/results/confirm-pilot.json: the plain model keeps 45 % of its accuracy on
+    # the attacked validation examples there) on 512 examples, 20 steps, EOT 4 for C, with the
+    # checks; the low-intensity image sweep and the SNR sweep on the whole test split; ABC 256
+    "confirm": dict(sweep_kinds=("gaussian",), sweep_intensities=(0.005, 0.01, 0.02, 0.05, 0.1),
+                    sweep_area_max=0.1, sweep_subset=0, apgd_eps=(0.15,), apgd_steps=20, attack_subset=512,
+                    abc_subset=256, abc_samples=32, ig_steps=16, stability_subset=16, stability_draws=2),
     # randomized smoothing certification on top of the fast profile (Cohen et al.'s CERTIFY at
     # sigma 0.25 with n0 = 100, n = 1000, alpha = 0.001 on 64 examples): the certified reference a
     # model trained with Gaussian input noise at the same sigma is meant for

@@ -226,3 +226,18 @@ def test_a_clean_loss_beyond_the_margin_makes_q1_no_despite_a_robustness_gain():
     by = {(h["endpoint"], h["arm"], h["against"]): h for h in out["hypotheses"]}
     assert by[("sweep_area", "C", "A")]["rejected"]
     assert not out["non_inferiority"]["C - A"]["non_inferior"] and out["q1"]["C"] == {"a": False}
+
+
+def test_the_confirmatory_test_profile_attacks_at_the_pilots_eps_star():
+    """The `confirm` profile is the plan's test endpoints: APGD at the eps* the pilot's record
+    holds (from A's validation report), on 512 examples; the low-intensity sweep on the whole split."""
+    from pathlib import Path
+
+    from nsde.metrics import eval_config
+
+    record = json.loads((Path(__file__).parents[2] / "bench" / "results" / "confirm-pilot.json").read_text())
+    plain = next(r for r in record["rows"] if r["arm"] == "A")
+    assert record["eps_star"] == eps_star(plain)
+    cfg = eval_config("confirm")
+    assert cfg.apgd_eps == (record["eps_star"],) and cfg.attack_subset == 512 and cfg.apgd_steps == 20
+    assert cfg.sweep_subset == 0 and cfg.sweep_area_max == 0.1 and cfg.checks and cfg.abc_subset == 256
