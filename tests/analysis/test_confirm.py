@@ -70,25 +70,42 @@ def test_step_down_worked_example():
     assert not step_down({"h1": 0.001, "h2": 0.5, "h3": 0.5}, 0)["h1"]["rejected"]
 
 
-def test_holm_with_two_looks_keeps_the_family_wise_error_on_null_studies():
-    """Nine true null hypotheses, each a z-statistic observed at two equally spaced looks (one
-    Brownian motion each): the family-wise error of the two-look step-down is at most 0.05
-    (about 1 - (1 - 0.05 / 9)^9 = 0.049 for independent nulls)."""
+def test_holm_with_two_looks_keeps_the_family_wise_error_when_some_hypotheses_are_false():
+    """Nine hypotheses, each a z-statistic observed at two equally spaced looks (one Brownian
+    motion each); three are false (drift: rejected early and often), six true. Only rejections
+    of the true ones are errors, so the steps beyond the first, the carry-forward of a first-look
+    rejection and the smaller m at the second look are all exercised: the family-wise error is at
+    most 0.05, where dropping the group-sequential boundary (Holm at alpha / m at both looks)
+    spends more than alpha."""
     rng = np.random.default_rng(0)
-    reps, m = 6000, 9
+    reps, m, false = 4000, 9, 3
+    drift = np.array([5.5] * false + [0.0] * (m - false))  # the z expected at the second look
     increments = rng.standard_normal((reps, 2, m))
-    z1 = increments[:, 0]
-    z2 = (increments[:, 0] + increments[:, 1]) / math.sqrt(2)
+    z1 = increments[:, 0] + drift / math.sqrt(2)
+    z2 = (increments[:, 0] + increments[:, 1]) / math.sqrt(2) + drift
     p1, p2 = 2 * stats.norm.sf(np.abs(z1)), 2 * stats.norm.sf(np.abs(z2))
-    errors = 0
+    errors = naive_errors = 0
+    early = 0
     for r in range(reps):
         first = step_down(dict(enumerate(p1[r])), 0)
         rejected = [h for h, v in first.items() if v["rejected"]]
+        early += any(h < false for h in rejected)
         second = step_down(dict(enumerate(p2[r])), 1, rejected=rejected)
-        errors += any(v["rejected"] for v in second.values())
-    fwer = errors / reps
-    se = math.sqrt(0.049 * 0.951 / reps)
-    assert fwer <= 0.05 + 2 * se and fwer >= 0.049 - 4 * se  # not conservative to the point of uselessness
+        errors += any(v["rejected"] for h, v in second.items() if h >= false)
+        # without the boundary: both looks at Holm's fixed-sample levels
+        naive = set()
+        for pv in (p1[r], p2[r]):
+            left = sorted((h for h in range(m) if h not in naive), key=lambda h: pv[h])
+            for i, h in enumerate(left):
+                if pv[h] > 0.05 / (len(left) - i):
+                    break
+                naive.add(h)
+        naive_errors += any(h >= false for h in naive)
+    fwer, naive_fwer = errors / reps, naive_errors / reps
+    se = math.sqrt(0.05 * 0.95 / reps)
+    assert fwer <= 0.05 + 2 * se
+    assert early / reps > 0.3  # the false hypotheses are rejected at the first look often enough to matter
+    assert naive_fwer > 0.05 + 2 * se  # two looks without a boundary spend more than alpha
 
 
 # ------------------------------------------------------------------ the pilot's choices
@@ -203,7 +220,11 @@ def test_a_look_finds_a_clear_effect_and_only_it():
     assert out["non_inferiority"]["D - A"]["non_inferior"]  # -0.5 point, well within the margin
     assert out["q1"]["D"] == {"a": True, "b": True} and out["q1"]["C"] == {"a": False}
     assert not out["futility"]  # D's APGD upper bound is far above +2 points
-    assert by[("sweep_area", "C", "A")]["mde"] == pytest.approx(by[("sweep_area", "D", "A")]["mde"])
+    from analysis.method import minimal_detectable_effect
+
+    h = by[("sweep_area", "C", "A")]
+    assert h["df"] == 25  # six arms, six seeds: (6 - 1) x (6 - 1)
+    assert h["mde"] == pytest.approx(minimal_detectable_effect(h["sigma"], 6, df=25, alpha=8.69e-5), rel=1e-3)
 
 
 def test_a_look_uses_only_complete_seed_blocks_and_stops_for_futility_when_nothing_can_reach_two_points():
@@ -216,8 +237,15 @@ def test_a_look_uses_only_complete_seed_blocks_and_stops_for_futility_when_nothi
     assert out["seeds"] == list(range(6))
     assert out["futility"] and not any(h["rejected"] for h in out["hypotheses"])
     assert futility([0.01, 0.019]) and not futility([0.01, 0.02]) and not futility([])
-    with pytest.raises(ValueError, match="at least 2 complete seed blocks"):
-        look({e: v[v["seed"] == 0] for e, v in data.items()}, 0)
+    with pytest.raises(ValueError, match="look 1 is planned at 6 complete seed blocks .* but there are 5"):
+        look({e: v[v["seed"] < 5] for e, v in data.items()}, 0)
+    with pytest.raises(ValueError, match="look 2 is planned at 12"):
+        look(data, 1)
+    twice = {e: pd.concat([v, v[(v["seed"] == 0) & (v["arm"] == "D")]]) for e, v in data.items()}
+    with pytest.raises(ValueError, match=r"more than one model of \(arm, seed\) \[\('D', 0\)\]"):
+        look(twice, 0)
+    eight = _study({}, range(8), sd=0.002)
+    assert look(eight, 0)["seeds"] == list(range(6))  # the first look uses its planned seeds, no more
 
 
 def test_a_clean_loss_beyond_the_margin_makes_q1_no_despite_a_robustness_gain():
@@ -241,3 +269,15 @@ def test_the_confirmatory_test_profile_attacks_at_the_pilots_eps_star():
     cfg = eval_config("confirm")
     assert cfg.apgd_eps == (record["eps_star"],) and cfg.attack_subset == 512 and cfg.apgd_steps == 20
     assert cfg.sweep_subset == 0 and cfg.sweep_area_max == 0.1 and cfg.checks and cfg.abc_subset == 256
+
+
+def test_q1_needs_a_positive_significant_contrast_that_is_also_non_inferior_and_ignores_negative_ones():
+    """(b) for D: a significant *negative* D - B' on SNR does not veto a positive, non-inferior
+    D - B; a positive contrast whose clean accuracy is inferior does not count."""
+    effects = {("apgd_accuracy", "D"): 0.10, ("snr_accuracy", "D"): -0.10, ("snr_accuracy", "B'"): 0.0}
+    out = look(_study(effects, range(6)), 0)
+    by = {(h["endpoint"], h["arm"], h["against"]): h for h in out["hypotheses"]}
+    assert by[("snr_accuracy", "D", "B'")]["rejected"] and by[("snr_accuracy", "D", "B'")]["difference"] < 0
+    assert out["q1"]["D"] == {"a": True, "b": True}
+    only_negative = look(_study({("apgd_accuracy", "D"): -0.10}, range(6)), 0)
+    assert only_negative["q1"]["D"] == {"a": False, "b": False}
