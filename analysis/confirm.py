@@ -47,6 +47,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.method import blocked_contrasts, minimal_detectable_effect, statistic_of
+from record import COMPLETE, SEED_KEY
 
 __all__ = ["ARMS", "ENDPOINTS", "FAMILY", "arm_of", "choose", "complete_seeds", "eps_star", "futility", "look",
            "main", "merge_pilot", "obf_levels", "pilot_keys", "pilot_values", "step_down"]
@@ -108,8 +109,6 @@ def pilot_values(search) -> pd.DataFrame:
     `setting` (the free settings, JSON), `clean_accuracy`, `attacked_clean` (accuracy of the
     attacked examples, the attack's own verdict), `apgd@<eps>` for each eps, `sweep_area`,
     `snr_accuracy`, `epochs`, `converged`, `val_slope`, `train_seconds`."""
-    from record import COMPLETE
-
     rows = []
     for tid in search.trials.index[search.trials["status"] == COMPLETE]:
         report = search.eval_report(tid)
@@ -261,10 +260,9 @@ def complete_seeds(values: pd.DataFrame, arms: Sequence[str] = ARMS) -> list:
     return sorted(set.intersection(*(have[a] for a in arms)))
 
 
-def _contrast(values: pd.DataFrame, arm: str, against: str) -> dict[str, float]:
-    table = blocked_contrasts(values, against)
-    row = table.loc[arm]
-    return {k: float(row[k]) for k in ("difference", "se", "df", "low", "high", "p", "sigma")}
+def _contrast(table: pd.DataFrame, arm: str) -> dict[str, float]:
+    """`arm`'s row of a `blocked_contrasts` table as plain floats."""
+    return {k: float(table.loc[arm, k]) for k in ("difference", "se", "df", "low", "high", "p", "sigma")}
 
 
 def futility(upper: Sequence[float], bound: float = MARGIN) -> bool:
@@ -308,10 +306,17 @@ def look(values: Mapping[str, pd.DataFrame], look_index: int, *, alpha: float = 
                          f"but there are {len(complete)}: {complete}")
     seeds = complete[:need]
     used = {e: v[v["seed"].isin(seeds) & v["arm"].isin(arms)].reset_index(drop=True) for e, v in values.items()}
+    tables: dict[tuple[str, str], pd.DataFrame] = {}  # one fit per (endpoint, baseline), shared by its contrasts
+
+    def contrast(endpoint: str, arm: str, against: str) -> dict[str, float]:
+        if (endpoint, against) not in tables:
+            tables[(endpoint, against)] = blocked_contrasts(used[endpoint], against)
+        return _contrast(tables[(endpoint, against)], arm)
+
     rows = {}
     for endpoint, arm, against in FAMILY:
         rows[(endpoint, arm, against)] = {"endpoint": endpoint, "arm": arm, "against": against,
-                                          **_contrast(used[endpoint], arm, against)}
+                                          **contrast(endpoint, arm, against)}
     tested = step_down({h: r["p"] for h, r in rows.items()}, look_index, alpha=alpha, looks=looks, rejected=rejected)
     first_level = obf_levels(alpha / len(FAMILY), looks)[look_index]
     for h, r in rows.items():
@@ -319,7 +324,7 @@ def look(values: Mapping[str, pd.DataFrame], look_index: int, *, alpha: float = 
         r["mde"] = minimal_detectable_effect(r["sigma"], len(seeds), df=r["df"], alpha=first_level)
         r["seed_signs"] = _signs(used[r["endpoint"]], r["arm"], r["against"])
     contrasts = sorted({(arm, against) for _, arm, against in FAMILY})
-    clean = {f"{a} - {b}": {**_contrast(used[CLEAN], a, b)} for a, b in contrasts}
+    clean = {f"{a} - {b}": contrast(CLEAN, a, b) for a, b in contrasts}
     for c in clean.values():
         c["non_inferior"] = bool(c["low"] > -margin)
     out: dict[str, Any] = {"seeds": seeds, "look": look_index + 1, "alpha": alpha,
@@ -357,8 +362,6 @@ def arm_values(searches: Sequence, endpoints: Sequence[str] = (*ENDPOINTS, CLEAN
     """Endpoint -> one row a tested trial of the confirmatory searches (`arm`, `seed`, `value`,
     `trial_id`, `search`), from each trial's test report."""
     rows: dict[str, list[dict]] = {e: [] for e in endpoints}
-    from record import SEED_KEY
-
     for search in searches:
         tested = search.trials.index[search.trials["tested"]] if "tested" in search.trials else []
         for tid in tested:
