@@ -1,8 +1,14 @@
 """The confirmatory study (docs/study.md, "Plan"): its arms, the pilot's choices, and the looks.
 
-    python -m analysis.confirm pilot --experiment nsde-confirm --search confirm-pilot \\
-        --out bench/results/confirm-pilot.json
-    python -m analysis.confirm look --experiment nsde-confirm --out bench/results/confirm-look1.json
+    python -m analysis.confirm pilot --search confirm-pilot      # -> bench/results/confirm-pilot.json
+    python -m analysis.confirm record --search confirm-1         # -> bench/results/confirm-blocks.json
+    python -m analysis.confirm look --look 1                     # -> bench/results/confirm-look1.json
+
+**The record** (`model_row`, `merge_tested`): a block's models, their Tune state and MLflow store
+live only as long as the session that ran it, so after every block `record` keeps what the study
+needs of each tested model (every objective's statistic, the curves with their example
+intervals, the attack checks) in a committed JSON, a model measured once never replaced; the
+looks read that record.
 
 **The pilot** (`pilot_values`, `choose`): one seed, validation only. eps\\* is the eps of the grid
 at which the plain model (arm A) keeps about half of its clean accuracy on the attacked examples
@@ -50,7 +56,8 @@ from analysis.method import blocked_contrasts, minimal_detectable_effect, statis
 from record import COMPLETE, SEED_KEY
 
 __all__ = ["ARMS", "ENDPOINTS", "FAMILY", "arm_of", "choose", "complete_seeds", "eps_star", "futility", "look",
-           "main", "merge_pilot", "obf_levels", "pilot_keys", "pilot_values", "step_down"]
+           "main", "merge_pilot", "merge_tested", "obf_levels", "pilot_keys", "pilot_values", "step_down",
+           "model_row", "model_rows", "values_of"]
 
 ARMS = ("A", "B", "B'", "C", "D", "E")  # the confirmatory arms, A (plain) the baseline
 ENDPOINTS = ("apgd_accuracy", "sweep_area", "snr_accuracy")  # the primary endpoints
@@ -271,6 +278,7 @@ def futility(upper: Sequence[float], bound: float = MARGIN) -> bool:
 
 
 PLANNED_SEEDS = (6, 12)  # complete seed blocks at the two looks (information fractions 1/2 and 1)
+BLOCKS_RECORD = "bench/results/confirm-blocks.json"  # the tested models of every confirmatory block so far
 
 
 def look(values: Mapping[str, pd.DataFrame], look_index: int, *, alpha: float = 0.05,
@@ -358,23 +366,82 @@ def _q1(rows, clean: Mapping[str, Mapping[str, Any]], arm: str) -> dict[str, boo
 # ------------------------------------------------------------------ from searches
 
 
-def arm_values(searches: Sequence, endpoints: Sequence[str] = (*ENDPOINTS, CLEAN)) -> dict[str, pd.DataFrame]:
-    """Endpoint -> one row a tested trial of the confirmatory searches (`arm`, `seed`, `value`,
-    `trial_id`, `search`), from each trial's test report."""
-    rows: dict[str, list[dict]] = {e: [] for e in endpoints}
+def _estimate_list(e: Mapping[str, Any]) -> list[float | None]:
+    """An Estimate's dict (`EvalReport.to_dict`) as [value, low, high] (None for NaN)."""
+    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+            for v in (e.get("value"), e.get("low"), e.get("high"))]
+
+
+def model_row(report: Mapping[str, Any], config: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """What the study keeps of one tested model (its test report, `EvalReport.to_dict()`, and
+    its trial config): arm, seed, setting, every registered objective's statistic whose stage
+    ran (`endpoints`), the curves the figures draw with their example intervals (`curves`:
+    sweep per kind, SNR, APGD per eps, certified accuracy per radius, clean accuracy per sensor
+    location), the attack checks' verdicts and the evaluation's seconds. The models and their
+    per-example outcomes are not kept between sessions; this is."""
+    from nsde.metrics import objective_specs
+    from nsde.metrics.report import EvalReport
+
+    parsed = EvalReport.from_dict(dict(report))
+    endpoints = {}
+    for spec in objective_specs():
+        value = spec.estimate(parsed).value
+        if math.isfinite(value):
+            endpoints[spec.name] = float(value)
+    curves = {
+        "sweep": {k: [[float(i), *_estimate_list(e)] for i, e in pts] for k, pts in report.get("sweep", {}).items()},
+        "snr": [[float(level), *_estimate_list(e)] for level, e in report.get("snr", [])],
+        "apgd": {str(k): _estimate_list(e) for k, e in report.get("apgd", {}).items()},
+        "smoothing": {str(k): _estimate_list(e) for k, e in report.get("smoothing", {}).items()},
+        "location": {str(k): _estimate_list(e) for k, e in report.get("per_location", {}).items()},
+    }
+    arm, setting = arm_of(config)
+    return {"arm": arm, "seed": config.get(SEED_KEY), "setting": json.dumps(setting, sort_keys=True),
+            "epochs": config.get("train/epochs"), **extra, "endpoints": endpoints, "curves": curves,
+            "checks": {k: c.get("passed") for k, c in report.get("checks", {}).items()},
+            "seconds": {k: float(v) for k, v in report.get("seconds", {}).items()}}
+
+
+def model_rows(searches: Sequence) -> list[dict[str, Any]]:
+    """`model_row` of every tested trial of `searches` (`analysis.load.Search`)."""
+    rows = []
     for search in searches:
         tested = search.trials.index[search.trials["tested"]] if "tested" in search.trials else []
         for tid in tested:
             rec = search.test_report(tid)
-            if rec is None:
-                continue
-            report = rec["reports"][0]
-            config = search.config(tid)
-            arm, _ = arm_of(config)
-            for e in endpoints:
-                rows[e].append({"arm": arm, "seed": config.get(SEED_KEY), "value": statistic_of(report, e),
-                                "trial_id": str(tid), "search": search.name})
-    return {e: pd.DataFrame(r, columns=["arm", "seed", "value", "trial_id", "search"]) for e, r in rows.items()}
+            if rec is not None:
+                rows.append(model_row(rec["reports"][0], search.config(tid), trial_id=str(tid), search=search.name))
+    return rows
+
+
+def merge_tested(recorded: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]
+                 ) -> tuple[list[dict], list[dict]]:
+    """The study's tested models so far: every `recorded` row (a model measured once is never
+    replaced) and the `new` rows of an (arm, seed) not recorded yet. Returns (rows sorted by
+    seed and arm, the new rows left out because their (arm, seed) is already recorded)."""
+    by_key = {(r["arm"], r["seed"]): dict(r) for r in recorded}
+    skipped = []
+    for r in new:
+        key = (r["arm"], r["seed"])
+        if key in by_key:
+            if by_key[key].get("trial_id") != r.get("trial_id"):
+                skipped.append(dict(r))
+            continue
+        by_key[key] = dict(r)
+    order = {a: i for i, a in enumerate((*ARMS, "AT"))}
+    rows = sorted(by_key.values(), key=lambda r: (r["seed"], order.get(r["arm"], len(order)), r["arm"]))
+    return rows, skipped
+
+
+def values_of(rows: Sequence[Mapping[str, Any]], endpoints: Sequence[str] = (*ENDPOINTS, CLEAN)
+              ) -> dict[str, pd.DataFrame]:
+    """Endpoint -> one row a tested model (`arm`, `seed`, `value`, `trial_id`, `search`) from
+    the record's rows (`model_row`), the form `look` reads; a model without the endpoint has
+    NaN (its seed block is then incomplete for that endpoint)."""
+    cols = ["arm", "seed", "value", "trial_id", "search"]
+    return {e: pd.DataFrame([{"arm": r["arm"], "seed": r["seed"], "value": r["endpoints"].get(e, math.nan),
+                              "trial_id": r.get("trial_id"), "search": r.get("search")} for r in rows], columns=cols)
+            for e in endpoints}
 
 
 def pilot_keys(space_name: str = "confirm-pilot") -> list[tuple[str, str]]:
@@ -431,18 +498,33 @@ def _pilot(args) -> int:
     return 0
 
 
-def _look(args) -> int:
+def _record(args) -> int:
     from analysis.load import load_search
 
-    names = args.search_names or []
-    searches = [load_search(args.experiment, search=n, tracking_uri=args.tracking_uri) for n in names]
-    values = arm_values(searches)
+    out = Path(args.out or BLOCKS_RECORD)
+    recorded = json.loads(out.read_text()).get("rows", []) if out.exists() else []
+    searches = [load_search(args.experiment, search=n, tracking_uri=args.tracking_uri) for n in args.search_names]
+    rows, skipped = merge_tested(recorded, model_rows(searches))
+    seeds = sorted(set.intersection(*(set(complete_seeds(v)) for v in values_of(rows).values())))
+    _write(out, {"rows": rows, "complete_seeds": seeds,
+                 "arms": {a: sorted({r["seed"] for r in rows if r["arm"] == a}) for a in dict.fromkeys(r["arm"] for r in rows)}})
+    for r in skipped:
+        print(f"kept the recorded {r['arm']} seed {r['seed']}; left out trial {r.get('trial_id')} of {r.get('search')}")
+    print(f"{len(rows)} tested models; complete seed blocks (every arm, every primary endpoint): {seeds}")
+    return 0
+
+
+def _look(args) -> int:
+    path = Path(args.record)
+    if not path.exists():
+        raise ValueError(f"no record {path}: run `python -m analysis.confirm record --search NAME` after each block")
+    rows = json.loads(path.read_text())["rows"]
     rejected = []
     if args.earlier:
         earlier = json.loads(Path(args.earlier).read_text())
         rejected = [(h["endpoint"], h["arm"], h["against"]) for h in earlier["hypotheses"] if h["rejected"]]
-    result = look(values, args.look - 1, rejected=rejected)
-    result["searches"] = names
+    result = look(values_of(rows), args.look - 1, rejected=rejected)
+    result["searches"] = sorted({r["search"] for r in rows if r["seed"] in result["seeds"] and r.get("search")})
     _write(args.out or f"bench/results/confirm-look{args.look}.json", result)
     print(f"look {args.look}: {len(result['seeds'])} complete seed blocks {result['seeds']}; "
           f"rejected {sum(h['rejected'] for h in result['hypotheses'])} of {len(result['hypotheses'])}")
@@ -464,18 +546,21 @@ def main(argv: list[str] | None = None) -> int:
     pilot.add_argument("--search", dest="search_names", action="append", default=None,
                        help="a pilot block's search name (repeat for several; default confirm-pilot); the points "
                             "already in --out are kept, and the choice is made once every point is measured")
-    lk = sub.add_parser("look", help="one look of the confirmatory family on the complete seed blocks")
-    lk.add_argument("--search", dest="search_names", action="append", required=True,
-                    help="a confirmatory block's search name (repeat for every block)")
+    rec = sub.add_parser("record", help="add a confirmatory block's tested models to the study's record")
+    rec.add_argument("--search", dest="search_names", action="append", required=True,
+                     help="a block's search name (repeat for several); models already in --out are kept")
+    lk = sub.add_parser("look", help="one look of the confirmatory family on the record's complete seed blocks")
+    lk.add_argument("--record", default=BLOCKS_RECORD, help="the tested models (`record` writes it)")
     lk.add_argument("--look", type=int, choices=(1, 2), default=1, help="which look (1: 6 seeds, 2: 12)")
     lk.add_argument("--earlier", default=None, help="the first look's JSON (its rejections stand)")
-    for sp in (pilot, lk):
+    lk.add_argument("--out", default=None, help="the look's JSON (default bench/results/confirm-look<N>.json)")
+    for sp in (pilot, rec):
         sp.add_argument("--experiment", default="nsde-confirm", help="MLflow experiment")
         sp.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow tracking URI")
         sp.add_argument("--out", default=None, help="the JSON record (default under bench/results)")
     args = p.parse_args(argv)
     try:
-        return _pilot(args) if args.stage == "pilot" else _look(args)
+        return {"pilot": _pilot, "record": _record, "look": _look}[args.stage](args)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
-"""The named search spaces: `default`, `paper`, `shapes`, the designed study `study` and the
-confirmatory study's pilot `confirm-pilot` (and `confirm_space`, the confirmatory stage built from the
-pilot's choices).
+"""The named search spaces: `default`, `paper`, `shapes`, the designed study `study`, the
+confirmatory study's pilot `confirm-pilot` and its adversarial-training reference `confirm-at`
+(and `confirm_space`, the confirmatory stage built from the pilot's choices).
 
 Blocks with injection (`nsde.models`): convnext_atto and _femto have 2+2+6+2 = 12 residual
 blocks, convnext_tiny / _base 3+3+9(27)+3, resnet18 has 2+2+2+2 = 8 and resnet34 / 50
@@ -314,4 +314,34 @@ def confirm_space(choices: dict, seeds=CONFIRM_SEEDS, *, final_profile: str, nam
                    "noise/depth": "all", "noise/hurst": 0.5, "noise/anchor": "mean", "noise/mc_samples": 8,
                    "augment/low": 0.0, "augment/snr_high": 40.0},
         points=replicate(cells, seeds),
+    )
+
+
+# The confirmatory study's adversarial-training reference (docs/study.md, "Plan", "References":
+# not in the confirmatory family): PGD-L2 training at the pilot's eps*, the plain recipe and
+# budget, on the first three confirmatory seeds (so that it pairs with every arm by seed).
+AT_EPS = 0.15  # eps* of the pilot (bench/results/confirm-pilot.json): attacked where it is trained
+AT_STEPS = 7  # PGD steps a batch, as registered: a trial costs (steps + 1) = 8 plain trials (80 min on a fast day)
+AT_RAMP_EPOCHS = 5  # eps grows linearly over the first 5 epochs (full-radius PGD from epoch 1 stalls early training)
+AT_SEEDS = (0, 1, 2)
+
+
+@register_space("confirm-at")
+def confirm_at() -> SearchSpace:
+    """PGD-L2 adversarial training at eps*, the plain model's recipe and budget, seeds 0-2:
+    the practitioner's robust reference beside the confirmatory arms."""
+    return SearchSpace(
+        name="confirm-at",
+        description="reference of the confirmatory study: PGD-L2 adversarial training at eps* = 0.15 "
+                    "(7 steps, eps ramped over 5 epochs), plain recipe, 30 epochs, seeds 0-2",
+        preset="confirm",
+        search_profile="confirm-val",
+        final_profile="confirm",
+        designed=True,
+        params={"train/seed": Param(Cat(list(AT_SEEDS)))},
+        constants={"model/backbone": "resnet18", "model/drop_path_rate": 0.0, "train/batch_size": 64,
+                   "train/lr": 4e-3, "train/weight_decay": 0.05, "train/epochs": PILOT_BUDGET,
+                   "noise/shape": "none", "augment/kind": "none", "adversarial/eps": AT_EPS,
+                   "adversarial/steps": AT_STEPS, "adversarial/ramp_epochs": AT_RAMP_EPOCHS},
+        points=replicate([{}], AT_SEEDS),
     )

@@ -166,9 +166,14 @@ EVAL_PROFILES: dict[str, dict] = {
     # pilot's, bench/results/confirm-pilot.json: the plain model keeps 45 % of its accuracy on
     # the attacked validation examples there) on 512 examples, 20 steps, EOT 4 for C, with the
     # checks; the low-intensity image sweep and the SNR sweep on the whole test split; ABC 256
+    # x 32; and randomized smoothing (the certified reference, every arm): sigma 0.1, the
+    # smallest round sigma whose n = 500 certificate reaches past eps* (0.1 x 2.2 = 0.22), at
+    # the radii about eps*, on 64 examples
     "confirm": dict(sweep_kinds=("gaussian",), sweep_intensities=(0.005, 0.01, 0.02, 0.05, 0.1),
                     sweep_area_max=0.1, sweep_subset=0, apgd_eps=(0.15,), apgd_steps=20, attack_subset=512,
-                    abc_subset=256, abc_samples=32, ig_steps=16, stability_subset=16, stability_draws=2),
+                    abc_subset=256, abc_samples=32, ig_steps=16, stability_subset=16, stability_draws=2,
+                    smoothing_sigma=0.1, smoothing_n0=100, smoothing_n=500, smoothing_subset=64,
+                    smoothing_radii=(0.0, 0.05, 0.1, 0.15, 0.2), smoothing_radius=0.15),
     # randomized smoothing certification on top of the fast profile (Cohen et al.'s CERTIFY at
     # sigma 0.25 with n0 = 100, n = 1000, alpha = 0.001 on 64 examples): the certified reference a
     # model trained with Gaussian input noise at the same sigma is meant for

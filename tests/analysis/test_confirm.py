@@ -24,10 +24,14 @@ from analysis.confirm import (
     eps_star,
     futility,
     look,
+    main,
     merge_pilot,
+    merge_tested,
     obf_levels,
     pilot_keys,
     step_down,
+    model_row,
+    values_of,
 )
 
 
@@ -269,6 +273,12 @@ def test_the_confirmatory_test_profile_attacks_at_the_pilots_eps_star():
     cfg = eval_config("confirm")
     assert cfg.apgd_eps == (record["eps_star"],) and cfg.attack_subset == 512 and cfg.apgd_steps == 20
     assert cfg.sweep_subset == 0 and cfg.sweep_area_max == 0.1 and cfg.checks and cfg.abc_subset == 256
+    # the certified reference: the largest radius n = 500 draws can certify (every draw correct,
+    # Cohen et al.'s bound at alpha) reaches past eps*, and eps* is a radius of the report
+    from scipy.stats import norm
+    p_lower = cfg.smoothing_alpha ** (1 / cfg.smoothing_n)  # Clopper-Pearson lower bound at n of n
+    assert cfg.smoothing_sigma * norm.ppf(p_lower) > record["eps_star"] == cfg.smoothing_radius
+    assert cfg.smoothing_radius in cfg.smoothing_radii
 
 
 def test_q1_needs_a_positive_significant_contrast_that_is_also_non_inferior_and_ignores_negative_ones():
@@ -281,3 +291,85 @@ def test_q1_needs_a_positive_significant_contrast_that_is_also_non_inferior_and_
     assert out["q1"]["D"] == {"a": True, "b": True}
     only_negative = look(_study({("apgd_accuracy", "D"): -0.10}, range(6)), 0)
     assert only_negative["q1"]["D"] == {"a": False, "b": False}
+
+
+# ------------------------------------------------------------------ the record of tested models
+
+
+def test_a_tested_models_row_keeps_every_objective_and_curve_of_its_real_report(tmp_path):
+    """`model_row` on a real test report (a tiny untrained model, every stage the `confirm`
+    profile runs, smoothing included): every finite objective is the report's own, the curves are
+    the report's estimates, the checks its verdicts, and the row survives JSON."""
+    import dataclasses
+
+    import torch
+
+    from nsde.data import PRESETS, prepare
+    from nsde.metrics import EvalConfig, evaluate
+    from nsde.models import ModelConfig, build_model
+
+    data = prepare(dataclasses.replace(PRESETS["tiny"], examples_per_class=6, cache_dir=str(tmp_path)), progress=False)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(backbone="resnet18"))
+    cfg = EvalConfig(sweep_kinds=("gaussian",), sweep_intensities=(0.01, 0.1), sweep_area_max=0.1, apgd_eps=(0.15,),
+                     apgd_steps=2, attack_subset=8, abc_subset=8, abc_samples=4, ig_steps=4, stability_subset=4,
+                     stability_draws=1, resamples=50, smoothing_sigma=0.1, smoothing_n0=10, smoothing_n=20,
+                     smoothing_subset=6, smoothing_radii=(0.0, 0.15), smoothing_radius=0.15)
+    report = evaluate(model, data, cfg, split="test").to_dict()
+    config = {"noise/shape": "fbm", "noise/sigma": 0.3, "noise/sigma_mode": "relative", "noise/hurst": 0.5,
+              "train/lr": 4e-3, "train/weight_decay": 0.05, "train/seed": 3, "train/epochs": 30}
+    row = json.loads(json.dumps(model_row(report, config, trial_id="t1", search="confirm-1")))
+    assert (row["arm"], row["seed"], row["epochs"], row["trial_id"], row["search"]) == ("D", 3, 30, "t1", "confirm-1")
+    assert json.loads(row["setting"]) == {"noise/sigma": 0.3, "train/lr": 4e-3, "train/weight_decay": 0.05}
+    finite = {k: v for k, v in report["objectives"].items() if math.isfinite(v)}
+    assert set(row["endpoints"]) == set(finite) >= {*ENDPOINTS, CLEAN, "certified_accuracy", "attribution_stability"}
+    assert all(row["endpoints"][k] == pytest.approx(v) for k, v in finite.items())
+    assert [p[0] for p in row["curves"]["snr"]] == [lv for lv, _ in report["snr"]]
+    assert row["curves"]["sweep"]["gaussian"][1][:2] == [0.1, report["sweep"]["gaussian"][1][1]["value"]]
+    assert row["curves"]["apgd"]["0.15"][0] == report["apgd"]["0.15"]["value"]
+    assert set(row["curves"]["smoothing"]) == {"0.0", "0.15"}
+    assert row["curves"]["smoothing"]["0.15"][0] == pytest.approx(row["endpoints"]["certified_accuracy"])
+    assert row["checks"] == {k: c["passed"] for k, c in report["checks"].items()} and row["seconds"]["total"] > 0
+
+
+def _rows(study, search="confirm-1"):
+    """The record's rows of a simulated study (`_study`): one a model, its endpoints."""
+    by = {}
+    for endpoint, frame in study.items():
+        for r in frame.itertuples():
+            row = by.setdefault((r.arm, r.seed), {"arm": r.arm, "seed": r.seed, "setting": "{}", "search": search,
+                                                  "trial_id": f"{search}-{r.arm}-{r.seed}", "endpoints": {}})
+            row["endpoints"][endpoint] = r.value
+    return list(by.values())
+
+
+def test_the_record_keeps_a_model_once_and_a_look_on_it_equals_the_look_on_the_values(tmp_path):
+    study = _study({("apgd_accuracy", "D"): 0.10}, range(7))
+    rows = _rows(study)
+    first, skipped = merge_tested([], [r for r in rows if r["seed"] < 3])
+    assert not skipped and [(r["seed"], r["arm"]) for r in first[:6]] == [(0, a) for a in ARMS]
+    rerun = [{**r, "trial_id": "again", "endpoints": {e: 0.0 for e in r["endpoints"]}} for r in rows if r["seed"] == 2]
+    merged, skipped = merge_tested(first, rerun + [r for r in rows if r["seed"] >= 3])
+    assert len(merged) == 42 and len(skipped) == 6  # a model recorded once is never replaced
+    assert all(r["trial_id"] != "again" for r in merged)
+    values = values_of(merged)
+    for endpoint in (*ENDPOINTS, CLEAN):
+        left = values[endpoint].sort_values(["seed", "arm"]).reset_index(drop=True)
+        right = study[endpoint].sort_values(["seed", "arm"]).reset_index(drop=True)
+        assert np.allclose(left["value"], right["value"]) and left["arm"].tolist() == right["arm"].tolist()
+    # the CLI's look reads the record and uses the first six complete seed blocks
+    path = tmp_path / "blocks.json"
+    path.write_text(json.dumps({"rows": merged}))
+    out = tmp_path / "look1.json"
+    assert main(["look", "--record", str(path), "--look", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["seeds"] == list(range(6)) and result["searches"] == ["confirm-1"]
+    assert result == json.loads(json.dumps(look(values, 0) | {"searches": ["confirm-1"]}, default=float))
+    # a model without an endpoint leaves its seed block incomplete: the look takes the next six
+    merged[0]["endpoints"].pop("snr_accuracy")
+    path.write_text(json.dumps({"rows": merged}))
+    assert main(["look", "--record", str(path), "--look", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["seeds"] == list(range(1, 7))
+    path.write_text(json.dumps({"rows": [r for r in merged if r["seed"] != 6]}))  # five complete blocks
+    assert main(["look", "--record", str(path), "--look", "1", "--out", str(out)]) == 2
+    assert main(["look", "--record", str(tmp_path / "none.json")]) == 2

@@ -15,7 +15,7 @@ from spaces.builtin import STUDY_HURST, STUDY_SEEDS, STUDY_SIGMA
 
 
 def test_registry_lists_the_named_spaces_and_unknown_names_list_them():
-    assert {"default", "paper", "shapes", "study", "confirm-pilot"} <= set(list_spaces())
+    assert {"default", "paper", "shapes", "study", "confirm-pilot", "confirm-at"} <= set(list_spaces())
     with pytest.raises(ValueError, match=r"unknown search space 'nope'.*default.*paper"):
         get_space("nope")
 
@@ -65,8 +65,10 @@ def test_conditions_hurst_only_for_fbm_and_depth_per_backbone():
 
 
 def test_deterministic_baseline_is_reachable_in_every_named_space():
-    for name in list_spaces():
-        assert "none" in get_space(name).params["noise/shape"].distribution.choices
+    for name in list_spaces():  # a free shape with "none" among its choices, or no noise at all
+        space = get_space(name)
+        shape = space.params.get("noise/shape")
+        assert "none" in shape.distribution.choices if shape else space.constants["noise/shape"] == "none"
 
 
 def _write(tmp_path, text, name="space.yaml"):
@@ -267,3 +269,27 @@ def test_the_confirmatory_space_runs_every_arm_with_the_same_seeds_seed_major():
     # a block of the first three seeds is three complete seed blocks
     block = space.points[0:18]
     assert sorted(p["train/seed"] for p in block) == sorted([0, 1, 2] * 6)
+
+
+def test_the_adversarial_training_reference_trains_at_the_pilots_eps_star_on_the_first_confirmatory_seeds():
+    """docs/study.md, "References": PGD-L2 training at eps* (the record's), the plain recipe and
+    budget, seeds 0-2, which every confirmatory arm also runs (paired by seed)."""
+    import json
+    from pathlib import Path
+
+    from analysis.confirm import arm_of
+    from search.config import trial_configs
+    from spaces.builtin import CONFIRM_SEEDS
+
+    record = json.loads((Path(__file__).parents[2] / "bench" / "results" / "confirm-pilot.json").read_text())
+    space = get_space("confirm-at")
+    assert space.designed and space.preset == "confirm" and space.final_profile == "confirm"
+    seeds = []
+    for point in space.points:
+        config = space.config(point)
+        model, train = trial_configs(config)
+        assert arm_of(config) == ("AT", {"adversarial/eps": record["eps_star"]})
+        assert train.adversarial.active and train.adversarial.steps == 7 and train.adversarial.eps_at(1) < train.adversarial.eps
+        assert (train.lr, train.weight_decay, train.epochs, model.noise.sigma, train.augment.kind) == (4e-3, 0.05, 30, 0.0, "none")
+        seeds.append(train.seed)
+    assert seeds == [0, 1, 2] and set(seeds) <= set(CONFIRM_SEEDS)
