@@ -55,9 +55,29 @@ from scipy import stats
 from analysis.method import blocked_contrasts, minimal_detectable_effect, statistic_of
 from record import COMPLETE, SEED_KEY
 
-__all__ = ["ARMS", "ENDPOINTS", "FAMILY", "arm_of", "choose", "complete_seeds", "eps_star", "futility", "look",
-           "main", "merge_pilot", "merge_tested", "obf_levels", "pilot_keys", "pilot_values", "step_down",
-           "model_row", "model_rows", "values_of"]
+__all__ = [
+    "ARMS",
+    "ENDPOINTS",
+    "FAMILY",
+    "arm_of",
+    "choose",
+    "complete_seeds",
+    "eps_star",
+    "figures",
+    "futility",
+    "look",
+    "main",
+    "merge_pilot",
+    "merge_tested",
+    "model_row",
+    "model_rows",
+    "obf_levels",
+    "pilot_keys",
+    "pilot_values",
+    "seed_band",
+    "step_down",
+    "values_of",
+]
 
 ARMS = ("A", "B", "B'", "C", "D", "E")  # the confirmatory arms, A (plain) the baseline
 ENDPOINTS = ("apgd_accuracy", "sweep_area", "snr_accuracy")  # the primary endpoints
@@ -444,6 +464,138 @@ def values_of(rows: Sequence[Mapping[str, Any]], endpoints: Sequence[str] = (*EN
             for e in endpoints}
 
 
+# ------------------------------------------------------------------ figures
+
+FIGURE_ARMS = (*ARMS, "AT")  # every arm with a tested model, the references included
+
+
+def seed_band(values: Sequence[float], alpha: float = 0.05) -> tuple[float, float, float, int]:
+    """(mean, low, high, n) of one arm's per-seed values: the t-interval over seeds (the
+    method-level band: training seeds vary, not only the examples); NaN bounds with one seed."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = float(v.mean())
+    if v.size < 2:
+        return mean, math.nan, math.nan, 1
+    half = float(stats.t.ppf(1 - alpha / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return mean, mean - half, mean + half, int(v.size)
+
+
+def _by_arm(rows: Sequence[Mapping[str, Any]], seeds: Sequence | None) -> dict[str, list[Mapping[str, Any]]]:
+    out: dict[str, list] = {}
+    for r in rows:
+        if seeds is None or r["seed"] in seeds:
+            out.setdefault(r["arm"], []).append(r)
+    return {a: out[a] for a in FIGURE_ARMS if a in out}
+
+
+def _curve(models: Sequence[Mapping[str, Any]], points) -> tuple[list[float], list[tuple]]:
+    """`points(row)` -> {x: value} per model; per x every model has, its `seed_band`."""
+    per = [points(r) for r in models]
+    xs = sorted(set.intersection(*(set(p) for p in per))) if per else []
+    return xs, [seed_band([p[x] for p in per]) for x in xs]
+
+
+def _draw_curves(ax, by_arm, points, *, xlabel: str, ylabel: str) -> None:
+    from analysis.plots import PALETTE
+
+    for i, (arm, models) in enumerate(by_arm.items()):
+        xs, bands = _curve(models, points)
+        if not xs:
+            continue
+        colour = "black" if arm == "A" else PALETTE[i % len(PALETTE)]
+        ax.plot(xs, [b[0] for b in bands], "o-", ms=3, color=colour, label=f"{arm} ({bands[0][3]} seeds)")
+        if bands[0][3] > 1:
+            ax.fill_between(xs, [b[1] for b in bands], [b[2] for b in bands], color=colour, alpha=0.15)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+
+
+def snr_figure(rows: Sequence[Mapping[str, Any]], seeds: Sequence | None = None):
+    """Test accuracy against SNR per arm: the mean over seeds with the t-band over seeds."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 3.6))
+    _draw_curves(fig.subplots(), _by_arm(rows, seeds), lambda r: {p[0]: p[1] for p in r["curves"]["snr"]},
+                 xlabel="SNR (dB; white noise added to the waveform)", ylabel="test accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def eps_figure(rows: Sequence[Mapping[str, Any]], pilot: Mapping[str, Any] | None = None,
+               seeds: Sequence | None = None):
+    """Robustness against the perturbation's size: APGD-L2 robust accuracy against eps on the
+    pilot's validation models (one seed, six eps: the test attacks only at eps*), and the test
+    models' certified accuracy against the L2 radius (randomized smoothing), with APGD at eps*."""
+    from matplotlib.figure import Figure
+
+    from analysis.plots import PALETTE
+
+    fig = Figure(figsize=(10.0, 3.6))
+    left, right = fig.subplots(1, 2)
+    for i, r in enumerate((pilot or {}).get("rows", [])):
+        chosen = r["trial_id"] in set((pilot or {}).get("trials", {}).values()) or r["arm"] in ("A", "C")
+        grid = sorted((float(k.split("@", 1)[1]), v) for k, v in r.items()
+                      if k.startswith("apgd@") and v is not None)
+        if grid and chosen:
+            left.plot([g[0] for g in grid], [g[1] for g in grid], "o-", ms=3,
+                      color="black" if r["arm"] == "A" else PALETTE[i % len(PALETTE)],
+                      label=f"{r['arm']} {r['setting'] if r['setting'] != '{}' else ''}".strip())
+    left.set_xlabel("APGD-L2 eps", fontsize=8)
+    left.set_ylabel("robust accuracy (pilot, validation, seed 0)", fontsize=8)
+    left.grid(alpha=0.3)
+    if left.get_legend_handles_labels()[0]:
+        left.legend(fontsize=5)
+    by_arm = _by_arm(rows, seeds)
+    _draw_curves(right, by_arm, lambda r: {float(k): v[0] for k, v in r["curves"]["smoothing"].items()},
+                 xlabel="L2 radius", ylabel="certified accuracy (test; smoothing)")
+    for i, (arm, models) in enumerate(by_arm.items()):
+        per = [{float(k): v[0] for k, v in m["curves"]["apgd"].items()} for m in models]
+        if per and per[0]:
+            eps = min(per[0])
+            mean = seed_band([p.get(eps) for p in per])[0]
+            right.plot([eps], [mean], "x", color="black" if arm == "A" else PALETTE[i % len(PALETTE)], ms=6)
+    fig.tight_layout()
+    return fig
+
+
+def plane_figure(rows: Sequence[Mapping[str, Any]], seeds: Sequence | None = None,
+                 robust: Sequence[str] = ENDPOINTS):
+    """Clean accuracy against each primary endpoint, one point an arm (the mean over seeds, the
+    t-interval over seeds on both axes), the augmentations and adversarial training included."""
+    from matplotlib.figure import Figure
+
+    from analysis.plots import PALETTE, short_name
+
+    fig = Figure(figsize=(4.2 * len(robust), 3.8))
+    by_arm = _by_arm(rows, seeds)
+    for ax, metric in zip(fig.subplots(1, len(robust), squeeze=False)[0], robust):
+        for i, (arm, models) in enumerate(by_arm.items()):
+            x = seed_band([m["endpoints"].get(CLEAN) for m in models])
+            y = seed_band([m["endpoints"].get(metric) for m in models])
+            if not (math.isfinite(x[0]) and math.isfinite(y[0])):
+                continue
+            err = ([[x[0] - x[1]], [x[2] - x[0]]], [[y[0] - y[1]], [y[2] - y[0]]]) if x[3] > 1 else (None, None)
+            ax.errorbar(x[0], y[0], xerr=err[0], yerr=err[1], fmt="s" if arm == "A" else "o", capsize=2, ms=4,
+                        color="black" if arm == "A" else PALETTE[i % len(PALETTE)])
+            ax.annotate(f"{arm} ({x[3]})", (x[0], y[0]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("clean accuracy (test)", fontsize=8)
+        ax.set_ylabel(f"{short_name(metric)} (test)", fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def figures(rows: Sequence[Mapping[str, Any]], pilot: Mapping[str, Any] | None = None,
+            seeds: Sequence | None = None) -> dict:
+    """The study's figures by name (docs/study.md): `confirm_snr`, `confirm_eps`, `confirm_plane`."""
+    return {"confirm_snr": snr_figure(rows, seeds), "confirm_eps": eps_figure(rows, pilot, seeds),
+            "confirm_plane": plane_figure(rows, seeds)}
+
+
 def pilot_keys(space_name: str = "confirm-pilot") -> list[tuple[str, str]]:
     """(arm, setting JSON) of every point of the pilot's designed space, in its order."""
     from spaces import get_space
@@ -531,6 +683,19 @@ def _look(args) -> int:
     return 0
 
 
+def _figures(args) -> int:
+    rows = json.loads(Path(args.record).read_text())["rows"] if Path(args.record).exists() else []
+    if not rows:
+        raise ValueError(f"no tested models in {args.record}: run `python -m analysis.confirm record` first")
+    pilot = json.loads(Path(args.pilot).read_text()) if Path(args.pilot).exists() else None
+    img = Path(args.img)
+    img.mkdir(parents=True, exist_ok=True)
+    for name, fig in figures(rows, pilot).items():
+        fig.savefig(img / f"{name}.png", dpi=120)
+        print(f"wrote {img / name}.png")
+    return 0
+
+
 def _write(path: str | Path, record: Mapping[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -554,13 +719,18 @@ def main(argv: list[str] | None = None) -> int:
     lk.add_argument("--look", type=int, choices=(1, 2), default=1, help="which look (1: 6 seeds, 2: 12)")
     lk.add_argument("--earlier", default=None, help="the first look's JSON (its rejections stand)")
     lk.add_argument("--out", default=None, help="the look's JSON (default bench/results/confirm-look<N>.json)")
+    fg = sub.add_parser("figures", help="the study's figures from the record (accuracy vs SNR, vs eps / radius, "
+                                        "the clean-vs-robust plane)")
+    fg.add_argument("--record", default=BLOCKS_RECORD, help="the tested models (`record` writes it)")
+    fg.add_argument("--pilot", default="bench/results/confirm-pilot.json", help="the pilot's record (its eps grid)")
+    fg.add_argument("--img", default="docs/img", help="folder of the PNGs")
     for sp in (pilot, rec):
         sp.add_argument("--experiment", default="nsde-confirm", help="MLflow experiment")
         sp.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow tracking URI")
         sp.add_argument("--out", default=None, help="the JSON record (default under bench/results)")
     args = p.parse_args(argv)
     try:
-        return {"pilot": _pilot, "record": _record, "look": _look}[args.stage](args)
+        return {"pilot": _pilot, "record": _record, "look": _look, "figures": _figures}[args.stage](args)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

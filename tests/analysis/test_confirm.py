@@ -22,15 +22,17 @@ from analysis.confirm import (
     choose,
     complete_seeds,
     eps_star,
+    figures,
     futility,
     look,
     main,
     merge_pilot,
     merge_tested,
+    model_row,
     obf_levels,
     pilot_keys,
+    seed_band,
     step_down,
-    model_row,
     values_of,
 )
 
@@ -373,3 +375,35 @@ def test_the_record_keeps_a_model_once_and_a_look_on_it_equals_the_look_on_the_v
     path.write_text(json.dumps({"rows": [r for r in merged if r["seed"] != 6]}))  # five complete blocks
     assert main(["look", "--record", str(path), "--look", "1", "--out", str(out)]) == 2
     assert main(["look", "--record", str(tmp_path / "none.json")]) == 2
+
+
+def test_the_seed_band_is_the_t_interval_over_seeds_worked_example():
+    mean, low, high, n = seed_band([0.70, 0.74, 0.78])  # sd 0.04, se 0.04 / sqrt 3, t(0.975, 2) = 4.303
+    assert (mean, n) == (pytest.approx(0.74), 3)
+    assert high - mean == pytest.approx(mean - low) == pytest.approx(4.3027 * 0.04 / math.sqrt(3), rel=1e-4)
+    assert math.isnan(seed_band([0.7])[1]) and seed_band([0.7])[3] == 1 and seed_band([None, math.nan])[3] == 0
+
+
+def test_the_figures_draw_every_arm_with_its_seed_count(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = []
+    for seed in range(3):
+        for arm in (*ARMS, "AT"):
+            snr = [[lv, 0.5 + 0.01 * lv + rng.normal(0, 0.01), None, None] for lv in (-10.0, 0.0, 10.0)]
+            rows.append({"arm": arm, "seed": seed, "endpoints": {CLEAN: 0.8 + rng.normal(0, 0.01),
+                                                                 **{e: 0.5 + rng.normal(0, 0.02) for e in ENDPOINTS}},
+                         "curves": {"snr": snr, "apgd": {"0.15": [0.4, None, None]},
+                                    "smoothing": {"0.0": [0.7, None, None], "0.15": [0.3, None, None]}}})
+    rows = [r for r in rows if not (r["arm"] == "AT" and r["seed"] == 2)]  # AT has two seeds
+    figs = figures(rows, json.loads((__import__("pathlib").Path(__file__).parents[2] / "bench" / "results"
+                                     / "confirm-pilot.json").read_text()))
+    assert set(figs) == {"confirm_snr", "confirm_eps", "confirm_plane"}
+    labels = figs["confirm_snr"].axes[0].get_legend_handles_labels()[1]
+    assert labels == [f"{a} (3 seeds)" for a in ARMS] + ["AT (2 seeds)"]
+    line = figs["confirm_snr"].axes[0].get_lines()[0]
+    a_means = [np.mean([r["curves"]["snr"][i][1] for r in rows if r["arm"] == "A"]) for i in range(3)]
+    assert np.allclose(line.get_ydata(), a_means)
+    assert len(figs["confirm_plane"].axes) == 3 and len(figs["confirm_plane"].axes[0].texts) == 7
+    assert "A" in figs["confirm_eps"].axes[0].get_legend_handles_labels()[1][0]  # the pilot's plain model
+    for name, fig in figs.items():
+        fig.savefig(tmp_path / f"{name}.png")
