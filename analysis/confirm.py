@@ -464,6 +464,89 @@ def values_of(rows: Sequence[Mapping[str, Any]], endpoints: Sequence[str] = (*EN
             for e in endpoints}
 
 
+# ------------------------------------------------------------------ the attack's cross-checks
+
+CROSSCHECK_STEPS = 100  # the plan's "one 100-step ... cross-check of APGD on C and D"
+CROSSCHECK_SUBSET = 128  # test examples (seeded), the same for every model of the seed
+
+
+def trial_model(folder: str | Path, trial_id: str):
+    """(model, data) of a finished trial of the Tune folder `folder`: its last checkpoint's
+    weights (`model.pt`) and the data set it names (`data.json`)."""
+    from nsde.data import load
+    from nsde.train import load_checkpoint
+    from record import DATA_FILE, MODEL_FILE
+
+    dirs = sorted(Path(folder).glob(f"*_{trial_id}_*/checkpoint_*"))
+    if not dirs:
+        raise ValueError(f"no checkpoint of trial {trial_id} under {folder} (a block's models last only as long as "
+                         f"its session: cross-check a block before the session ends)")
+    last = dirs[-1]
+    data = json.loads((last / DATA_FILE).read_text())
+    return load_checkpoint(last / MODEL_FILE), load(data["path"])
+
+
+def crosscheck(target, source, x, y, *, eps: float, steps: int = 20, more_steps: int = CROSSCHECK_STEPS,
+               eot_iter: int = 4, seed: int = 0) -> dict[str, Any]:
+    """The two cross-checks of the profile's APGD number on `target` (the plan's "References"):
+    `steps`: APGD with `more_steps` must not lower robust accuracy below the profile's
+    `steps` beyond noise (the profile's attack has converged); `transfer`: APGD examples made on
+    `source` (another trained model, e.g. the plain one of the same seed) must not beat the
+    white-box attack beyond noise. Paired bootstrap 95 % intervals on the same examples."""
+    from nsde.metrics.robustness import apgd_attack
+    from nsde.metrics.stats import paired_difference
+
+    def _paired(a, b, seed):
+        diff, p = paired_difference(a.astype(np.float64), b.astype(np.float64), seed=seed)
+        return {"difference": diff.value, "low": diff.low, "high": diff.high, "p": p}
+
+    base = apgd_attack(target, x, y, eps=(eps,), steps=steps, eot_iter=eot_iter, seed=seed).robust[0]
+    more = apgd_attack(target, x, y, eps=(eps,), steps=more_steps, eot_iter=eot_iter, seed=seed).robust[0]
+    moved = apgd_attack(target, x, y, eps=(eps,), steps=more_steps, eot_iter=eot_iter, seed=seed,
+                        source=source).robust[0]
+    longer, transfer = _paired(more, base, seed), _paired(moved, more, seed)
+    return {"eps": eps, "n": len(base), "robust": {f"{steps} steps": float(base.mean()),
+                                                         f"{more_steps} steps": float(more.mean()),
+                                                         "transfer": float(moved.mean())},
+            "steps": {**longer, "passed": bool(longer["high"] >= 0),
+                      "rule": f"{more_steps} APGD steps do not lower robust accuracy below {steps} steps' beyond "
+                              f"noise (paired bootstrap 95 % interval)"},
+            "transfer": {**transfer, "passed": bool(transfer["high"] >= 0),
+                         "rule": "examples made on the source model are not stronger than the white-box attack "
+                                 "beyond noise (paired bootstrap 95 % interval)"}}
+
+
+def _crosscheck(args) -> int:
+    import torch
+
+    path = Path(args.record)
+    record = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    rows = [r for r in record["rows"] if r.get("search") == args.search_name]
+    by = {(r["arm"], r["seed"]): r for r in rows}
+    seeds = sorted({r["seed"] for r in rows if all((a, r["seed"]) in by for a in ("A", "C", "D"))})
+    if not seeds:
+        raise ValueError(f"the record has no seed of search {args.search_name!r} with A, C and D tested: "
+                         f"run `python -m analysis.confirm record --search {args.search_name}` first")
+    seed = seeds[0] if args.seed is None else args.seed
+    if seed not in seeds:
+        raise ValueError(f"seed {seed} of {args.search_name!r} lacks A, C or D; seeds with all three: {seeds}")
+    eps = float(json.loads(Path(args.pilot).read_text())["eps_star"])
+    folder = Path(args.runs or Path("runs") / args.search_name)
+    source, data = trial_model(folder, by[("A", seed)]["trial_id"])
+    test = data.split("test")
+    pick = torch.randperm(len(test.y), generator=torch.Generator().manual_seed(seed))[:args.subset]
+    x, y = test.x[pick].float(), test.y[pick]
+    for arm in ("C", "D"):
+        target, _ = trial_model(folder, by[(arm, seed)]["trial_id"])
+        by[(arm, seed)]["crosscheck"] = {"source": f"A seed {seed}", **crosscheck(
+            target, source, x, y, eps=eps, steps=args.steps, more_steps=args.more_steps, seed=seed)}
+        c = by[(arm, seed)]["crosscheck"]
+        print(f"{arm} seed {seed}: robust {c['robust']}; steps {'pass' if c['steps']['passed'] else 'FLAG'}, "
+              f"transfer {'pass' if c['transfer']['passed'] else 'FLAG'}", flush=True)
+    _write(path, record)
+    return 0
+
+
 # ------------------------------------------------------------------ figures
 
 FIGURE_ARMS = (*ARMS, "AT")  # every arm with a tested model, the references included
@@ -719,6 +802,16 @@ def main(argv: list[str] | None = None) -> int:
     lk.add_argument("--look", type=int, choices=(1, 2), default=1, help="which look (1: 6 seeds, 2: 12)")
     lk.add_argument("--earlier", default=None, help="the first look's JSON (its rejections stand)")
     lk.add_argument("--out", default=None, help="the look's JSON (default bench/results/confirm-look<N>.json)")
+    cc = sub.add_parser("crosscheck", help="the 100-step and transfer cross-checks of APGD on C and D, one seed "
+                                           "of a block whose models are still on disk")
+    cc.add_argument("--search", dest="search_name", required=True, help="the block's search name")
+    cc.add_argument("--runs", default=None, help="the block's Tune folder (default runs/<search>)")
+    cc.add_argument("--seed", type=int, default=None, help="the seed (default the block's first with A, C and D)")
+    cc.add_argument("--subset", type=int, default=CROSSCHECK_SUBSET, help="test examples attacked")
+    cc.add_argument("--steps", type=int, default=20, help="the profile's APGD steps")
+    cc.add_argument("--more-steps", type=int, default=CROSSCHECK_STEPS, help="the longer attack's steps")
+    cc.add_argument("--record", default=BLOCKS_RECORD, help="the tested models (the result is added to C's and D's)")
+    cc.add_argument("--pilot", default="bench/results/confirm-pilot.json", help="the pilot's record (eps*)")
     fg = sub.add_parser("figures", help="the study's figures from the record (accuracy vs SNR, vs eps / radius, "
                                         "the clean-vs-robust plane)")
     fg.add_argument("--record", default=BLOCKS_RECORD, help="the tested models (`record` writes it)")
@@ -730,7 +823,8 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--out", default=None, help="the JSON record (default under bench/results)")
     args = p.parse_args(argv)
     try:
-        return {"pilot": _pilot, "record": _record, "look": _look, "figures": _figures}[args.stage](args)
+        return {"pilot": _pilot, "record": _record, "look": _look, "figures": _figures,
+                "crosscheck": _crosscheck}[args.stage](args)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

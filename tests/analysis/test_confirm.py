@@ -407,3 +407,54 @@ def test_the_figures_draw_every_arm_with_its_seed_count(tmp_path):
     assert "A" in figs["confirm_eps"].axes[0].get_legend_handles_labels()[1][0]  # the pilot's plain model
     for name, fig in figs.items():
         fig.savefig(tmp_path / f"{name}.png")
+
+
+def test_the_cross_checks_read_a_blocks_models_from_disk_and_a_self_transfer_equals_the_white_box(tmp_path):
+    """`crosscheck` on one seed of a block: C's and D's rows get the longer attack and the
+    transfer from A; attacking D with examples made on D itself is the white-box attack exactly
+    (a known answer), and a model with every example robust at eps 0 passes both checks."""
+    import dataclasses
+
+    import torch
+
+    from analysis.confirm import crosscheck
+    from nsde.data import PRESETS, prepare
+    from nsde.models import ModelConfig, NoiseConfig, build_model
+
+    data = prepare(dataclasses.replace(PRESETS["tiny"], examples_per_class=6, cache_dir=str(tmp_path / "c")),
+                   progress=False)
+    configs = {"A": ModelConfig(backbone="resnet18"),
+               "C": ModelConfig(backbone="resnet18", noise=NoiseConfig(sigma=0.3, sigma_mode="absolute", depth=2,
+                                                                        eval_mode="mc", mc_samples=2)),
+               "D": ModelConfig(backbone="resnet18", noise=NoiseConfig(sigma=0.3, depth=2, eval_mode="off"))}
+    rows = []
+    for i, (arm, cfg) in enumerate(configs.items()):
+        torch.manual_seed(i)
+        model = build_model(cfg)
+        folder = tmp_path / "runs" / f"run_trial_t{arm}_{i}_x" / "checkpoint_000003"
+        folder.mkdir(parents=True)
+        torch.save({"model_config": dataclasses.asdict(cfg), "model": model.state_dict()}, folder / "model.pt")
+        (folder / "data.json").write_text(json.dumps({"path": str(data.path)}))
+        rows.append({"arm": arm, "seed": 0, "trial_id": f"t{arm}", "search": "blk", "endpoints": {}})
+    record, pilot = tmp_path / "blocks.json", tmp_path / "pilot.json"
+    record.write_text(json.dumps({"rows": rows}))
+    pilot.write_text(json.dumps({"eps_star": 0.15}))
+    args = ["crosscheck", "--search", "blk", "--runs", str(tmp_path / "runs"), "--subset", "6", "--steps", "2",
+            "--more-steps", "4", "--record", str(record), "--pilot", str(pilot)]
+    assert main(args) == 0
+    out = {r["arm"]: r for r in json.loads(record.read_text())["rows"]}
+    assert "crosscheck" not in out["A"]
+    for arm in ("C", "D"):
+        c = out[arm]["crosscheck"]
+        assert c["source"] == "A seed 0" and c["eps"] == 0.15 and c["n"] == 6
+        assert set(c["robust"]) == {"2 steps", "4 steps", "transfer"} and isinstance(c["steps"]["passed"], bool)
+    # D against itself: the same examples, the same verdict
+    torch.manual_seed(2)
+    d = build_model(configs["D"]).eval()
+    x = data.split("test").x[:8].float()
+    y = d(x).argmax(1)  # every example correct: robust accuracy is non-trivial
+    same = crosscheck(d, d, x, y, eps=0.15, steps=2, more_steps=4)
+    assert same["robust"]["transfer"] == same["robust"]["4 steps"] and same["transfer"]["difference"] == 0
+    tiny = crosscheck(d, d, x, y, eps=1e-6, steps=2, more_steps=4)  # nothing moves at eps -> 0
+    assert tiny["robust"]["2 steps"] == tiny["robust"]["4 steps"] == 1.0 and tiny["steps"]["passed"]
+    assert main([*args[:2], "nope", *args[3:]]) == 2  # a search the record does not hold
