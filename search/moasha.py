@@ -131,15 +131,26 @@ class RungTables:
     """
 
     def __init__(self, directions: Sequence[str], epochs: Sequence[int], reduction_factor: float, *,
-                 keep_front: bool = False, audit: bool = False) -> None:
+                 keep_front: bool = False, audit: bool = False, brackets: int = 1) -> None:
         self.directions = list(directions)
         self.epochs = tuple(int(e) for e in epochs)
         self.reduction_factor = float(reduction_factor)
         self.keep_front = bool(keep_front)
         self.audit = bool(audit)
+        if not 1 <= int(brackets) <= len(self.epochs) + 1:
+            raise ValueError(f"`1 <= brackets <= {len(self.epochs) + 1}` (the rungs + 1) must hold, but got {brackets}")
+        self.brackets = int(brackets)
         self.tables: dict[int, dict[str, list[float]]] = {e: {} for e in self.epochs}  # in arrival order
         self.shadow: dict[int, dict[str, list[float]]] = {e: {} for e in self.epochs}  # audit: after a would-stop
         self.decisions: dict[str, list[Decision]] = {}  # trial id -> its decisions, rung by rung
+        self.bracket_of: dict[str, int] = {}  # trial id -> its bracket, in the order trials first reported
+
+    def bracket(self, trial_id: str) -> int:
+        """The trial's bracket (Hyperband-style, Li et al. 2017): trials take brackets 0, 1, ...,
+        brackets - 1 in turn, in the order they first report; bracket b's grace period is the
+        b-th rung (b = 0: every rung), so with brackets = rungs + 1 the last bracket never stops.
+        Trials are ranked only against their own bracket's trials at a rung."""
+        return self.bracket_of.setdefault(trial_id, len(self.bracket_of) % self.brackets)
 
     def record(self, trial_id: str, epoch: int, values: Sequence[float], *, protected: bool = False
                ) -> Decision | None:
@@ -150,6 +161,9 @@ class RungTables:
             return None
         if len(values) != len(self.directions):
             raise ValueError(f"a rung result needs {len(self.directions)} objective values, but got {list(values)}")
+        bracket = self.bracket(trial_id)
+        if self.epochs.index(epoch) < bracket:  # below the bracket's grace period: not a rung of this trial's
+            return None
         table = self.tables[epoch]
         earlier = next((d for d in self.decisions.get(trial_id, []) if d.epoch == epoch), None)
         if earlier is not None:
@@ -158,7 +172,7 @@ class RungTables:
             self.shadow[epoch].setdefault(trial_id, [float(v) for v in values])
             return None
         table[trial_id] = [float(v) for v in values]
-        ids = list(table)
+        ids = [t for t in table if self.bracket_of.get(t) == bracket]  # the trial's bracket only
         positions, fronts = rank_at_rung(np.array([table[t] for t in ids]), self.directions)
         i = ids.index(trial_id)
         continuing = math.ceil(len(ids) / self.reduction_factor)
@@ -180,7 +194,8 @@ class RungTables:
 
     def to_dict(self) -> dict[str, Any]:
         return {"directions": self.directions, "epochs": list(self.epochs), "reduction_factor": self.reduction_factor,
-                "keep_front": self.keep_front, "audit": self.audit,
+                "keep_front": self.keep_front, "audit": self.audit, "brackets": self.brackets,
+                "bracket_of": dict(self.bracket_of),
                 "tables": {str(e): t for e, t in self.tables.items()},
                 "shadow": {str(e): t for e, t in self.shadow.items()},
                 "decisions": {t: [asdict(d) for d in ds] for t, ds in self.decisions.items()}}
@@ -188,7 +203,10 @@ class RungTables:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RungTables:
         tables = cls(d["directions"], d["epochs"], d["reduction_factor"], keep_front=d.get("keep_front", False),
-                     audit=d.get("audit", False))
+                     audit=d.get("audit", False), brackets=d.get("brackets", 1))
+        tables.bracket_of = {t: int(b) for t, b in d.get("bracket_of", {}).items()}
+        for t in d["decisions"]:  # a file written before brackets: every trial in bracket 0
+            tables.bracket_of.setdefault(t, 0)
         tables.tables = {int(e): dict(t) for e, t in d["tables"].items()}
         tables.shadow = {**tables.shadow, **{int(e): dict(t) for e, t in d.get("shadow", {}).items()}}
         tables.decisions = {t: [Decision(**x) for x in ds] for t, ds in d["decisions"].items()}
@@ -217,6 +235,7 @@ class MOASHAScheduler(FIFOScheduler):
         keep_front: members of a rung's first non-dominated front always continue (`RungTables`).
         audit: decide at every rung but stop nothing (`RungTables`; `analysis.rungs.rung_audit`
             reads what the rule would have done against how the trials ended).
+        brackets: Hyperband-style brackets (`RungTables.bracket`; 1 = plain MOASHA).
     """
 
     _supports_buffered_results = False  # a buffered result would reach its rung late
@@ -224,12 +243,12 @@ class MOASHAScheduler(FIFOScheduler):
     def __init__(self, objectives: Sequence[Objective], *, max_t: int, grace_period: int = 1,
                  reduction_factor: float = 3, state_file: str | Path | None = None,
                  baseline_config: dict[str, Any] | None = None, keep_front: bool = False,
-                 audit: bool = False) -> None:
+                 audit: bool = False, brackets: int = 1) -> None:
         super().__init__()
         self.baseline_config = baseline_config
         self.objectives = tuple(objectives)
         self.rungs = RungTables([o.mode for o in self.objectives], rung_epochs(grace_period, reduction_factor, max_t),
-                                reduction_factor, keep_front=keep_front, audit=audit)
+                                reduction_factor, keep_front=keep_front, audit=audit, brackets=brackets)
         self.state_file = Path(state_file) if state_file is not None else None
         self._read = False
 

@@ -44,6 +44,7 @@ from record.schema import FINAL_EVAL_PARAM, SEARCH_EVAL_PARAM
 from search.config import trial_configs
 from search.final import FrontChange, as_search, finish, front_ids, pick_baseline
 from search.launch import max_epochs, optuna_hint, require_server, tracker_state, tune_trials
+from search.moasha import rung_epochs
 from search.searcher import SAMPLERS
 from search.settings import DEFAULT_TRIALS, SCHEDULERS, SearchContext, SearchSettings
 from search.tracking import (
@@ -136,6 +137,11 @@ def _prepare(settings: SearchSettings) -> SearchContext:
     if settings.scheduler in ("asha", "moasha") and settings.grace_period >= max_epochs(space):
         raise ValueError(f"`--grace-period < epochs` must hold for {settings.scheduler.upper()}, but got grace "
                          f"period {settings.grace_period} and at most {max_epochs(space)} epochs")
+    if settings.scheduler == "moasha":
+        rungs = rung_epochs(settings.grace_period, settings.reduction_factor, max_epochs(space))
+        if settings.rung_brackets > len(rungs) + 1:
+            raise ValueError(f"`--rung-brackets <= {len(rungs) + 1}` (the rungs {list(rungs)} + 1) must hold, but got "
+                             f"{settings.rung_brackets}")
     constraints = parse_constraints(settings.constraints)
     if any(c.relative for c in constraints) and not space.points:
         raise ValueError(f"--constraint {next(str(c) for c in constraints if c.relative)}: a bound relative to the "
@@ -406,6 +412,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rung-keep-front", action="store_true",
                    help="MOASHA: a trial on its rung's non-dominated front always continues (better with 3+ "
                         "objectives in the simulated benchmark; docs/benchmarks.md)")
+    p.add_argument("--rung-brackets", type=int, default=d.rung_brackets,
+                   help="MOASHA: Hyperband-style brackets; trials take brackets 0..N-1 in turn, bracket b's first "
+                        "rung is the b-th (N = the rungs + 1: the last bracket never stops), ranked within their bracket")
     p.add_argument("--rung-audit", action="store_true",
                    help="MOASHA: evaluate every rung and decide as the rule would, but stop nothing; the report "
                         "and rungs.json on the parent run then show the trials the rule would have stopped that "

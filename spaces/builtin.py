@@ -1,6 +1,6 @@
 """The named search spaces: `default`, `paper`, `shapes`, the designed study `study`, the
-confirmatory study's pilot `confirm-pilot` and its adversarial-training reference `confirm-at`
-(and `confirm_space`, the confirmatory stage built from the pilot's choices).
+confirmatory study's pilot `confirm-pilot`, the confirmatory stage `confirm` (`confirm_space` at
+the pilot's choices) and its adversarial-training reference `confirm-at`.
 
 Blocks with injection (`nsde.models`): convnext_atto and _femto have 2+2+6+2 = 12 residual
 blocks, convnext_tiny / _base 3+3+9(27)+3, resnet18 has 2+2+2+2 = 8 and resnet34 / 50
@@ -249,7 +249,7 @@ def confirm_pilot() -> SearchSpace:
 
 # The confirmatory stage (docs/study.md, "Plan"): six arms, seed-major, each at its budget, built
 # from the pilot's choices (`analysis.confirm`, bench/results/confirm-pilot.json). It is
-# registered as `confirm` once the pilot is complete; `confirm_space` builds it from any choices.
+# registered as `confirm` (below, at the pilot's choices); `confirm_space` builds it from any choices.
 CONFIRM_SEEDS = tuple(range(12))  # the two looks: seeds 0-5, then 6-11
 CONFIRM_ARMS = ("A", "B", "B'", "C", "D", "E")
 
@@ -345,3 +345,17 @@ def confirm_at() -> SearchSpace:
                    "adversarial/steps": AT_STEPS, "adversarial/ramp_epochs": AT_RAMP_EPOCHS},
         points=replicate([{}], AT_SEEDS),
     )
+
+
+# The pilot's choices (bench/results/confirm-pilot.json, `python -m analysis.confirm pilot`;
+# tests/spaces/test_spaces.py checks them against it): B's intensity, B''s lowest SNR, D's
+# relative sigma and recipe (the plain one: no other recipe scored within a point of it).
+CONFIRM_CHOICES = {"B": {"augment/high": 0.05}, "B'": {"augment/snr_low": -5.0},
+                   "D": {"noise/sigma": 0.3, "train/lr": 4e-3, "train/weight_decay": 0.05}}
+
+
+@register_space("confirm")
+def confirm() -> SearchSpace:
+    """The confirmatory study (docs/study.md, "Plan"): six arms, seeds 0-11, seed-major; run it in
+    blocks of whole seeds with --points (6 points a seed)."""
+    return confirm_space(CONFIRM_CHOICES, final_profile="confirm")

@@ -126,6 +126,33 @@ def test_keep_front_keeps_every_non_dominated_trial_and_still_stops_dominated_on
     assert back.keep_front and back.decisions == kept.decisions
 
 
+def test_brackets_rank_trials_only_within_their_bracket_from_its_own_grace_period(tmp_path):
+    """Hyperband-style brackets: trials take brackets in turn; bracket 1 skips the first rung
+    and the last bracket (rungs + 1) never stops; a trial is ranked against its bracket only."""
+    tables = RungTables(MAX2, [1, 3], 2.0, brackets=3)
+    assert [tables.bracket(f"t{i}") for i in range(6)] == [0, 1, 2, 0, 1, 2]
+    # at the epoch-1 rung only bracket 0 (t0, t3) is ranked; t1, t2, t4, t5 have no rung there
+    assert tables.record("t0", 1, (0.9, 0.9)).stop is False
+    assert tables.record("t1", 1, (0.1, 0.1)) is None and tables.record("t2", 1, (0.0, 0.0)) is None
+    assert tables.record("t3", 1, (0.5, 0.5)).stop is True  # behind t0, its bracket's only other trial
+    # at the epoch-3 rung bracket 1 starts: t1 is alone in it (t0 is bracket 0's), so it continues
+    d1 = tables.record("t1", 3, (0.1, 0.1))
+    assert not d1.stop and d1.trials == 1
+    assert tables.record("t0", 3, (0.9, 0.9)).trials == 1  # bracket 0 holds t0 alone at epoch 3 (t3 stopped)
+    assert tables.record("t4", 3, (0.0, 0.0)).stop is True  # bracket 1: behind t1
+    assert tables.record("t2", 3, (0.0, 0.0)) is None and tables.record("t5", 3, (0.0, 0.0)) is None  # never stop
+    assert set(tables.stopped()) == {"t3", "t4"}
+    back = RungTables.from_dict(json.loads(json.dumps(tables.to_dict())))
+    assert back.brackets == 3 and back.bracket_of == tables.bracket_of and set(back.stopped()) == {"t3", "t4"}
+    with pytest.raises(ValueError, match=r"1 <= brackets <= 3"):
+        RungTables(MAX2, [1, 3], 2.0, brackets=4)
+    # one bracket is plain MOASHA: the same decisions as without the argument
+    plain, one = RungTables(MAX2, [1], 2.0), RungTables(MAX2, [1], 2.0, brackets=1)
+    values = [(0.5, 0.5), (0.9, 0.1), (0.4, 0.4), (0.1, 0.9)]
+    assert [plain.record(f"t{i}", 1, v) for i, v in enumerate(values)] == \
+        [one.record(f"t{i}", 1, v) for i, v in enumerate(values)]
+
+
 def test_the_baseline_is_ranked_but_never_stopped():
     """The space's first point runs to the end: the held-out comparison and bounds relative to
     the baseline need its final numbers. It still takes its place in the rung's ranking."""

@@ -342,6 +342,8 @@ def _closed_port() -> int:
         (["--address", "ray://127.0.0.1:10001"], "Ray Client (ray://) is not supported"),
         (["--scheduler", "moasha", "--reduction-factor", "1"], "`--reduction-factor > 1` must hold, but got 1.0"),
         (["--rung-audit"], "--rung-audit audits MOASHA's rule: it needs --scheduler moasha, but got --scheduler fifo"),
+        (["--rung-brackets", "2"], "--rung-brackets splits MOASHA's trials into brackets: it needs --scheduler moasha"),
+        (["--scheduler", "moasha", "--rung-brackets", "9"], "`--rung-brackets <= "),
         (["--warm-start", "nope"], "--warm-start nope: no MLflow store at sqlite:///mlflow.db"),
         (["--constraint", "clean>=0.7"], "--constraint 'clean>=0.7': unknown metric 'clean'"),
         (["--constraint", "clean_accuracy>0.7"], "must read METRIC>=BOUND or METRIC<=BOUND"),

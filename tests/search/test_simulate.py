@@ -28,7 +28,7 @@ def test_fifo_runs_every_trial_to_the_end_and_moasha_stops_some():
 
 
 def test_problems_rise_with_the_epochs_to_their_final_values():
-    for problem in PROBLEMS.values():
+    for problem in (PROBLEMS["zdt1"], PROBLEMS["dtlz2"]):
         x = np.full(problem.dims + 1, 0.3)  # the parameters, then the speed
         early, late = problem.at(x, 1), problem.at(x, 200)
         assert (late > early).all() and late == pytest.approx(problem.final(x[:-1]), abs=0.05)
@@ -86,3 +86,86 @@ def test_the_simulator_and_a_real_tune_run_make_the_same_decisions(ray_local, tm
         tid = f"{i:05d}"
         expected[x0] = (sim.stopped[tid], False) if tid in sim.stopped else (MAX_EPOCHS, True)
     assert real == expected
+
+
+# ------------------------------------------------------------------ the crossing problem
+
+
+def test_the_crossing_problems_curves_are_the_measured_ones():
+    """MEASURED_CURVES / MEASURED_NOISE are the convergence benchmark's record, as the module says."""
+    import json
+    from pathlib import Path
+
+    from scipy.optimize import isotonic_regression
+
+    from search.simulate import MEASURED_CURVES, MEASURED_EPOCHS, MEASURED_NOISE
+
+    record = json.loads((Path(__file__).parents[2] / "bench" / "results" / "convergence-cpu.json").read_text())
+    squares = {0: [], 1: [], 2: []}
+    for arm, curve in MEASURED_CURVES.items():
+        seeds = np.array([r["val_accuracy"] for r in record["rows"] if r["arm"] == arm and r["budget"] == MEASURED_EPOCHS])
+        assert len(seeds) == 2
+        mean = isotonic_regression(seeds.mean(axis=0)).x
+        assert np.allclose(curve, mean, atol=6e-5)
+        for y in seeds:
+            for e, d in enumerate(y - mean):
+                squares[min(2, 3 * e // MEASURED_EPOCHS)].append(d * d)
+    assert np.allclose(MEASURED_NOISE, [math.sqrt(2 * np.mean(v)) for v in squares.values()], atol=6e-4)
+
+
+def test_on_the_crossing_problem_the_nsde_trails_early_ends_ahead_and_an_early_rung_stops_it():
+    """The failure the problem exists for: at a rung a ninth into the schedule the plain
+    configuration dominates the NSDE one, which ends ahead on both objectives, and MOASHA
+    (grace 1, eta 3) stops the NSDE configuration there."""
+    from types import SimpleNamespace
+
+    from record import EVALUATED, RUNG_EPOCH, RUNG_PREFIX
+
+    problem, max_epochs = PROBLEMS["crossing"], 27
+    plain, nsde, half = [0.0, 0.0, 0.0, 0.5], [1.0, 0.0, 0.0, 0.5], [0.5, 0.0, 0.0, 0.5]
+    lead = problem.noiseless(plain, 0.1) - problem.noiseless(nsde, 0.1)
+    assert lead[0] == pytest.approx(0.4644 - 0.2759) and lead[1] > 0  # 19 points of clean accuracy at a tenth
+    end_plain, end_nsde = problem.noiseless(plain, 1.0), problem.noiseless(nsde, 1.0)
+    assert end_nsde[0] - end_plain[0] == pytest.approx(0.8599 - 0.8308, abs=1e-6)
+    assert (problem.at(nsde, max_epochs, max_epochs) > problem.at(plain, max_epochs, max_epochs)).all()
+    # the curve is read at the fraction of the schedule: 9 of 90 epochs is 3 of 30
+    assert problem.noiseless(nsde, 9 / 90) == pytest.approx(problem.noiseless(nsde, 3 / 30))
+    assert problem.at(nsde, 5, 27).tolist() == problem.at(nsde, 5, 27).tolist()  # deterministic
+    worst_recipe = problem.noiseless([1.0, 0.0, 0.0, 0.0], 1.0)
+    assert worst_recipe[0] == pytest.approx(end_nsde[0] * (1 - problem.recipe_penalty))
+    objectives = problem.objective_list
+    scheduler = MOASHAScheduler(objectives, max_t=max_epochs, grace_period=1, reduction_factor=3)
+    decisions = {}
+    for epoch in rung_epochs(1, 3, max_epochs):
+        for name, x in (("plain", plain), ("half", half), ("nsde", nsde)):
+            if decisions.get(name) == "STOP":
+                continue
+            values = problem.at(x, epoch, max_epochs)
+            report = {"epoch": epoch, EVALUATED: False, RUNG_EPOCH: float(epoch),
+                      **{RUNG_PREFIX + o.name: float(v) for o, v in zip(objectives, values)}}
+            decisions[name] = scheduler.on_trial_result(None, SimpleNamespace(trial_id=name, config={}), report)
+    assert decisions["nsde"] == "STOP" and decisions["plain"] == "CONTINUE"
+
+
+def test_the_crossing_problems_retention_is_the_pilots():
+    """CrossingProblem.retention: APGD at eps* over clean accuracy on the attacked examples, from
+    the confirmatory pilot's validation record: the plain model's, then per unit of each strength
+    the difference of the arm the curve belongs to (D at relative sigma 0.3, B' from -5 dB; C's,
+    not yet measured, is 0 until the pilot's C is in)."""
+    import json
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).parents[2] / "bench" / "results" / "confirm-pilot.json").read_text())
+    eps = record["eps_star"]
+
+    def ratio(arm, setting):
+        row = next(r for r in record["rows"] if r["arm"] == arm and json.loads(r["setting"]) == setting)
+        return row[f"apgd@{eps:g}"] / row["attacked_clean"]
+
+    plain = ratio("A", {})
+    arms = (ratio("D", {"noise/sigma": 0.3, "train/lr": 4e-3, "train/weight_decay": 0.05}),
+            ratio("B'", {"augment/snr_low": -5.0}))
+    retention = PROBLEMS["crossing"].retention
+    assert retention[:3] == pytest.approx((plain, *(a - plain for a in arms)), abs=5e-4)
+    c = [r for r in record["rows"] if r["arm"] == "C"]
+    assert retention[3] == (pytest.approx(ratio("C", {}) - plain, abs=5e-4) if c else 0.0)

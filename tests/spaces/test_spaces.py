@@ -15,7 +15,7 @@ from spaces.builtin import STUDY_HURST, STUDY_SEEDS, STUDY_SIGMA
 
 
 def test_registry_lists_the_named_spaces_and_unknown_names_list_them():
-    assert {"default", "paper", "shapes", "study", "confirm-pilot", "confirm-at"} <= set(list_spaces())
+    assert {"default", "paper", "shapes", "study", "confirm-pilot", "confirm-at", "confirm"} <= set(list_spaces())
     with pytest.raises(ValueError, match=r"unknown search space 'nope'.*default.*paper"):
         get_space("nope")
 
@@ -293,3 +293,32 @@ def test_the_adversarial_training_reference_trains_at_the_pilots_eps_star_on_the
         assert (train.lr, train.weight_decay, train.epochs, model.noise.sigma, train.augment.kind) == (4e-3, 0.05, 30, 0.0, "none")
         seeds.append(train.seed)
     assert seeds == [0, 1, 2] and set(seeds) <= set(CONFIRM_SEEDS)
+
+
+def test_the_registered_confirmatory_space_runs_the_pilots_choices():
+    """`confirm` is `confirm_space` at the choices the pilot's record holds (eps* is the
+    `confirm` test profile's), seeds 0-11, seed-major, every arm every seed."""
+    import json
+    from pathlib import Path
+
+    from analysis.confirm import arm_of
+    from spaces.builtin import CONFIRM_ARMS, CONFIRM_CHOICES
+
+    import pandas as pd
+
+    from analysis.confirm import choose
+
+    record = json.loads((Path(__file__).parents[2] / "bench" / "results" / "confirm-pilot.json").read_text())
+    # C has no free setting: the choice rests on the other 13 points, whether C is in or not
+    table = pd.DataFrame(record["rows"]).set_index("trial_id")
+    table = table.astype({c: float for c in table.columns if c.startswith("apgd@")})
+    assert {arm for arm in table["arm"]} >= {"A", "B", "B'", "D"}
+    chosen = choose(table)
+    assert {arm: chosen[arm] for arm in ("B", "B'", "D")} == CONFIRM_CHOICES
+    space = get_space("confirm")
+    assert space.final_profile == "confirm" and space.search_profile == "confirm-val" and len(space.points) == 72
+    arms = [arm_of(space.config(p)) for p in space.points]
+    assert [a for a, _ in arms] == list(CONFIRM_ARMS) * 12
+    assert [p["train/seed"] for p in space.points] == [s for s in range(12) for _ in CONFIRM_ARMS]
+    assert arms[1][1] == CONFIRM_CHOICES["B"] and arms[2][1] == CONFIRM_CHOICES["B'"]
+    assert arms[4][1] == CONFIRM_CHOICES["D"] == arms[5][1]  # E at D's sigma and recipe
