@@ -73,6 +73,7 @@ __all__ = [
     "model_rows",
     "obf_levels",
     "pilot_keys",
+    "pilot_table",
     "pilot_values",
     "seed_band",
     "step_down",
@@ -493,18 +494,13 @@ def crosscheck(target, source, x, y, *, eps: float, steps: int = 20, more_steps:
     `steps` beyond noise (the profile's attack has converged); `transfer`: APGD examples made on
     `source` (another trained model, e.g. the plain one of the same seed) must not beat the
     white-box attack beyond noise. Paired bootstrap 95 % intervals on the same examples."""
-    from nsde.metrics.robustness import apgd_attack
-    from nsde.metrics.stats import paired_difference
-
-    def _paired(a, b, seed):
-        diff, p = paired_difference(a.astype(np.float64), b.astype(np.float64), seed=seed)
-        return {"difference": diff.value, "low": diff.low, "high": diff.high, "p": p}
+    from nsde.metrics.robustness import apgd_attack, paired_summary
 
     base = apgd_attack(target, x, y, eps=(eps,), steps=steps, eot_iter=eot_iter, seed=seed).robust[0]
     more = apgd_attack(target, x, y, eps=(eps,), steps=more_steps, eot_iter=eot_iter, seed=seed).robust[0]
     moved = apgd_attack(target, x, y, eps=(eps,), steps=more_steps, eot_iter=eot_iter, seed=seed,
                         source=source).robust[0]
-    longer, transfer = _paired(more, base, seed), _paired(moved, more, seed)
+    longer, transfer = paired_summary(more, base, seed), paired_summary(moved, more, seed)
     return {"eps": eps, "n": len(base), "robust": {f"{steps} steps": float(base.mean()),
                                                          f"{more_steps} steps": float(more.mean()),
                                                          "transfer": float(moved.mean())},
@@ -688,6 +684,12 @@ def pilot_keys(space_name: str = "confirm-pilot") -> list[tuple[str, str]]:
             (arm_of(space.config(point)) for point in space.points)]
 
 
+def pilot_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The pilot record's rows as the table `choose` reads (indexed by trial id, APGD as floats)."""
+    table = pd.DataFrame(list(rows)).set_index("trial_id")
+    return table.astype({c: float for c in table.columns if c.startswith("apgd@")})
+
+
 def merge_pilot(rows: Sequence[Mapping[str, Any]], values: pd.DataFrame, keys: Sequence[tuple[str, str]]
                 ) -> tuple[list[dict], list[tuple[str, str]]]:
     """The pilot's rows so far: the recorded `rows` (each kept: a point measured once is never
@@ -722,8 +724,7 @@ def _pilot(args) -> int:
     if plain:  # eps* rests on A alone: known as soon as A is measured
         record["eps_star"] = eps_star(plain[0])
     if not missing:
-        table = pd.DataFrame(rows).set_index("trial_id")
-        record.update(choose(table.astype({c: float for c in table.columns if c.startswith("apgd@")})))
+        record.update(choose(pilot_table(rows)))
     _write(out, record)
     if missing:
         print(f"pilot: {len(rows)} of {len(keys)} points measured; missing: "

@@ -376,7 +376,7 @@ def noise_off_twin(model: torch.nn.Module) -> torch.nn.Module | None:
     return twin.to(next(model.parameters()).device).eval()
 
 
-def _paired(a: np.ndarray, b: np.ndarray, seed: int) -> dict:
+def paired_summary(a: np.ndarray, b: np.ndarray, seed: int) -> dict:
     """mean(a) - mean(b) on the same examples: value, 95 % paired-bootstrap interval."""
     diff, p = paired_difference(a.astype(np.float64), b.astype(np.float64), seed=seed)
     return {"difference": diff.value, "low": diff.low, "high": diff.high, "p": p}
@@ -447,8 +447,8 @@ def _eot_check(attack: Callable[..., AttackResult], whitebox: AttackResult, eot_
     eps_max, at_max = whitebox.eps[-1], whitebox.robust[-1]
     one = attack(eps=(eps_max,), eot_iter=1).robust[0]
     more = attack(eps=(eps_max,), eot_iter=eot_factor * eot_iter).robust[0]
-    rise_1 = _paired(at_max, one, seed)  # profile EOT - EOT 1
-    rise_more = _paired(more, at_max, seed)  # larger EOT - profile EOT
+    rise_1 = paired_summary(at_max, one, seed)  # profile EOT - EOT 1
+    rise_more = paired_summary(more, at_max, seed)  # larger EOT - profile EOT
     converged = rise_more["high"] >= 0 or not math.isfinite(rise_more["high"])  # more EOT not clearly lower
     no_rise = rise_1["low"] <= 0 and rise_more["low"] <= 0
     return {"eps": eps_max, "samples": [1, eot_iter, eot_factor * eot_iter],
@@ -466,7 +466,7 @@ def _transfer_check(attack: Callable[..., AttackResult], model: torch.nn.Module,
         return {"passed": None, "rule": "not applicable: no noise-off twin of this model"}
     eps_max, at_max = whitebox.eps[-1], whitebox.robust[-1]
     transferred = attack(eps=(eps_max,), eot_iter=1, source=twin).robust[0]
-    gap = _paired(transferred, at_max, seed)  # transfer - white-box: negative = transfer stronger
+    gap = paired_summary(transferred, at_max, seed)  # transfer - white-box: negative = transfer stronger
     return {"eps": eps_max, "robust_transfer": float(transferred.mean()),
             "robust_whitebox": float(at_max.mean()), "n": int(len(at_max)),
             "transfer_minus_whitebox": gap, "passed": bool(gap["high"] >= 0),

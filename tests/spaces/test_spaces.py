@@ -301,17 +301,12 @@ def test_the_registered_confirmatory_space_runs_the_pilots_choices():
     import json
     from pathlib import Path
 
-    from analysis.confirm import arm_of
+    from analysis.confirm import arm_of, choose, pilot_table
     from spaces.builtin import CONFIRM_ARMS, CONFIRM_CHOICES
-
-    import pandas as pd
-
-    from analysis.confirm import choose
 
     record = json.loads((Path(__file__).parents[2] / "bench" / "results" / "confirm-pilot.json").read_text())
     # C has no free setting: the choice rests on the other 13 points, whether C is in or not
-    table = pd.DataFrame(record["rows"]).set_index("trial_id")
-    table = table.astype({c: float for c in table.columns if c.startswith("apgd@")})
+    table = pilot_table(record["rows"])
     assert {arm for arm in table["arm"]} >= {"A", "B", "B'", "D"}
     chosen = choose(table)
     assert {arm: chosen[arm] for arm in ("B", "B'", "D")} == CONFIRM_CHOICES
