@@ -517,23 +517,30 @@ def _crosscheck(args) -> int:
 
     path = Path(args.record)
     record = json.loads(path.read_text()) if path.exists() else {"rows": []}
-    rows = [r for r in record["rows"] if r.get("search") == args.search_name]
+    searches = list(args.search_name)
+    rows = [r for r in record["rows"] if r.get("search") in searches]
     by = {(r["arm"], r["seed"]): r for r in rows}
     seeds = sorted({r["seed"] for r in rows if all((a, r["seed"]) in by for a in ("A", "C", "D"))})
+    named = " ".join(f"--search {s}" for s in searches)
     if not seeds:
-        raise ValueError(f"the record has no seed of search {args.search_name!r} with A, C and D tested: "
-                         f"run `python -m analysis.confirm record --search {args.search_name}` first")
+        raise ValueError(f"the record has no seed of the searches {searches} with A, C and D tested (C runs in "
+                         f"blocks of its own: name its block too): run `python -m analysis.confirm record {named}` "
+                         f"first")
     seed = seeds[0] if args.seed is None else args.seed
     if seed not in seeds:
-        raise ValueError(f"seed {seed} of {args.search_name!r} lacks A, C or D; seeds with all three: {seeds}")
+        raise ValueError(f"seed {seed} of {searches} lacks A, C or D; seeds with all three: {seeds}")
     eps = float(json.loads(Path(args.pilot).read_text())["eps_star"])
-    folder = Path(args.runs or Path("runs") / args.search_name)
-    source, data = trial_model(folder, by[("A", seed)]["trial_id"])
+
+    def model_of(arm: str):  # the trial's models live in its own search's Tune folder
+        row = by[(arm, seed)]
+        return trial_model(Path(args.runs) / row["search"], row["trial_id"])
+
+    source, data = model_of("A")
     test = data.split("test")
     pick = torch.randperm(len(test.y), generator=torch.Generator().manual_seed(seed))[:args.subset]
     x, y = test.x[pick].float(), test.y[pick]
     for arm in ("C", "D"):
-        target, _ = trial_model(folder, by[(arm, seed)]["trial_id"])
+        target, _ = model_of(arm)
         by[(arm, seed)]["crosscheck"] = {"source": f"A seed {seed}", **crosscheck(
             target, source, x, y, eps=eps, steps=args.steps, more_steps=args.more_steps, seed=seed)}
         c = by[(arm, seed)]["crosscheck"]
@@ -805,8 +812,9 @@ def main(argv: list[str] | None = None) -> int:
     lk.add_argument("--out", default=None, help="the look's JSON (default bench/results/confirm-look<N>.json)")
     cc = sub.add_parser("crosscheck", help="the 100-step and transfer cross-checks of APGD on C and D, one seed "
                                            "of a block whose models are still on disk")
-    cc.add_argument("--search", dest="search_name", required=True, help="the block's search name")
-    cc.add_argument("--runs", default=None, help="the block's Tune folder (default runs/<search>)")
+    cc.add_argument("--search", dest="search_name", action="append", required=True,
+                    help="a block's search name (repeat: C's block and the block of A and D of the same seed)")
+    cc.add_argument("--runs", default="runs", help="the Tune storage folder (the models are under <runs>/<search>)")
     cc.add_argument("--seed", type=int, default=None, help="the seed (default the block's first with A, C and D)")
     cc.add_argument("--subset", type=int, default=CROSSCHECK_SUBSET, help="test examples attacked")
     cc.add_argument("--steps", type=int, default=20, help="the profile's APGD steps")

@@ -117,12 +117,12 @@ def _prepare(settings: SearchSettings) -> SearchContext:
     from spaces import get_space
 
     space = get_space(settings.space)
-    block = settings.point_slice(space)
-    if block != slice(None):  # a block of a long design: its points only, in the design's order
-        if block.start and any(c.relative for c in parse_constraints(settings.constraints)):
+    block = settings.point_indices(space)
+    if block is not None:  # a block of a long design: its points only, in the design's order
+        if block[0] != 0 and any(c.relative for c in parse_constraints(settings.constraints)):
             raise ValueError(f"--points {settings.points}: a --constraint relative to the baseline needs the "
                              f"design's first point (the baseline) in the block")
-        space = replace(space, points=space.points[block])
+        space = replace(space, points=tuple(space.points[i] for i in block))
     settings = replace(settings, num_samples=settings.trials(space))
     seeded = SEED_KEY in space.constants or any(p.target(n) == SEED_KEY for n, p in space.params.items())
     if not seeded:  # every trial trains with the search's seed
@@ -395,7 +395,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"trials to run (default: {DEFAULT_TRIALS}, or every point of a designed space such as study)")
     p.add_argument("--points", default=None, metavar="START:STOP",
                    help="a designed space's points START..STOP-1 (0-based): one block of a long design, e.g. "
-                        "0:18 for the first three seeds of six arms; its own --name, resumable with --resume")
+                        "0:18 for the first three seeds of six arms, or several joined by commas (0:3,4:6); "
+                        "its own --name, resumable with --resume")
     p.add_argument("--objectives", default=d.objectives,
                    help=f"comma-separated name[:max|min]; names: {', '.join(METRICS)}")
     p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,

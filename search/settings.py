@@ -78,30 +78,37 @@ class SearchSettings:
     # seconds an MLflow server may stay down before the tracker drops writes (replayed at the end)
     tracking_outage_limit: float = ruled(600.0, Rule(float, 0, label="--tracking-outage-limit"))
 
-    def point_slice(self, space) -> slice:
-        """--points START:STOP (0-based, STOP excluded; either may be left out) as a slice of the
-        designed space's points; every point when None.
+    def point_indices(self, space) -> list[int] | None:
+        """--points as the designed space's point indices, in the design's order; None (every
+        point) when not given. The value is START:STOP (0-based, STOP excluded; either may be
+        left out) or several such blocks joined by commas ("0:3,4:6": points 0-2 and 4-5).
 
         Raises:
-            ValueError: not START:STOP, an empty or out-of-range block, or a space that is not designed.
+            ValueError: not START:STOP[,START:STOP...], an empty, out-of-range or overlapping
+                block, or a space that is not designed.
         """
         if self.points is None:
-            return slice(None)
+            return None
         if not space.designed:
             raise ValueError(f"--points {self.points}: only a designed space runs a block of its points; "
                              f"{space.name!r} samples its trials")
         n = len(space.points)
-        try:
-            start_text, stop_text = self.points.split(":")
-            start = int(start_text) if start_text.strip() else 0
-            stop = int(stop_text) if stop_text.strip() else n
-        except ValueError:
-            raise ValueError(f"--points must be START:STOP (0-based, STOP excluded, e.g. 0:18), but got "
-                             f"{self.points!r}") from None
-        if not 0 <= start < stop <= n:
-            raise ValueError(f"--points {self.points}: `0 <= START < STOP <= {n}` must hold (the designed space "
-                             f"{space.name!r} has {n} points)")
-        return slice(start, stop)
+        picked: list[int] = []
+        for part in self.points.split(","):
+            try:
+                start_text, stop_text = part.split(":")
+                start = int(start_text) if start_text.strip() else 0
+                stop = int(stop_text) if stop_text.strip() else n
+            except ValueError:
+                raise ValueError(f"--points must be START:STOP (0-based, STOP excluded, e.g. 0:18) or several joined "
+                                 f"by commas (0:3,4:6), but got {self.points!r}") from None
+            if not 0 <= start < stop <= n:
+                raise ValueError(f"--points {self.points}: `0 <= START < STOP <= {n}` must hold for {part!r} (the "
+                                 f"designed space {space.name!r} has {n} points)")
+            if set(picked) & set(range(start, stop)):
+                raise ValueError(f"--points {self.points}: the block {part!r} overlaps an earlier one")
+            picked.extend(range(start, stop))
+        return sorted(picked)
 
     def trials(self, space) -> int:
         """--num-samples, resolved: DEFAULT_TRIALS for a sampled space, every point of a designed

@@ -14,6 +14,8 @@ reaches the logits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from optuna.distributions import CategoricalDistribution as Cat
 from optuna.distributions import FloatDistribution as Float
 from optuna.distributions import IntDistribution as Int
@@ -352,6 +354,32 @@ def confirm_at() -> SearchSpace:
 # relative sigma and recipe (the plain one: no other recipe scored within a point of it).
 CONFIRM_CHOICES = {"B": {"augment/high": 0.05}, "B'": {"augment/snr_low": -5.0},
                    "D": {"noise/sigma": 0.3, "train/lr": 4e-3, "train/weight_decay": 0.05}}
+
+
+def _runs(indices: Sequence[int]) -> str:
+    """Sorted point indices as --points blocks: [0, 1, 2, 4, 5] -> "0:3,4:6"."""
+    parts, start = [], None
+    for i, k in enumerate(indices):
+        if start is None:
+            start = k
+        if i + 1 == len(indices) or indices[i + 1] != k + 1:
+            parts.append(f"{start}:{k + 1}")
+            start = None
+    return ",".join(parts)
+
+
+def confirm_blocks(seeds: Sequence[int] = CONFIRM_SEEDS, *, c_per_block: int = 2) -> dict[str, str]:
+    """The confirmatory study's blocks (amendment 7 of docs/study.md): search name -> --points of
+    the `confirm` space. The five cheaper arms of seed k are block `confirm-<k + 1>` (about 45 min
+    on a fast day, two trials at once); C, noise on at evaluation, whose test scoring alone takes
+    about as long as its training (bench/results/scoring_cost-confirm-C-cpu.json), runs two seeds
+    at once, `confirm-c<j>` for seeds 2j - 2 and 2j - 1. A seed counts for a look once all six of
+    its arms are in the record (`analysis.confirm record`)."""
+    arms, c = len(CONFIRM_ARMS), CONFIRM_ARMS.index("C")
+    blocks = {f"confirm-{k + 1}": _runs([k * arms + a for a in range(arms) if a != c]) for k in range(len(seeds))}
+    for j, first in enumerate(range(0, len(seeds), c_per_block), start=1):
+        blocks[f"confirm-c{j}"] = _runs([k * arms + c for k in range(first, min(first + c_per_block, len(seeds)))])
+    return blocks
 
 
 @register_space("confirm")

@@ -37,7 +37,7 @@ import torch
 from nsde.data import SpectrogramData
 from nsde.data.snr import snr_spectrograms
 from nsde.metrics.explain import abc_scores, abc_summary, attribution_stability
-from nsde.metrics.robustness import adaptive_checks, apgd_attack, correct_predictions, sweep_area, sweep_correct
+from nsde.metrics.robustness import AttackResult, adaptive_checks, apgd_attack, correct_predictions, sweep_area, sweep_correct
 from nsde.metrics.smoothing import certified_accuracy, certify
 from nsde.metrics.stats import proportion
 from nsde.registry import Registry
@@ -219,8 +219,13 @@ def _apgd(ev: Evaluation, idx: np.ndarray) -> Columns:
 def _checks(ev: Evaluation, idx: np.ndarray) -> None:
     cfg, device = ev.cfg, next(ev.model.parameters()).device
     num_classes = int(ev.model(ev.x[:1].to(device)).shape[-1])
+    whitebox: AttackResult = ev.scratch["attack"]
+    if 0 < cfg.checks_subset < len(idx):  # a seeded subset of the attacked examples, and their white-box outcome
+        keep = np.sort(np.random.default_rng([cfg.seed + 5, 7]).choice(len(idx), size=cfg.checks_subset,
+                                                                        replace=False))
+        idx, whitebox = idx[keep], AttackResult(whitebox.eps, whitebox.clean[keep], whitebox.robust[:, keep])
     ev.fields["checks"] = adaptive_checks(
-        ev.model, ev.x[idx], ev.y[idx], ev.scratch["attack"], num_classes=num_classes, small_eps=cfg.check_small_eps,
+        ev.model, ev.x[idx], ev.y[idx], whitebox, num_classes=num_classes, small_eps=cfg.check_small_eps,
         large_rms=cfg.check_large_rms, steps=cfg.apgd_steps, eot_iter=cfg.eot_iter, eot_factor=cfg.check_eot_factor,
         seed=cfg.seed, batch_size=cfg.batch_size)
 

@@ -410,9 +410,10 @@ def test_the_figures_draw_every_arm_with_its_seed_count(tmp_path):
 
 
 def test_the_cross_checks_read_a_blocks_models_from_disk_and_a_self_transfer_equals_the_white_box(tmp_path):
-    """`crosscheck` on one seed of a block: C's and D's rows get the longer attack and the
-    transfer from A; attacking D with examples made on D itself is the white-box attack exactly
-    (a known answer), and a model with every example robust at eps 0 passes both checks."""
+    """`crosscheck` on one seed of two blocks (A and D in one, C in its own, as amendment 7 runs
+    them): C's and D's rows get the longer attack and the transfer from A; attacking D with
+    examples made on D itself is the white-box attack exactly (a known answer), and a model with
+    every example robust at eps 0 passes both checks."""
     import dataclasses
 
     import torch
@@ -431,16 +432,18 @@ def test_the_cross_checks_read_a_blocks_models_from_disk_and_a_self_transfer_equ
     for i, (arm, cfg) in enumerate(configs.items()):
         torch.manual_seed(i)
         model = build_model(cfg)
-        folder = tmp_path / "runs" / f"run_trial_t{arm}_{i}_x" / "checkpoint_000003"
+        search = "blkc" if arm == "C" else "blk"
+        folder = tmp_path / "runs" / search / f"run_trial_t{arm}_{i}_x" / "checkpoint_000003"
         folder.mkdir(parents=True)
         torch.save({"model_config": dataclasses.asdict(cfg), "model": model.state_dict()}, folder / "model.pt")
         (folder / "data.json").write_text(json.dumps({"path": str(data.path)}))
-        rows.append({"arm": arm, "seed": 0, "trial_id": f"t{arm}", "search": "blk", "endpoints": {}})
+        rows.append({"arm": arm, "seed": 0, "trial_id": f"t{arm}", "search": search, "endpoints": {}})
     record, pilot = tmp_path / "blocks.json", tmp_path / "pilot.json"
     record.write_text(json.dumps({"rows": rows}))
     pilot.write_text(json.dumps({"eps_star": 0.15}))
-    args = ["crosscheck", "--search", "blk", "--runs", str(tmp_path / "runs"), "--subset", "6", "--steps", "2",
-            "--more-steps", "4", "--record", str(record), "--pilot", str(pilot)]
+    args = ["crosscheck", "--search", "blk", "--search", "blkc", "--runs", str(tmp_path / "runs"), "--subset", "6",
+            "--steps", "2", "--more-steps", "4", "--record", str(record), "--pilot", str(pilot)]
+    assert main([*args[:3], *args[5:]]) == 2  # C's block not named: no seed has A, C and D
     assert main(args) == 0
     out = {r["arm"]: r for r in json.loads(record.read_text())["rows"]}
     assert "crosscheck" not in out["A"]

@@ -51,14 +51,20 @@ def test_points_runs_one_block_of_a_designed_space_and_names_a_bad_block(tmp_pat
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ctx = _prepare(SearchSettings(space="confirm-pilot", points="4:8", mlflow_uri=uri, storage_path=str(tmp_path)))
     assert ctx.space.points == space.points[4:8] and ctx.settings.num_samples == 4
-    assert SearchSettings(points=":2").point_slice(space) == slice(0, 2)
-    assert SearchSettings(points="12:").point_slice(space) == slice(12, 14)
+    assert SearchSettings(points=":2").point_indices(space) == [0, 1]
+    assert SearchSettings(points="12:").point_indices(space) == [12, 13]
+    assert SearchSettings().point_indices(space) is None
+    # several blocks, in the design's order whatever order they are named in
+    assert SearchSettings(points="7:9,0:2").point_indices(space) == [0, 1, 7, 8]
+    ctx = _prepare(SearchSettings(space="confirm-pilot", points="0:3,4:6", mlflow_uri=uri,
+                                  storage_path=str(tmp_path)))
+    assert ctx.space.points == space.points[0:3] + space.points[4:6] and ctx.settings.num_samples == 5
     for bad, rule in (("3", "START:STOP"), ("a:b", "START:STOP"), ("8:4", "0 <= START < STOP <= 14"),
-                      ("0:15", "0 <= START < STOP <= 14")):
+                      ("0:15", "0 <= START < STOP <= 14"), ("0:3,", "START:STOP"), ("0:4,3:6", "overlaps")):
         with pytest.raises(ValueError, match=rule):
-            SearchSettings(points=bad).point_slice(space)
+            SearchSettings(points=bad).point_indices(space)
     with pytest.raises(ValueError, match="only a designed space"):
-        SearchSettings(points="0:2").point_slice(get_space("default"))
+        SearchSettings(points="0:2").point_indices(get_space("default"))
     with pytest.raises(ValueError, match="needs the design's first point"):
         _prepare(SearchSettings(space="confirm-pilot", points="4:8", mlflow_uri=uri, storage_path=str(tmp_path),
                                 constraints=("clean_accuracy>=baseline-0.02",)))

@@ -317,3 +317,32 @@ def test_the_registered_confirmatory_space_runs_the_pilots_choices():
     assert [p["train/seed"] for p in space.points] == [s for s in range(12) for _ in CONFIRM_ARMS]
     assert arms[1][1] == CONFIRM_CHOICES["B"] and arms[2][1] == CONFIRM_CHOICES["B'"]
     assert arms[4][1] == CONFIRM_CHOICES["D"] == arms[5][1]  # E at D's sigma and recipe
+
+
+def test_the_confirmatory_blocks_cover_every_point_once_and_keep_c_apart():
+    """Amendment 7: every point of `confirm` in exactly one block; a `confirm-<k>` block is the
+    five arms other than C of one seed, a `confirm-c<j>` block is C of two consecutive seeds; so
+    the blocks of seeds 0-5 hold every arm of those seeds (the first look) and nothing else."""
+    from analysis.confirm import arm_of
+    from search.settings import SearchSettings
+    from spaces import get_space
+    from spaces.builtin import CONFIRM_SEEDS, confirm_blocks
+
+    space = get_space("confirm")
+    blocks = {name: SearchSettings(points=points).point_indices(space) for name, points in confirm_blocks().items()}
+    covered = sorted(i for idx in blocks.values() for i in idx)
+    assert covered == list(range(len(space.points)))  # every point once
+    assert len(blocks) == len(CONFIRM_SEEDS) + len(CONFIRM_SEEDS) // 2
+    for name, idx in blocks.items():
+        points = [space.points[i] for i in idx]
+        arms = [arm_of(p)[0] for p in points]
+        seeds = sorted({p["train/seed"] for p in points})
+        if name.startswith("confirm-c"):
+            j = int(name.removeprefix("confirm-c"))
+            assert arms == ["C", "C"] and seeds == [2 * j - 2, 2 * j - 1]
+        else:
+            k = int(name.removeprefix("confirm-"))
+            assert sorted(arms) == sorted(["A", "B", "B'", "D", "E"]) and seeds == [k - 1]
+    first_look = [i for n, idx in blocks.items() for i in idx
+                  if n in {f"confirm-{k}" for k in range(1, 7)} | {"confirm-c1", "confirm-c2", "confirm-c3"}]
+    assert sorted(first_look) == list(range(36))

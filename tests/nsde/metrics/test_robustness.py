@@ -179,3 +179,26 @@ def test_evaluate_report_is_complete_serialisable_and_reproducible(tiny):
         EvalConfig(eot_iter=0)
     with pytest.raises(ValueError, match="`split` must be one of"):
         evaluate(model, tiny, ecfg, split="train")
+
+
+def test_the_checks_run_on_a_seeded_subset_of_the_attacked_examples_with_their_white_box_outcome(tiny):
+    """checks_subset: the adaptive checks on k of the attacked examples; the EOT check's profile
+    value is the white-box robust accuracy of exactly those k (the attack is not rerun for them)."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(backbone="resnet18", noise=NoiseConfig(sigma=0.3, depth=2, eval_mode="mc",
+                                                                           mc_samples=2)))
+    base = dict(apgd_eps=(0.5,), apgd_steps=2, eot_iter=1, attack_subset=8, abc_subset=4, abc_samples=2, ig_steps=2,
+                stability_subset=2, stability_draws=1, sweep_intensities=(0.1,), sweep_area_max=0.1, snr_levels=(),
+                resamples=50, check_eot_factor=2)
+    whole = evaluate(model, tiny, EvalConfig(**base))
+    assert all(whole.checks[k]["n"] == 8 for k in ("eps_zero", "large_eps", "eot"))
+    same = evaluate(model, tiny, EvalConfig(**base, checks_subset=8))  # k = all attacked: no change
+    assert same.checks == whole.checks
+    part = evaluate(model, tiny, EvalConfig(**base, checks_subset=3))
+    assert all(part.checks[k]["n"] == 3 for k in ("eps_zero", "large_eps", "eot"))
+    keep = np.sort(np.random.default_rng([0 + 5, 7]).choice(8, size=3, replace=False))
+    robust = np.asarray(part.per_example["apgd"]["robust_0.5"])
+    assert part.checks["eot"]["robust"][1] == pytest.approx(robust[keep].mean())
+    assert part.objectives["apgd_accuracy"] == whole.objectives["apgd_accuracy"]  # the endpoint is not subset
+    with pytest.raises(ValueError, match="checks_subset"):
+        EvalConfig(checks_subset=-1)
