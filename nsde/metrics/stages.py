@@ -37,7 +37,14 @@ import torch
 from nsde.data import SpectrogramData
 from nsde.data.snr import snr_spectrograms
 from nsde.metrics.explain import abc_scores, abc_summary, attribution_stability
-from nsde.metrics.robustness import AttackResult, adaptive_checks, apgd_attack, correct_predictions, sweep_area, sweep_correct
+from nsde.metrics.robustness import (
+    AttackResult,
+    adaptive_checks,
+    apgd_attack,
+    correct_predictions,
+    sweep_area,
+    sweep_correct,
+)
 from nsde.metrics.smoothing import certified_accuracy, certify
 from nsde.metrics.stats import proportion
 from nsde.registry import Registry

@@ -5,6 +5,7 @@ look on simulated studies whose effects are known."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -275,6 +276,11 @@ def test_the_confirmatory_test_profile_attacks_at_the_pilots_eps_star():
     cfg = eval_config("confirm")
     assert cfg.apgd_eps == (record["eps_star"],) and cfg.attack_subset == 512 and cfg.apgd_steps == 20
     assert cfg.sweep_subset == 0 and cfg.sweep_area_max == 0.1 and cfg.checks and cfg.abc_subset == 256
+    assert cfg.checks_subset == 64  # amendment 6: the checks on 64 of the 512
+    # C's pilot point (amendment 6): the pilot profile at eps* only, its checks on 64 of the 128
+    c_pilot, pilot = eval_config("confirm-pilot-mc"), eval_config("confirm-pilot")
+    assert c_pilot.apgd_eps == (record["eps_star"],) and c_pilot.checks_subset == 64
+    assert dataclasses.replace(c_pilot, apgd_eps=pilot.apgd_eps, checks_subset=0) == pilot
     # the certified reference: the largest radius n = 500 draws can certify (every draw correct,
     # Cohen et al.'s bound at alpha) reaches past eps*, and eps* is a radius of the report
     from scipy.stats import norm
@@ -302,8 +308,6 @@ def test_a_tested_models_row_keeps_every_objective_and_curve_of_its_real_report(
     """`model_row` on a real test report (a tiny untrained model, every stage the `confirm`
     profile runs, smoothing included): every finite objective is the report's own, the curves are
     the report's estimates, the checks its verdicts, and the row survives JSON."""
-    import dataclasses
-
     import torch
 
     from nsde.data import PRESETS, prepare
@@ -414,8 +418,6 @@ def test_the_cross_checks_read_a_blocks_models_from_disk_and_a_self_transfer_equ
     them): C's and D's rows get the longer attack and the transfer from A; attacking D with
     examples made on D itself is the white-box attack exactly (a known answer), and a model with
     every example robust at eps 0 passes both checks."""
-    import dataclasses
-
     import torch
 
     from analysis.confirm import crosscheck
