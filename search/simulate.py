@@ -120,8 +120,8 @@ class CrossingProblem(Problem):
     points ahead on clean and further on robust accuracy, as measured.
     """
 
-    # base, then per unit of x0, x1, x2: A 0.450, D 0.543, B' (-5 dB) 0.559; C's not measured yet (0)
-    retention: tuple[float, float, float, float] = (0.450, 0.093, 0.109, 0.0)
+    # base, then per unit of x0, x1, x2: A 0.450, D 0.543, B' (-5 dB) 0.559, C 0.535 (noise on, EOT APGD)
+    retention: tuple[float, float, float, float] = (0.450, 0.093, 0.109, 0.0847)
     recipe_penalty: float = 0.4  # accuracy lost at the worst recipe, as a fraction: (1 - 0.4 * (2 (x3 - 0.5))^2)
 
     def clean(self, x: np.ndarray, fraction: float) -> float:

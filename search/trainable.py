@@ -65,8 +65,10 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
         if replay_if_finished(work):
             return
         start = time.perf_counter()
+        trained_here: set[int] = set()  # the epochs this process trains (the rest came with the checkpoint)
 
         def report_epoch(m: EpochMetrics, ckpt_path: Path | None) -> None:
+            trained_here.add(m.epoch)
             if m.epoch == train_cfg.epochs:
                 # The last epoch goes out with the evaluation: ASHA stops a trial whose result
                 # reaches max_t, which would cut the evaluation off.
@@ -78,7 +80,9 @@ def run_trial(config: dict[str, Any], *, data_path: str, eval_cfg: EvalConfig, t
 
         result = train(model_cfg, data, train_cfg, callback=report_epoch, checkpoint_dir=work,
                        resume_from=resume, progress=False)
-        train_seconds = time.perf_counter() - start
+        # a resumed trial's training time includes the epochs before the stop (their own seconds)
+        train_seconds = time.perf_counter() - start + sum(m.seconds for m in result.history
+                                                          if m.epoch not in trained_here)
         report = evaluate(result.model, data, eval_cfg, split=OBJECTIVE_SPLIT)  # selection never sees test
         write_outputs(work, result.model, model_cfg, report, data)
         final = {**result.history[-1].flat(), **evaluation_metrics(report), EVALUATED: True,

@@ -127,6 +127,11 @@ def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path):
         assert sorted(steps) == [1, 2, 3, 4], (child.data.tags["nsde.trial_id"], steps)
     interrupted = busy[0].data.tags["nsde.trial_id"]
     assert interrupted in rerun
+    # its training time counts the epochs before the kill too (their own seconds), not only the resumed ones
+    child = next(c for c in children if c.data.tags["nsde.trial_id"] == interrupted)
+    epoch_seconds = sum(m.value for m in client.get_metric_history(child.info.run_id, "seconds"))
+    row = next(r for r in outcome.rows if r.trial_id == interrupted)
+    assert row.metrics["train_seconds"] >= epoch_seconds > 0
     parents = client.search_runs([outcome.experiment_id], filter_string="tags.`nsde.role` = 'search'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
 

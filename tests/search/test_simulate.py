@@ -150,8 +150,7 @@ def test_on_the_crossing_problem_the_nsde_trails_early_ends_ahead_and_an_early_r
 def test_the_crossing_problems_retention_is_the_pilots():
     """CrossingProblem.retention: APGD at eps* over clean accuracy on the attacked examples, from
     the confirmatory pilot's validation record: the plain model's, then per unit of each strength
-    the difference of the arm the curve belongs to (D at relative sigma 0.3, B' from -5 dB; C's,
-    not yet measured, is 0 until the pilot's C is in)."""
+    the difference of the arm the curve belongs to (D at relative sigma 0.3, B' from -5 dB, C)."""
     import json
     from pathlib import Path
 
@@ -167,5 +166,4 @@ def test_the_crossing_problems_retention_is_the_pilots():
             ratio("B'", {"augment/snr_low": -5.0}))
     retention = PROBLEMS["crossing"].retention
     assert retention[:3] == pytest.approx((plain, *(a - plain for a in arms)), abs=5e-4)
-    c = [r for r in record["rows"] if r["arm"] == "C"]
-    assert retention[3] == (pytest.approx(ratio("C", {}) - plain, abs=5e-4) if c else 0.0)
+    assert retention[3] == pytest.approx(ratio("C", {}) - plain, abs=5e-4)
