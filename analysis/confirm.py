@@ -512,41 +512,59 @@ def crosscheck(target, source, x, y, *, eps: float, steps: int = 20, more_steps:
                                  "beyond noise (paired bootstrap 95 % interval)"}}
 
 
+def parse_source(text: str) -> tuple[str, int | None]:
+    """`ARM` or `ARM:SEED` of `crosscheck --source`: the arm (and seed; None = the target's own
+    seed) whose model makes the transfer examples."""
+    arm, _, seed = text.partition(":")
+    if arm not in (*ARMS, "AT") or (seed and not seed.lstrip("-").isdigit()):
+        raise ValueError(f"--source {text!r}: give an arm of {(*ARMS, 'AT')} and optionally ':SEED' (e.g. A or C:1)")
+    return arm, int(seed) if seed else None
+
+
 def _crosscheck(args) -> int:
     import torch
 
     path = Path(args.record)
     record = json.loads(path.read_text()) if path.exists() else {"rows": []}
-    searches = list(args.search_name)
+    searches, targets = list(args.search_name), tuple(args.arms or ("C", "D"))
+    source_arm, source_seed = parse_source(args.source)
     rows = [r for r in record["rows"] if r.get("search") in searches]
     by = {(r["arm"], r["seed"]): r for r in rows}
-    seeds = sorted({r["seed"] for r in rows if all((a, r["seed"]) in by for a in ("A", "C", "D"))})
+
+    def source_key(seed):
+        return source_arm, seed if source_seed is None else source_seed
+
+    seeds = sorted({r["seed"] for r in rows if all((a, r["seed"]) in by for a in targets)
+                    and source_key(r["seed"]) in by and source_key(r["seed"]) not in {(a, r["seed"]) for a in targets}})
     named = " ".join(f"--search {s}" for s in searches)
     if not seeds:
-        raise ValueError(f"the record has no seed of the searches {searches} with A, C and D tested (C runs in "
-                         f"blocks of its own: name its block too): run `python -m analysis.confirm record {named}` "
-                         f"first")
+        raise ValueError(f"the record has no seed of the searches {searches} with {', '.join(targets)} and the source "
+                         f"{args.source} tested (C runs in blocks of its own: name its block too, or take the "
+                         f"source from C's block, e.g. --arm C --source C:1): run "
+                         f"`python -m analysis.confirm record {named}` first")
     seed = seeds[0] if args.seed is None else args.seed
     if seed not in seeds:
-        raise ValueError(f"seed {seed} of {searches} lacks A, C or D; seeds with all three: {seeds}")
+        raise ValueError(f"seed {seed} of {searches} lacks {', '.join(targets)} or the source {args.source}; "
+                         f"seeds with all of them: {seeds}")
     eps = float(json.loads(Path(args.pilot).read_text())["eps_star"])
 
-    def model_of(arm: str):  # the trial's models live in its own search's Tune folder
-        row = by[(arm, seed)]
+    def model_of(key):  # the trial's models live in its own search's Tune folder
+        row = by[key]
         return trial_model(Path(args.runs) / row["search"], row["trial_id"])
 
-    source, data = model_of("A")
+    key = source_key(seed)
+    source, data = model_of(key)
     test = data.split("test")
     pick = torch.randperm(len(test.y), generator=torch.Generator().manual_seed(seed))[:args.subset]
     x, y = test.x[pick].float(), test.y[pick]
-    for arm in ("C", "D"):
-        target, _ = model_of(arm)
-        by[(arm, seed)]["crosscheck"] = {"source": f"A seed {seed}", **crosscheck(
+    for arm in targets:
+        target, _ = model_of((arm, seed))
+        by[(arm, seed)]["crosscheck"] = {"source": f"{key[0]} seed {key[1]}", **crosscheck(
             target, source, x, y, eps=eps, steps=args.steps, more_steps=args.more_steps, seed=seed)}
         c = by[(arm, seed)]["crosscheck"]
         print(f"{arm} seed {seed}: robust {c['robust']}; steps {'pass' if c['steps']['passed'] else 'FLAG'}, "
               f"transfer {'pass' if c['transfer']['passed'] else 'FLAG'}", flush=True)
-    _write(path, record)
+        _write(path, record)  # each target's result as soon as it is made
     return 0
 
 
@@ -815,7 +833,11 @@ def main(argv: list[str] | None = None) -> int:
     cc.add_argument("--search", dest="search_name", action="append", required=True,
                     help="a block's search name (repeat: C's block and the block of A and D of the same seed)")
     cc.add_argument("--runs", default="runs", help="the Tune storage folder (the models are under <runs>/<search>)")
-    cc.add_argument("--seed", type=int, default=None, help="the seed (default the block's first with A, C and D)")
+    cc.add_argument("--arm", dest="arms", action="append", choices=("C", "D"), default=None,
+                    help="a model cross-checked (repeat; default C and D)")
+    cc.add_argument("--source", default="A", help="ARM or ARM:SEED whose model makes the transfer examples "
+                                                   "(default A of the target's seed; C's block: C:<other seed>)")
+    cc.add_argument("--seed", type=int, default=None, help="the seed (default the first with the arms and source)")
     cc.add_argument("--subset", type=int, default=CROSSCHECK_SUBSET, help="test examples attacked")
     cc.add_argument("--steps", type=int, default=20, help="the profile's APGD steps")
     cc.add_argument("--more-steps", type=int, default=CROSSCHECK_STEPS, help="the longer attack's steps")

@@ -431,15 +431,16 @@ def test_the_cross_checks_read_a_blocks_models_from_disk_and_a_self_transfer_equ
                                                                         eval_mode="mc", mc_samples=2)),
                "D": ModelConfig(backbone="resnet18", noise=NoiseConfig(sigma=0.3, depth=2, eval_mode="off"))}
     rows = []
-    for i, (arm, cfg) in enumerate(configs.items()):
+    for i, (arm, seed) in enumerate([("A", 0), ("C", 0), ("D", 0), ("C", 1)]):
         torch.manual_seed(i)
-        model = build_model(cfg)
-        search = "blkc" if arm == "C" else "blk"
-        folder = tmp_path / "runs" / search / f"run_trial_t{arm}_{i}_x" / "checkpoint_000003"
+        model = build_model(configs[arm])
+        search, trial = ("blkc" if arm == "C" else "blk"), f"t{arm}{seed}"
+        folder = tmp_path / "runs" / search / f"run_trial_{trial}_{i}_x" / "checkpoint_000003"
         folder.mkdir(parents=True)
-        torch.save({"model_config": dataclasses.asdict(cfg), "model": model.state_dict()}, folder / "model.pt")
+        torch.save({"model_config": dataclasses.asdict(configs[arm]), "model": model.state_dict()},
+                   folder / "model.pt")
         (folder / "data.json").write_text(json.dumps({"path": str(data.path)}))
-        rows.append({"arm": arm, "seed": 0, "trial_id": f"t{arm}", "search": search, "endpoints": {}})
+        rows.append({"arm": arm, "seed": seed, "trial_id": trial, "search": search, "endpoints": {}})
     record, pilot = tmp_path / "blocks.json", tmp_path / "pilot.json"
     record.write_text(json.dumps({"rows": rows}))
     pilot.write_text(json.dumps({"eps_star": 0.15}))
@@ -447,12 +448,20 @@ def test_the_cross_checks_read_a_blocks_models_from_disk_and_a_self_transfer_equ
             "--steps", "2", "--more-steps", "4", "--record", str(record), "--pilot", str(pilot)]
     assert main([*args[:3], *args[5:]]) == 2  # C's block not named: no seed has A, C and D
     assert main(args) == 0
-    out = {r["arm"]: r for r in json.loads(record.read_text())["rows"]}
-    assert "crosscheck" not in out["A"]
+    out = {(r["arm"], r["seed"]): r for r in json.loads(record.read_text())["rows"]}
+    assert "crosscheck" not in out[("A", 0)] and "crosscheck" not in out[("C", 1)]
     for arm in ("C", "D"):
-        c = out[arm]["crosscheck"]
+        c = out[(arm, 0)]["crosscheck"]
         assert c["source"] == "A seed 0" and c["eps"] == 0.15 and c["n"] == 6
         assert set(c["robust"]) == {"2 steps", "4 steps", "transfer"} and isinstance(c["steps"]["passed"], bool)
+    # C's block alone (the session that ran A's is over): the transfer comes from C of the other seed
+    alone = ["crosscheck", "--search", "blkc", *args[5:]]
+    assert main([*alone, "--arm", "C"]) == 2  # no A in C's block
+    assert main([*alone, "--arm", "C", "--source", "C:7"]) == 2  # no such seed
+    assert main([*alone, "--arm", "C", "--source", "Z"]) == 2  # no such arm
+    assert main([*alone, "--arm", "C", "--source", "C:1", "--seed", "0"]) == 0
+    c = {(r["arm"], r["seed"]): r for r in json.loads(record.read_text())["rows"]}[("C", 0)]["crosscheck"]
+    assert c["source"] == "C seed 1" and c["n"] == 6
     # D against itself: the same examples, the same verdict
     torch.manual_seed(2)
     d = build_model(configs["D"]).eval()
