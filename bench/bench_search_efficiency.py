@@ -41,17 +41,33 @@ from search.simulate import PROBLEMS, budget_to_reach, simulate  # noqa: E402
 
 SAMPLERS = ("random", "tpe", "nsga2")
 # the stopping rules compared (issue: early stopping that does not stop the regularised
-# configurations): name -> simulate()'s scheduler arguments; "brackets" is resolved per run to
-# the rungs + 1 brackets (the last never stops)
+# configurations): name -> simulate()'s scheduler arguments; `rule_kwargs` resolves "brackets":
+# "all" to the rungs + 1 brackets (the last never stops) and "grace_period": "third" to a third of
+# the trials' epochs (the rule the crossing benchmark chose, docs/benchmarks.md)
 RULES: dict[str, dict] = {
     "fifo": {"scheduler": "fifo"},
     "moasha": {"scheduler": "moasha"},
     "moasha-grace3": {"scheduler": "moasha", "grace_period": 3},
     "moasha-grace9": {"scheduler": "moasha", "grace_period": 9},
+    "moasha-third": {"scheduler": "moasha", "grace_period": "third"},
     "moasha-brackets": {"scheduler": "moasha", "brackets": "all"},
     "moasha-keepfront": {"scheduler": "moasha", "keep_front": True},
+    "moasha-extrapolate": {"scheduler": "moasha", "extrapolate": True},
+    "moasha-extrapolate-keepfront": {"scheduler": "moasha", "extrapolate": True, "keep_front": True},
+    # the grace period from a rung audit of the first 10 complete trials (a quarter of the budget)
+    "moasha-auditgrace": {"scheduler": "moasha", "audit_trials": 10},
 }
 DEFAULT_RULES = ("fifo", "moasha")
+
+
+def rule_kwargs(name: str, *, grace_period: int, reduction_factor: float, max_epochs: int) -> dict:
+    """`simulate()`'s scheduler arguments of the rule `name` (`RULES`) for trials of `max_epochs`."""
+    kw = {"grace_period": grace_period, **RULES[name]}
+    if kw["grace_period"] == "third":
+        kw["grace_period"] = max(1, max_epochs // 3)
+    if kw.get("brackets") == "all":
+        kw["brackets"] = len(rung_epochs(kw["grace_period"], reduction_factor, max_epochs)) + 1
+    return kw
 
 
 def median_interval(ratios: list[float], *, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
@@ -89,11 +105,9 @@ def main() -> None:
     rules = list(dict.fromkeys(["fifo", *args.rules]))
     samplers = list(dict.fromkeys(["random", *args.samplers]))  # random + FIFO is every seed's target
 
-    def rule_kwargs(name: str) -> dict:
-        kw = {"grace_period": args.grace_period, "keep_front": args.rung_keep_front, **RULES[name]}
-        if kw.get("brackets") == "all":
-            kw["brackets"] = len(rung_epochs(kw["grace_period"], args.reduction_factor, args.max_epochs)) + 1
-        return kw
+    def kwargs_of(name: str) -> dict:
+        return {"keep_front": args.rung_keep_front, **rule_kwargs(
+            name, grace_period=args.grace_period, reduction_factor=args.reduction_factor, max_epochs=args.max_epochs)}
 
     for problem in args.problems:
         results = {}
@@ -101,7 +115,7 @@ def main() -> None:
             results[seed, sampler, rule] = simulate(
                 PROBLEMS[problem], sampler=sampler, seed=seed, budget=budget, max_epochs=args.max_epochs,
                 workers=args.workers, reduction_factor=args.reduction_factor, rung_cost=args.rung_cost,
-                num_samples_hint=args.fifo_trials, **rule_kwargs(rule))
+                num_samples_hint=args.fifo_trials, **kwargs_of(rule))
         for sampler, rule in itertools.product(samplers, rules):
             ratios, finals, trials, best_stopped = [], [], [], []
             for seed in range(args.seeds):
@@ -115,7 +129,7 @@ def main() -> None:
                 runs.append({"problem": problem, "seed": seed, "sampler": sampler, "scheduler": rule,
                              "trials": r.trials, "complete": len(r.budget), "stopped": len(r.stopped),
                              "final_hypervolume": finals[-1], "budget_ratio": ratios[-1],
-                             "best_stopped": best_stopped[-1]})
+                             "best_stopped": best_stopped[-1], "grace_from_audit": r.grace})
             med, low, high = median_interval(ratios)
             kept = [sum(not b[k] for b in best_stopped) for k in range(len(best_stopped[0]))]
             rows.append({"problem": problem, "sampler": sampler, "scheduler": rule,

@@ -161,7 +161,8 @@ def _scheduler(ctx: SearchContext):
         return MOASHAScheduler(ctx.objectives, max_t=max_epochs(ctx.space), grace_period=s.grace_period,
                                reduction_factor=s.reduction_factor, state_file=ctx.exp_dir / RUNGS_FILE,
                                baseline_config=ctx.space.config(ctx.space.points[0]) if ctx.space.points else None,
-                               keep_front=s.rung_keep_front, audit=s.rung_audit, brackets=s.rung_brackets)
+                               keep_front=s.rung_keep_front, audit=s.rung_audit, brackets=s.rung_brackets,
+                               extrapolate=s.rung_extrapolate)
     if s.scheduler != "asha":
         return FIFOScheduler()
     # stop_last_trials=False: a trial that reaches max_t still runs its evaluation

@@ -20,7 +20,13 @@ The trial continues if its position is in the top 1/eta of the n trials at the r
 `keep_front` (`--rung-keep-front`) a trial on the rung's first non-dominated front also
 continues: with three or more objectives most trials at a rung are non-dominated, the 1/eta
 cut then falls inside the front and crowding distance and arrival order decide who stops,
-which the benchmarks measured as costly (docs/benchmarks.md). The
+which the benchmarks measured as costly (docs/benchmarks.md). With `extrapolate`
+(`--rung-extrapolate`) the rung ranks each trial on its *extrapolated final* values instead of
+its rung values: per objective, the line through its values at its previous and present rung in
+log-epochs, read at the budget (y_e + (y_e - y_p) log(T / e) / log(e / p); the log-linear member
+of Domhan et al.'s 2015 learning-curve family, the only one two points fix), so a trial that is
+behind but climbing faster (a regularised one, which learns slower and ends better) can rank
+ahead; at a trial's first rung there is nothing to extrapolate from and it continues. The
 deterministic baseline (the space's first point) is ranked like the others but never
 stopped: the held-out comparisons and `--constraint`s relative to it need its final numbers. Like
 ASHA, no trial waits for others: a decision uses only the trials that reached the rung
@@ -106,12 +112,14 @@ class Decision:
     stop: bool
     protected: bool = False  # the baseline: it runs to the end whatever its rank
     kept_front: bool = False  # below the cut, kept as a member of the rung's first front (keep_front)
+    first_rung: bool = False  # extrapolate: the trial's first rung, nothing to extrapolate from: it continues
 
     def reason(self) -> str:
         front = "a NaN objective" if self.front < 0 else f"non-dominated front {self.front}"
         verdict = "stopped" if self.stop else "continued"
         kept = ("; kept running as the baseline" if self.protected else
-                "; kept running on the rung's non-dominated front" if self.kept_front else "")
+                "; kept running on the rung's non-dominated front" if self.kept_front else
+                "; kept running: its first rung, nothing to extrapolate from" if self.first_rung else "")
         return (f"{verdict} at the epoch-{self.epoch} rung: ranked {self.position + 1} of {self.trials} "
                 f"({front}); the top {self.continuing} continue{kept}")
 
@@ -128,10 +136,15 @@ class RungTables:
             trial the rule would have stopped keeps running and reporting; its later rung values
             go to `shadow` (what the audit correlates with the final values), not into the tables
             the rule ranks, so every decision is the one the rule would have made.
+        brackets: Hyperband-style brackets (`bracket`; 1 = plain MOASHA).
+        extrapolate: rank on the values extrapolated to `horizon` epochs from the trial's
+            previous and present rung (module docstring); needs `horizon`.
+        horizon: the trials' budget in epochs (`max_t`), where `extrapolate` reads its lines.
     """
 
     def __init__(self, directions: Sequence[str], epochs: Sequence[int], reduction_factor: float, *,
-                 keep_front: bool = False, audit: bool = False, brackets: int = 1) -> None:
+                 keep_front: bool = False, audit: bool = False, brackets: int = 1, extrapolate: bool = False,
+                 horizon: int | None = None) -> None:
         self.directions = list(directions)
         self.epochs = tuple(int(e) for e in epochs)
         self.reduction_factor = float(reduction_factor)
@@ -140,6 +153,10 @@ class RungTables:
         if not 1 <= int(brackets) <= len(self.epochs) + 1:
             raise ValueError(f"`1 <= brackets <= {len(self.epochs) + 1}` (the rungs + 1) must hold, but got {brackets}")
         self.brackets = int(brackets)
+        if extrapolate and (horizon is None or horizon <= max(self.epochs, default=0)):
+            raise ValueError(f"`extrapolate` reads its lines at the budget: `horizon > {max(self.epochs, default=0)}` "
+                             f"(the last rung) must hold, but got {horizon}")
+        self.extrapolate, self.horizon = bool(extrapolate), (int(horizon) if horizon is not None else None)
         self.tables: dict[int, dict[str, list[float]]] = {e: {} for e in self.epochs}  # in arrival order
         self.shadow: dict[int, dict[str, list[float]]] = {e: {} for e in self.epochs}  # audit: after a would-stop
         self.decisions: dict[str, list[Decision]] = {}  # trial id -> its decisions, rung by rung
@@ -173,16 +190,37 @@ class RungTables:
             return None
         table[trial_id] = [float(v) for v in values]
         ids = [t for t in table if self.bracket_of.get(t) == bracket]  # the trial's bracket only
-        positions, fronts = rank_at_rung(np.array([table[t] for t in ids]), self.directions)
+        ranked = [self.extrapolated(t, epoch) for t in ids] if self.extrapolate else [table[t] for t in ids]
+        positions, fronts = rank_at_rung(np.array(ranked), self.directions)
         i = ids.index(trial_id)
         continuing = math.ceil(len(ids) / self.reduction_factor)
-        below = bool(positions[i] >= continuing)
+        first = self.extrapolate and self._previous(trial_id, epoch) is None
+        below = bool(positions[i] >= continuing) and not first
         kept_front = below and self.keep_front and int(fronts[i]) == 0
         cut = below and not kept_front
         decision = Decision(trial_id, epoch, int(positions[i]), len(ids), continuing, int(fronts[i]),
-                            stop=cut and not protected, protected=protected and cut, kept_front=kept_front)
+                            stop=cut and not protected, protected=protected and cut, kept_front=kept_front,
+                            first_rung=first and bool(positions[i] >= continuing))
         self.decisions.setdefault(trial_id, []).append(decision)
         return decision
+
+    def _previous(self, trial_id: str, epoch: int) -> tuple[int, list[float]] | None:
+        """(epoch, values) of the trial's latest rung before `epoch`; None at its first."""
+        for e in reversed(self.epochs[:self.epochs.index(epoch)]):
+            if trial_id in self.tables[e]:
+                return e, self.tables[e][trial_id]
+        return None
+
+    def extrapolated(self, trial_id: str, epoch: int) -> list[float]:
+        """The trial's values at the rung `epoch` carried to the budget (`horizon`) along the
+        line through its previous rung's values in log-epochs; its rung values at its first rung."""
+        now = self.tables[epoch][trial_id]
+        previous = self._previous(trial_id, epoch)
+        if previous is None:
+            return list(now)
+        e0, before = previous
+        reach = math.log(self.horizon / epoch) / math.log(epoch / e0)
+        return [y + (y - y0) * reach for y, y0 in zip(now, before)]
 
     def stopped(self) -> dict[str, Decision]:
         """trial id -> the decision that stopped it."""
@@ -195,6 +233,7 @@ class RungTables:
     def to_dict(self) -> dict[str, Any]:
         return {"directions": self.directions, "epochs": list(self.epochs), "reduction_factor": self.reduction_factor,
                 "keep_front": self.keep_front, "audit": self.audit, "brackets": self.brackets,
+                "extrapolate": self.extrapolate, "horizon": self.horizon,
                 "bracket_of": dict(self.bracket_of),
                 "tables": {str(e): t for e, t in self.tables.items()},
                 "shadow": {str(e): t for e, t in self.shadow.items()},
@@ -203,7 +242,8 @@ class RungTables:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RungTables:
         tables = cls(d["directions"], d["epochs"], d["reduction_factor"], keep_front=d.get("keep_front", False),
-                     audit=d.get("audit", False), brackets=d.get("brackets", 1))
+                     audit=d.get("audit", False), brackets=d.get("brackets", 1),
+                     extrapolate=d.get("extrapolate", False), horizon=d.get("horizon"))
         tables.bracket_of = {t: int(b) for t, b in d.get("bracket_of", {}).items()}
         for t in d["decisions"]:  # a file written before brackets: every trial in bracket 0
             tables.bracket_of.setdefault(t, 0)
@@ -236,6 +276,7 @@ class MOASHAScheduler(FIFOScheduler):
         audit: decide at every rung but stop nothing (`RungTables`; `analysis.rungs.rung_audit`
             reads what the rule would have done against how the trials ended).
         brackets: Hyperband-style brackets (`RungTables.bracket`; 1 = plain MOASHA).
+        extrapolate: rank on the values extrapolated to `max_t` (`RungTables`).
     """
 
     _supports_buffered_results = False  # a buffered result would reach its rung late
@@ -243,12 +284,13 @@ class MOASHAScheduler(FIFOScheduler):
     def __init__(self, objectives: Sequence[Objective], *, max_t: int, grace_period: int = 1,
                  reduction_factor: float = 3, state_file: str | Path | None = None,
                  baseline_config: dict[str, Any] | None = None, keep_front: bool = False,
-                 audit: bool = False, brackets: int = 1) -> None:
+                 audit: bool = False, brackets: int = 1, extrapolate: bool = False) -> None:
         super().__init__()
         self.baseline_config = baseline_config
         self.objectives = tuple(objectives)
         self.rungs = RungTables([o.mode for o in self.objectives], rung_epochs(grace_period, reduction_factor, max_t),
-                                reduction_factor, keep_front=keep_front, audit=audit, brackets=brackets)
+                                reduction_factor, keep_front=keep_front, audit=audit, brackets=brackets,
+                                extrapolate=extrapolate, horizon=max_t)
         self.state_file = Path(state_file) if state_file is not None else None
         self._read = False
 

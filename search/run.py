@@ -416,6 +416,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rung-brackets", type=int, default=d.rung_brackets,
                    help="MOASHA: Hyperband-style brackets; trials take brackets 0..N-1 in turn, bracket b's first "
                         "rung is the b-th (N = the rungs + 1: the last bracket never stops), ranked within their bracket")
+    p.add_argument("--rung-extrapolate", action="store_true",
+                   help="MOASHA: rank each trial on its values extrapolated to the budget (the line through its "
+                        "previous and present rung in log-epochs) instead of its rung values; a trial's first "
+                        "rung only records")
     p.add_argument("--rung-audit", action="store_true",
                    help="MOASHA: evaluate every rung and decide as the rule would, but stop nothing; the report "
                         "and rungs.json on the parent run then show the trials the rule would have stopped that "

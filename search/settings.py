@@ -55,6 +55,7 @@ class SearchSettings:
     rung_keep_front: bool = False
     rung_audit: bool = False
     rung_brackets: int = ruled(1, _at_least(1, "--rung-brackets"))
+    rung_extrapolate: bool = False
     gpus_per_trial: float = ruled(0.0, Rule(float, 0, label="--gpus-per-trial"))
     cpus_per_trial: float = ruled(1.0, Rule(float, 0, open_low=True, label="--cpus-per-trial"))
     max_concurrent: int | None = ruled(None, _at_least(1, "--max-concurrent", optional=True))
@@ -153,6 +154,9 @@ class SearchSettings:
         if self.rung_brackets > 1 and self.scheduler != "moasha":
             raise ValueError(f"--rung-brackets splits MOASHA's trials into brackets: it needs --scheduler moasha, "
                              f"but got --scheduler {self.scheduler}")
+        if self.rung_extrapolate and self.scheduler != "moasha":
+            raise ValueError(f"--rung-extrapolate changes MOASHA's ranking: it needs --scheduler moasha, but got "
+                             f"--scheduler {self.scheduler}")
         if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
             raise ValueError(f"`--gpus-per-trial` above 1 must be a whole number of GPUs (one DDP worker each), "
                              f"but got {self.gpus_per_trial}")

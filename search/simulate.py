@@ -199,6 +199,8 @@ class SimResult:
     stopped: dict[str, int] = field(default_factory=dict)  # trial id -> epoch it was stopped at
     spent: float = 0.0
     configs: dict[str, np.ndarray] = field(default_factory=dict)  # trial id -> its configuration
+    grace: int | None = None  # audit_trials: the grace period the audit chose (None: FIFO after it)
+    wall: float = 0.0  # the makespan: the simulated time at which the last trial ended
 
     def best_stopped(self, problem: Problem) -> list[bool]:
         """Per objective: was the configuration that ends best on it (of those the search
@@ -210,7 +212,9 @@ class SimResult:
 
 def simulate(problem: Problem, *, sampler: str, scheduler: str, seed: int, budget: float, max_epochs: int,
              workers: int = 4, grace_period: int = 1, reduction_factor: float = 3.0, rung_cost: float = 0.7,
-             num_samples_hint: int = 20, keep_front: bool = False, brackets: int = 1) -> SimResult:
+             num_samples_hint: int = 20, keep_front: bool = False, brackets: int = 1,
+             extrapolate: bool = False, audit_trials: int = 0, min_tau: float = 0.6,
+             max_trials: int | None = None) -> SimResult:
     """Run one search of `problem` until `budget` trial-epochs are spent (module docstring).
 
     Args:
@@ -221,6 +225,17 @@ def simulate(problem: Problem, *, sampler: str, scheduler: str, seed: int, budge
         brackets: MOASHA's Hyperband-style brackets (`--rung-brackets`). Every trial pays for
             a rung evaluation at every rung epoch, as a real trial does (the trainable does not
             know its bracket).
+        extrapolate: MOASHA ranks on extrapolated final values (`--rung-extrapolate`).
+        audit_trials: the grace period set from a rung audit: the first `audit_trials` trials
+            to complete run MOASHA in audit mode (every rung evaluated, nothing stopped); then
+            `analysis.rungs.grace_from_audit` (every objective's Kendall tau between rung and
+            final values >= `min_tau`) sets the grace period of the MOASHA that decides from
+            then on, its rung tables seeded with the audited trials' values (no rung reaches
+            `min_tau`: FIFO from then on). `grace_period` is the audit's first rung.
+            `SimResult.grace` holds the choice.
+        max_trials: start no more trials once this many have started, and run those to their
+            end (with `budget=math.inf`: a search of `max_trials` trials; `SimResult.wall` is
+            its makespan). None: no such limit.
     """
     if scheduler not in ("fifo", "moasha"):
         raise ValueError(f"unknown scheduler {scheduler!r}; the simulator runs 'fifo' and 'moasha'")
@@ -228,17 +243,26 @@ def simulate(problem: Problem, *, sampler: str, scheduler: str, seed: int, budge
     searcher = NSDEOptunaSearch(space=_Space(problem.dims + 1), metric=[o.name for o in objectives],
                                 mode=[o.mode for o in objectives],
                                 sampler=make_sampler(sampler, seed=seed, num_samples=num_samples_hint))
-    moasha = MOASHAScheduler(objectives, max_t=max_epochs, grace_period=grace_period,
-                             reduction_factor=reduction_factor, keep_front=keep_front,
-                             brackets=brackets) if scheduler == "moasha" else None
+    if audit_trials and scheduler != "moasha":
+        raise ValueError(f"`audit_trials` audits MOASHA's rungs: it needs scheduler 'moasha', but got {scheduler!r}")
+
+    def make_moasha(grace: int, audit: bool) -> MOASHAScheduler:
+        return MOASHAScheduler(objectives, max_t=max_epochs, grace_period=grace, reduction_factor=reduction_factor,
+                               keep_front=keep_front, brackets=brackets, extrapolate=extrapolate, audit=audit)
+
+    moasha = make_moasha(grace_period, bool(audit_trials)) if scheduler == "moasha" else None
     rungs = set(rung_epochs(grace_period, reduction_factor, max_epochs)) if moasha else set()
     result, complete = SimResult(), []
+    finals: dict[str, np.ndarray] = {}  # trial id -> its final values (the audit's end)
+    auditing = bool(audit_trials)
     events: list[tuple[float, int, str, int]] = []  # (time the epoch ends, tie-break, trial id, epoch)
     configs = result.configs
     counter = 0
 
     def start(now: float) -> None:
         nonlocal counter
+        if max_trials is not None and counter >= max_trials:
+            return
         tid = f"{counter:05d}"
         configs[tid] = _x(searcher.suggest(tid))
         heapq.heappush(events, (now + 1.0, counter, tid, 1))
@@ -254,6 +278,7 @@ def simulate(problem: Problem, *, sampler: str, scheduler: str, seed: int, budge
         if epoch == max_epochs:
             searcher.on_trial_complete(tid, report)
             complete.append(values)
+            finals[tid] = values
             result.budget.append(result.spent)
             result.hypervolume.append(hypervolume(np.array(complete), [o.mode for o in objectives],
                                                   np.zeros(len(objectives))))
@@ -270,8 +295,35 @@ def simulate(problem: Problem, *, sampler: str, scheduler: str, seed: int, budge
                 heapq.heappush(events, (now + 1.0 + (rung_cost if epoch in rungs else 0.0), order, tid, epoch + 1))
                 continue
         result.trials += 1
+        result.wall = now
+        if auditing and len(finals) >= audit_trials:  # the audit is complete: decide from now on
+            auditing = False
+            moasha, rungs = _after_audit(moasha, finals, objectives, make_moasha, min_tau, reduction_factor,
+                                         max_epochs, result)
         start(now)
     return result
+
+
+def _after_audit(audited: MOASHAScheduler, finals: dict[str, np.ndarray], objectives, make_moasha, min_tau: float,
+                 reduction_factor: float, max_epochs: int, result: SimResult):
+    """The scheduler (and its rung epochs) that decides after the audit: MOASHA from the
+    audit's grace period, its tables seeded with the audited values; (None, set()) for FIFO."""
+    import pandas as pd
+
+    from analysis.rungs import grace_from_audit, rung_audit
+
+    names = [o.name for o in objectives]
+    final = pd.DataFrame({t: v for t, v in finals.items()}, index=names).T
+    grace = grace_from_audit(rung_audit(audited.rungs.to_dict(), final, names, front=()), min_tau=min_tau)
+    result.grace = grace
+    if grace is None:
+        return None, set()
+    moasha = make_moasha(grace, False)
+    for epoch in moasha.rungs.epochs:
+        for tid, values in audited.rungs.values_at(epoch).items():
+            moasha.rungs.tables[epoch][tid] = list(values)
+            moasha.rungs.bracket(tid)
+    return moasha, set(moasha.rungs.epochs)
 
 
 def _report(objectives, values: np.ndarray, epoch: int, max_epochs: int, *, rung: bool) -> dict:

@@ -153,6 +153,36 @@ def test_brackets_rank_trials_only_within_their_bracket_from_its_own_grace_perio
         [one.record(f"t{i}", 1, v) for i, v in enumerate(values)]
 
 
+def test_extrapolation_ranks_the_trial_that_climbs_faster_ahead_and_only_records_first_rungs():
+    """`extrapolate`: a trial's values are carried to the budget along the line through its
+    previous and present rung in log-epochs. Rungs 1 and 3 of a 27-epoch budget: the line runs
+    log(27/3) / log(3/1) = 2 rung-steps on, so a (0.60 -> 0.70) is read as 0.90 and b (0.30 ->
+    0.60) as 1.20: b, behind at the rung, ranks ahead and continues where plain MOASHA stops it."""
+    plain = RungTables(MAX2, [1, 3], 2.0)
+    ext = RungTables(MAX2, [1, 3], 2.0, extrapolate=True, horizon=27)
+    curves = {"a": [(0.60, 0.60), (0.70, 0.70)], "b": [(0.30, 0.30), (0.60, 0.60)],
+              "c": [(0.64, 0.64), (0.65, 0.65)]}
+    firsts = {t: ext.record(t, 1, v[0]) for t, v in curves.items()}
+    assert not any(d.stop for d in firsts.values())  # nothing to extrapolate from at the first rung
+    assert firsts["b"].first_rung and firsts["b"].reason().endswith("nothing to extrapolate from")
+    assert not firsts["a"].first_rung  # on top anyway: it continues on its rank
+    assert plain.record("a", 1, curves["a"][0]).stop is False and plain.record("b", 1, curves["b"][0]).stop is True
+    assert ext.record("a", 3, curves["a"][1]).stop is False  # alone at the rung
+    assert ext.extrapolated("a", 3) == pytest.approx([0.90, 0.90])
+    b = ext.record("b", 3, curves["b"][1])
+    assert ext.extrapolated("b", 3) == pytest.approx([1.20, 1.20])
+    assert b.position == 0 and not b.stop  # behind a at the rung, ahead on the extrapolated values
+    c = ext.record("c", 3, curves["c"][1])  # 0.65 + 0.01 x 2 = 0.67: third of three, ceil(3/2) = 2 continue
+    assert c.position == 2 and c.stop and not c.first_rung
+    back = RungTables.from_dict(json.loads(json.dumps(ext.to_dict())))
+    assert back.extrapolate and back.horizon == 27 and back.decisions == ext.decisions
+    assert back.extrapolated("b", 3) == pytest.approx([1.20, 1.20])
+    with pytest.raises(ValueError, match=r"horizon > 3"):
+        RungTables(MAX2, [1, 3], 2.0, extrapolate=True)
+    with pytest.raises(ValueError, match=r"horizon > 3"):
+        RungTables(MAX2, [1, 3], 2.0, extrapolate=True, horizon=3)
+
+
 def test_the_baseline_is_ranked_but_never_stopped():
     """The space's first point runs to the end: the held-out comparison and bounds relative to
     the baseline need its final numbers. It still takes its place in the rung's ranking."""

@@ -344,6 +344,7 @@ def _closed_port() -> int:
         (["--rung-audit"], "--rung-audit audits MOASHA's rule: it needs --scheduler moasha, but got --scheduler fifo"),
         (["--rung-brackets", "2"], "--rung-brackets splits MOASHA's trials into brackets: it needs --scheduler moasha"),
         (["--scheduler", "moasha", "--rung-brackets", "9"], "`--rung-brackets <= "),
+        (["--rung-extrapolate"], "--rung-extrapolate changes MOASHA's ranking: it needs --scheduler moasha"),
         (["--warm-start", "nope"], "--warm-start nope: no MLflow store at sqlite:///mlflow.db"),
         (["--constraint", "clean>=0.7"], "--constraint 'clean>=0.7': unknown metric 'clean'"),
         (["--constraint", "clean_accuracy>0.7"], "must read METRIC>=BOUND or METRIC<=BOUND"),

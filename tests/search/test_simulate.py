@@ -3,6 +3,7 @@ budget as it says."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from search.moasha import MOASHAScheduler, rung_epochs
 from search.searcher import NSDEOptunaSearch, make_sampler
-from search.simulate import PROBLEMS, SimResult, _Space, budget_to_reach, curve_trainable, simulate
+from search.simulate import PROBLEMS, Problem, SimResult, _Space, budget_to_reach, curve_trainable, simulate
 
 MAX_EPOCHS, ETA = 4, 2.0
 
@@ -167,3 +168,34 @@ def test_the_crossing_problems_retention_is_the_pilots():
     retention = PROBLEMS["crossing"].retention
     assert retention[:3] == pytest.approx((plain, *(a - plain for a in arms)), abs=5e-4)
     assert retention[3] == pytest.approx(ratio("C", {}) - plain, abs=5e-4)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Flipped(Problem):
+    """Rising curves whose ranks are the final ones from epoch `until` on and reversed before
+    it, without noise: a rung before `until` has Kendall tau -1 with the end, from it on +1."""
+
+    until: int = 0
+
+    def at(self, x, epoch, max_epochs=None):
+        f = self.true_final(x)
+        return (f if epoch >= self.until else 1.0 - f) * epoch / max_epochs
+
+
+@pytest.mark.parametrize(("until", "grace"), [(0, 1), (9, 9), (27, None)])
+def test_the_audited_grace_period_is_the_first_rung_that_ranks_as_the_end_does(until, grace):
+    """`audit_trials`: the first 6 complete trials run with nothing stopped; the grace period is
+    then the first rung (of 1, 3, 9) whose ranks agree with the end (tau 1), and MOASHA stops
+    only from it on; when no rung agrees the rest of the search is FIFO."""
+    problem = _Flipped("flip", 2, 2, final=lambda x: x, noise=0.0, until=until)
+    r = simulate(problem, sampler="random", scheduler="moasha", seed=0, budget=20 * 27, max_epochs=27,
+                 audit_trials=6)
+    assert r.grace == grace
+    audited = sorted(r.configs)[:6]  # the first six started; nothing of theirs stopped before the audit ended
+    if grace is None:
+        assert r.stopped == {} and len(r.budget) == r.trials  # FIFO: every trial ran to the end
+    else:
+        assert r.stopped and set(r.stopped.values()) <= set(rung_epochs(grace, 3.0, 27))
+        assert not set(audited[:4]) & set(r.stopped)  # the first four ran during the audit only
+    with pytest.raises(ValueError, match="needs scheduler 'moasha'"):
+        simulate(problem, sampler="random", scheduler="fifo", seed=0, budget=27, max_epochs=27, audit_trials=6)
