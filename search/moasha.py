@@ -195,12 +195,13 @@ class RungTables:
         i = ids.index(trial_id)
         continuing = math.ceil(len(ids) / self.reduction_factor)
         first = self.extrapolate and self._previous(trial_id, epoch) is None
-        below = bool(positions[i] >= continuing) and not first
+        behind = bool(positions[i] >= continuing)
+        below = behind and not first
         kept_front = below and self.keep_front and int(fronts[i]) == 0
         cut = below and not kept_front
         decision = Decision(trial_id, epoch, int(positions[i]), len(ids), continuing, int(fronts[i]),
                             stop=cut and not protected, protected=protected and cut, kept_front=kept_front,
-                            first_rung=first and bool(positions[i] >= continuing))
+                            first_rung=first and behind)
         self.decisions.setdefault(trial_id, []).append(decision)
         return decision
 

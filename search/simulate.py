@@ -37,7 +37,7 @@ import numpy as np
 
 from analysis.hypervolume import hypervolume
 from record import EVALUATED, RUNG_EPOCH, RUNG_PREFIX, Objective
-from search.moasha import MOASHAScheduler, rung_epochs
+from search.moasha import MOASHAScheduler
 from search.searcher import NSDEOptunaSearch, make_sampler
 
 __all__ = ["PROBLEMS", "Problem", "SimResult", "budget_to_reach", "curve_trainable", "simulate"]
@@ -251,9 +251,9 @@ def simulate(problem: Problem, *, sampler: str, scheduler: str, seed: int, budge
                                keep_front=keep_front, brackets=brackets, extrapolate=extrapolate, audit=audit)
 
     moasha = make_moasha(grace_period, bool(audit_trials)) if scheduler == "moasha" else None
-    rungs = set(rung_epochs(grace_period, reduction_factor, max_epochs)) if moasha else set()
-    result, complete = SimResult(), []
-    finals: dict[str, np.ndarray] = {}  # trial id -> its final values (the audit's end)
+    rungs = set(moasha.rungs.epochs) if moasha else set()
+    result = SimResult()
+    finals: dict[str, np.ndarray] = {}  # complete trial id -> its final values, in completion order
     auditing = bool(audit_trials)
     events: list[tuple[float, int, str, int]] = []  # (time the epoch ends, tie-break, trial id, epoch)
     configs = result.configs
@@ -277,10 +277,9 @@ def simulate(problem: Problem, *, sampler: str, scheduler: str, seed: int, budge
         report = _report(objectives, values, epoch, max_epochs, rung=epoch in rungs)
         if epoch == max_epochs:
             searcher.on_trial_complete(tid, report)
-            complete.append(values)
             finals[tid] = values
             result.budget.append(result.spent)
-            result.hypervolume.append(hypervolume(np.array(complete), [o.mode for o in objectives],
+            result.hypervolume.append(hypervolume(np.array(list(finals.values())), [o.mode for o in objectives],
                                                   np.zeros(len(objectives))))
         else:
             decision = "CONTINUE"
@@ -298,14 +297,13 @@ def simulate(problem: Problem, *, sampler: str, scheduler: str, seed: int, budge
         result.wall = now
         if auditing and len(finals) >= audit_trials:  # the audit is complete: decide from now on
             auditing = False
-            moasha, rungs = _after_audit(moasha, finals, objectives, make_moasha, min_tau, reduction_factor,
-                                         max_epochs, result)
+            moasha, rungs = _after_audit(moasha, finals, objectives, make_moasha, min_tau, result)
         start(now)
     return result
 
 
 def _after_audit(audited: MOASHAScheduler, finals: dict[str, np.ndarray], objectives, make_moasha, min_tau: float,
-                 reduction_factor: float, max_epochs: int, result: SimResult):
+                 result: SimResult):
     """The scheduler (and its rung epochs) that decides after the audit: MOASHA from the
     audit's grace period, its tables seeded with the audited values; (None, set()) for FIFO."""
     import pandas as pd
@@ -313,7 +311,7 @@ def _after_audit(audited: MOASHAScheduler, finals: dict[str, np.ndarray], object
     from analysis.rungs import grace_from_audit, rung_audit
 
     names = [o.name for o in objectives]
-    final = pd.DataFrame({t: v for t, v in finals.items()}, index=names).T
+    final = pd.DataFrame(finals, index=names).T
     grace = grace_from_audit(rung_audit(audited.rungs.to_dict(), final, names, front=()), min_tau=min_tau)
     result.grace = grace
     if grace is None:
