@@ -14,6 +14,12 @@ ended:
 `grace_from_audit` proposes a grace period: the first rung at which every objective's tau
 reaches a threshold. Input is the rungs file's JSON (`record.RUNGS_FILE`), so that this module
 needs nothing of `search`.
+
+`best_kept` compares two finished searches instead of a search with itself: for each objective,
+the configuration that ended best in a reference search that stopped nothing (FIFO), and what the
+rule's search did with the same configuration (complete, stopped, or never sampled). With the
+same sampler seed a random sampler draws the same configurations in the same order whatever the
+scheduler does, so the two searches share their first trials.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-__all__ = ["grace_from_audit", "rung_audit", "would_stop"]
+__all__ = ["best_kept", "grace_from_audit", "rung_audit", "would_stop"]
 
 
 def would_stop(rungs: Mapping[str, Any]) -> dict[str, int]:
@@ -75,3 +81,34 @@ def grace_from_audit(audit: pd.DataFrame, *, min_tau: float = 0.6) -> int | None
     by_rung = audit["kendall_tau"].groupby(level="rung").min()
     ok = by_rung[np.asarray(by_rung >= min_tau)]
     return int(ok.index[0]) if len(ok) else None
+
+
+def best_kept(reference, rule) -> pd.DataFrame:
+    """Per objective of `reference` (an `analysis.load.Search`, the search that stopped nothing):
+    `best` (its complete trial that ends best on the objective, validation), `value`, `rule_trial`
+    (the trial of `rule` with the same configuration over the parameters either search varied,
+    "" when `rule` never sampled it) and `rule_status` (that trial's status: complete, pruned,
+    failed, or "not sampled"). `kept` is True when the rule let it complete."""
+    params = sorted(set(reference.varied_params) | set(rule.varied_params))
+
+    def key(search, tid) -> tuple:
+        config = search.config(tid)
+        return tuple(repr(config.get(p)) for p in params)
+
+    in_rule = {}
+    for tid in rule.trials.index:
+        in_rule.setdefault(key(rule, tid), str(tid))  # the first trial of a configuration drawn twice
+    values = reference.values()
+    rows = []
+    for k, (name, mode) in enumerate(reference.objectives):
+        column = values[:, k]
+        if not np.isfinite(column).any():
+            continue
+        i = int(np.nanargmax(column) if mode == "max" else np.nanargmin(column))
+        best = str(reference.trials.index[i])
+        match = in_rule.get(key(reference, best), "")
+        status = str(rule.trials.loc[match, "status"]) if match else "not sampled"
+        rows.append({"objective": name, "best": best, "value": float(column[i]), "rule_trial": match,
+                     "rule_status": status, "kept": status == "complete"})
+    return pd.DataFrame(rows, columns=["objective", "best", "value", "rule_trial", "rule_status", "kept"]
+                        ).set_index("objective")

@@ -4,8 +4,14 @@ and the search profile's evaluation; no final re-evaluation).
 
     python bench/bench_search_efficiency_real.py                       # 6 arms, ~1.5 h on 2 cores
     python bench/bench_search_efficiency_real.py --arms tpe-fifo tpe-moasha
+    python bench/bench_search_efficiency_real.py --space default-long --arms random-fifo random-third \
+        --seed 0 --work runs/bench-stopping-0 --name search_efficiency-long-seed0-cpu   # ~2 h a seed
 
-Budget: a FIFO arm runs `--fifo-trials` trials of the space's 5 epochs; a MOASHA arm starts
+A `-third` arm is MOASHA with its first rung at a third of the space's epochs (`--grace-period
+epochs // 3`, the rule docs/search.md recommends); on the `default` space's 5 epochs that is
+grace 1, so it is compared on `default-long` (15 epochs, first rung at 5).
+
+Budget: a FIFO arm runs `--fifo-trials` trials of the space's epochs; a MOASHA arm starts
 `--moasha-trials` trials, most of which stop at a rung. Every arm is read at the FIFO budget of
 trial-epochs (`hv_at_budget`: the trials that had ended when the trial-epochs spent reached
 it; later ones are reported but not counted) and at the budget every arm spent at least
@@ -14,7 +20,11 @@ budget). Per arm: trials, complete / pruned, trial-epochs, wall seconds (the sea
 total, `timing.json`), the hypervolume of the complete trials (validation numbers of the
 search profile, reference point 0 on every objective: all four default objectives lie in
 [0, 1]) at those budgets and at the arm's end, and the curve of hypervolume against
-trial-epochs. One seed per arm: a single search's hypervolume at this size moves by the luck
+trial-epochs, and for an early-stopping arm whether the configurations that ended best on each
+objective in its sampler's FIFO arm completed in it (`best_kept`, `analysis.rungs.best_kept`:
+with the random sampler and the same seed both arms draw the same first configurations; TPE's
+later draws depend on what the scheduler let complete, so a TPE twin may never draw them). One
+seed per arm: a single search's hypervolume at this size moves by the luck
 of a few trials, so these figures show what the machinery does on the real space, not a
 ranking of samplers (the simulated benchmark, bench_search_efficiency.py, has the seeds for
 that).
@@ -47,9 +57,29 @@ from _common import RESULTS, table  # noqa: E402
 
 from analysis.hypervolume import hypervolume  # noqa: E402
 from analysis.load import Search, load_tune  # noqa: E402
+from analysis.rungs import best_kept  # noqa: E402
 from search.searcher import nsga2_population  # noqa: E402
+from spaces import get_space  # noqa: E402
 
-ARMS = ("random-fifo", "tpe-fifo", "nsga2-fifo", "random-moasha", "tpe-moasha", "nsga2-moasha")
+ARMS = ("random-fifo", "tpe-fifo", "nsga2-fifo", "random-moasha", "tpe-moasha", "nsga2-moasha", "random-third",
+        "tpe-third")
+
+
+def space_epochs(space: str) -> int:
+    """The epochs every trial of `space` trains (a constant of the space; the budget is counted in them)."""
+    epochs = get_space(space).constants.get("train/epochs")
+    if not isinstance(epochs, int):
+        raise SystemExit(f"--space {space}: its trials' epochs are searched or unset ({epochs!r}); this benchmark "
+                         "counts its budget in the epochs every trial trains (a constant train/epochs)")
+    return epochs
+
+
+def scheduler_options(arm: str, epochs: int) -> list[str]:
+    """search.run's scheduler options for an arm: `-third` is MOASHA with its first rung at a third of the epochs."""
+    scheduler = arm.split("-")[1]
+    if scheduler == "third":
+        return ["--scheduler", "moasha", "--grace-period", str(max(1, epochs // 3))]
+    return ["--scheduler", scheduler]
 
 
 def run_arm(arm: str, *, work: Path, trials: int, seed: int, space: str) -> None:
@@ -57,8 +87,9 @@ def run_arm(arm: str, *, work: Path, trials: int, seed: int, space: str) -> None
     folder = work / "ray" / arm
     if (folder / "search.json").exists():
         return
-    sampler, scheduler = arm.split("-")
-    cmd = [sys.executable, "-m", "search.run", "--space", space, "--sampler", sampler, "--scheduler", scheduler,
+    sampler = arm.split("-")[0]
+    cmd = [sys.executable, "-m", "search.run", "--space", space, "--sampler", sampler,
+           *scheduler_options(arm, space_epochs(space)),
            "--num-samples", str(trials), "--seed", str(seed), "--no-final", "--name", arm,
            "--storage-path", str(work / "ray"), "--mlflow-uri", f"sqlite:///{work / 'mlflow.db'}",
            "--experiment", "search-efficiency"]
@@ -115,7 +146,7 @@ def main() -> None:
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    rows, curves = [], {}
+    rows, curves, searches = [], {}, {}
     for arm in args.arms:
         trials = args.fifo_trials if arm.endswith("fifo") else args.moasha_trials
         source = arm
@@ -124,7 +155,7 @@ def main() -> None:
             print(f"{arm}: NSGA-II would replay {source} trial for trial (its first generation never fills); "
                   f"{source}'s search stands for it", flush=True)
         run_arm(source, work=work, trials=trials, seed=args.seed, space=args.space)
-        search = load_tune(work / "ray" / source)
+        search = searches[arm] = load_tune(work / "ray" / source)
         curve = curves[arm] = budget_curve(search)
         status = search.trials["status"].value_counts()
         rows.append({"arm": arm, "ran": source, "trials": len(search.trials), "complete": int(status.get("complete", 0)),
@@ -132,14 +163,21 @@ def main() -> None:
                      "trial_epochs": curve[-1]["trial_epochs"] if curve else 0.0,
                      "wall_seconds": round(float(search.timing.get("total_s", math.nan)), 1),
                      "hv_final": curve[-1]["hypervolume"] if curve else 0.0, "front": len(search.front())})
-    budget = args.fifo_trials * 5.0  # the default space's trials train 5 epochs
+    budget = args.fifo_trials * float(space_epochs(args.space))
     common = min(row["trial_epochs"] for row in rows)  # what every arm spent at least
     for row in rows:
         row["hv_at_budget"] = at_budget(curves[row["arm"]], budget)
         row["hv_at_common"] = at_budget(curves[row["arm"]], common)
+        twin = row["arm"].split("-")[0] + "-fifo"
+        if not row["arm"].endswith("-fifo") and twin in searches:
+            kept = best_kept(searches[twin], searches[row["arm"]])
+            row["best_kept"] = {name: r["rule_status"] for name, r in kept.iterrows()}
     columns = ["arm", "ran", "trials", "complete", "pruned", "failed", "trial_epochs", "wall_seconds", "front",
                "hv_at_common", "hv_at_budget", "hv_final"]
     print(table(rows, columns))
+    for row in rows:
+        if "best_kept" in row:  # what the rule did with its FIFO twin's best configuration, per objective
+            print(f"{row['arm']}: FIFO's best per objective -> " + ", ".join(f"{k} {v}" for k, v in row["best_kept"].items()))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{args.name}.json"
     record = {"machine": {"host_cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},

@@ -54,9 +54,26 @@ _RELATIVE = {"noise/sigma_mode": "relative", "noise/anchor": "mean"}
 @register_space("default")
 def default() -> SearchSpace:
     """Small backbones on 64x64 spectrograms: 6 trials take ~15 min on a 2-core machine (~30 min in all)."""
+    return _default("default", DEFAULT_EPOCHS)
+
+
+DEFAULT_EPOCHS = 5
+LONG_EPOCHS = 15  # three times the default; on the study preset the noisy curves pass the plain one at epoch 5 of 12
+
+
+@register_space("default-long")
+def default_long() -> SearchSpace:
+    """The default space at 15-epoch trials, for comparing stopping rules on the real space
+    (bench/bench_search_efficiency_real.py): at 5 epochs every trial sits at MOASHA's first
+    rung, so a rule cannot be told from FIFO there; at 15 a first rung at a third (5 epochs) falls
+    before the learning curves cross. A trial takes ~3x a default one (~17 min, two at a time)."""
+    return _default("default-long", LONG_EPOCHS)
+
+
+def _default(name: str, epochs: int) -> SearchSpace:
     return SearchSpace(
-        name="default",
-        description="convnext_atto / resnet18 on the default preset (64x64), 5-epoch trials",
+        name=name,
+        description=f"convnext_atto / resnet18 on the default preset (64x64), {epochs}-epoch trials",
         preset="default",
         search_profile="cpu-search",
         final_profile="cpu-final",
@@ -73,7 +90,7 @@ def default() -> SearchSpace:
         },
         # Noise off at evaluation keeps trials deterministic there (no EOT): the `shapes`
         # space searches the evaluation behaviour.
-        constants={"train/epochs": 5, "noise/eval_mode": "off", **_RELATIVE},
+        constants={"train/epochs": epochs, "noise/eval_mode": "off", **_RELATIVE},
         points=(
             # the deterministic baseline, so that the front is always compared with it
             {"model/backbone": "resnet18", "noise/shape": "none", "model/drop_path_rate": 0.0,

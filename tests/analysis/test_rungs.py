@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.rungs import grace_from_audit, rung_audit, would_stop
+from analysis.rungs import best_kept, grace_from_audit, rung_audit, would_stop
 from search.moasha import RungTables
 
 
@@ -86,3 +86,34 @@ def test_the_report_shows_the_audit_and_names_the_front_member_it_would_have_los
     html = render_report(search)
     assert "Rung audit: what early stopping would have cost" in html
     assert "The rule would have stopped 1 front member(s): late" in html
+
+
+def test_best_kept_follows_the_reference_searchs_best_configurations_into_the_rules_search():
+    from analysis.load import Search
+    from record import Objective, TrialRecord
+
+    objectives = [Objective("clean_accuracy", "max"), Objective("apgd_accuracy", "max")]
+
+    def search(name, rows):
+        records = [TrialRecord(t, status, {"train/lr": lr, "noise/shape": shape},
+                               metrics={"clean_accuracy": c, "apgd_accuracy": r} if status == "complete" else
+                               {"val_accuracy": 0.1}, started=float(i))
+                   for i, (t, status, lr, shape, c, r) in enumerate(rows)]
+        return Search.from_records(name, records, objectives)
+
+    # FIFO: 'late' (fbm, lr 3e-3) ends best on clean accuracy, 'white' best on APGD
+    fifo = search("fifo", [("a", "complete", 1e-3, "none", 0.70, 0.30), ("late", "complete", 3e-3, "fbm", 0.80, 0.40),
+                           ("white", "complete", 2e-3, "white", 0.75, 0.50)])
+    # the rule's search drew the same first configurations (other ids) and stopped 'late''s twin;
+    # 'white''s configuration it never drew (another lr)
+    rule = search("rule", [("r1", "complete", 1e-3, "none", 0.71, 0.31), ("r2", "pruned", 3e-3, "fbm", 0, 0),
+                           ("r3", "complete", 2.5e-3, "white", 0.74, 0.52)])
+    table = best_kept(fifo, rule)
+    assert table.loc["clean_accuracy", "best"] == "late" and table.loc["clean_accuracy", "rule_trial"] == "r2"
+    assert table.loc["clean_accuracy", "rule_status"] == "pruned" and not table.loc["clean_accuracy", "kept"]
+    assert table.loc["apgd_accuracy", "best"] == "white"
+    assert table.loc["apgd_accuracy", "rule_status"] == "not sampled" and table.loc["apgd_accuracy", "rule_trial"] == ""
+    assert table.loc["apgd_accuracy", "value"] == pytest.approx(0.50)
+    # the same configuration completed: kept
+    kept = best_kept(fifo, search("rule2", [("s1", "complete", 3e-3, "fbm", 0.6, 0.2)]))
+    assert kept.loc["clean_accuracy", "kept"] and kept.loc["clean_accuracy", "rule_trial"] == "s1"

@@ -20,12 +20,20 @@ def test_registry_lists_the_named_spaces_and_unknown_names_list_them():
         get_space("nope")
 
 
-@pytest.mark.parametrize("name", ["default", "paper", "shapes", "study", "confirm-pilot"])
+@pytest.mark.parametrize("name", ["default", "default-long", "paper", "shapes", "study", "confirm-pilot"])
 def test_named_space_round_trips_through_its_dict_form(name):
     space = get_space(name)
     assert space_from_dict(space.to_dict()) == space
     for point in space.points:
         assert set(space.config(point)) <= set(KEYS)
+
+
+def test_the_long_default_space_is_the_default_space_at_three_times_the_epochs():
+    short, long = get_space("default").to_dict(), get_space("default-long").to_dict()
+    assert long["constants"]["train/epochs"] == 3 * short["constants"]["train/epochs"] == 15
+    for record in (short, long):
+        record.pop("name"), record.pop("description"), record["constants"].pop("train/epochs")
+    assert long == short
 
 
 def test_keys_take_the_nsde_configs_own_rules():
